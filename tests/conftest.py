@@ -1,0 +1,166 @@
+"""Real databases for every test: a fresh SQLite file and a fresh PostgreSQL database each.
+
+Each backend is migrated once per run into a template (`alembic upgrade head`); every test
+gets its own copy, so tests never share rows. PostgreSQL comes from
+TICKETING_TEST_POSTGRES_URL; without it PostgreSQL tests skip, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ticketing.app import create_app
+from ticketing.db import create_engine, create_sessionmaker, migrate
+from ticketing.settings import Settings
+
+POSTGRES_URL = os.environ.get("TICKETING_TEST_POSTGRES_URL")
+IN_CI = bool(os.environ.get("CI"))
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(autouse=True)
+def _no_ticketing_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build settings from what they pass, never from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("TICKETING_") and name != "TICKETING_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _pg_admin(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=10)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def require_postgres() -> str:
+    if not POSTGRES_URL:
+        message = "TICKETING_TEST_POSTGRES_URL is not set"
+        if IN_CI:
+            pytest.fail(f"{message}; CI needs PostgreSQL")
+        pytest.skip(message)
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    url = require_postgres()
+    name = f"ticketing_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        asyncio.run(_pg_admin(url, f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.fail(f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {error}")
+    migrate.upgrade(make_url(url).set(database=name).render_as_string(hide_password=False))
+    yield name
+    asyncio.run(_pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "ticketing.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    url = POSTGRES_URL
+    name = f"ticketing_t_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(url, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+    yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_pg_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database on each backend in turn."""
+    return request.getfixturevalue(f"{backend}_url")
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "var"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_settings(database_url: str, var_dir: Path):
+    """Settings as `Settings.from_env` builds them, from the given TICKETING_* values only."""
+
+    def build(**values: str) -> Settings:
+        env = {"TICKETING_DATABASE_URL": database_url, "TICKETING_VAR_DIR": str(var_dir)}
+        env.update({f"TICKETING_{k.upper()}": v for k, v in values.items()})
+        return Settings.from_env(env, dotenv=None)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def start_client():
+    """Start the real app for some settings behind aiohttp's test server; closed after the test."""
+    clients: list[TestClient] = []
+
+    async def start(settings: Settings) -> TestClient:
+        client = TestClient(TestServer(create_app(settings)))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(start_client, settings: Settings) -> TestClient:
+    return await start_client(settings)

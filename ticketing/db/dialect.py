@@ -1,0 +1,12 @@
+"""What differs between SQLite and PostgreSQL, kept in one place."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def insert(session: AsyncSession, model):
+    """The backend's INSERT, which has `on_conflict_do_nothing()` on both."""
+    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return module.insert(model)

@@ -1,0 +1,59 @@
+"""The engine and the sessionmaker: the one place database sessions come from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def is_postgres(engine_or_session) -> bool:
+    bind = getattr(engine_or_session, "bind", engine_or_session)
+    return bind.dialect.name == "postgresql"
+
+
+def create_engine(database_url: str, **kwargs) -> AsyncEngine:
+    """An async engine; for SQLite, one connection per process with immediate transactions.
+
+    SQLite allows one writer. A single pooled connection queues the tasks of one process
+    instead of failing them with "database is locked"; BEGIN IMMEDIATE plus a busy timeout
+    makes a second process (a CLI command beside `serve`) wait for the lock rather than
+    fail halfway through a transaction.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_async_engine(url, **kwargs)
+
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("pool_size", 1)
+    kwargs.setdefault("max_overflow", 0)
+    kwargs.setdefault("pool_timeout", 60)
+    engine = create_async_engine(url, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event below issue BEGIN, not the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit; one per request or job."""
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,50 @@
+"""Domain errors. The web layer maps each kind to one HTTP status; the CLI prints the message."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Something the caller asked for cannot be done."""
+
+    code = "error"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.field = field
+        super().__init__(self.message)
+
+
+class Invalid(DomainError):
+    """The input is well-formed but not acceptable."""
+
+    code = "invalid"
+
+
+class NotFound(DomainError):
+    """No such thing."""
+
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    """That belongs to somebody else."""
+
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    """The current state does not allow that."""
+
+    code = "conflict"
+
+
+class SoldOut(Conflict):
+    """This webinar is sold out."""
+
+    code = "sold_out"
+
+
+class Unavailable(DomainError):
+    """A service this depends on is unavailable; try again shortly."""
+
+    code = "unavailable"

@@ -1,0 +1,202 @@
+"""Orders: starting a checkout, recording what Stripe says, and settling the order's tickets.
+
+An order keeps facts (completed, paid, refunded, disputed, …), each set once and never
+unset. `settle` derives the status and the tickets from the facts alone, so the end state
+is the same whatever order Stripe's events arrive in and however often.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db import utcnow
+from ticketing.db.dialect import insert
+from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.errors import Conflict, Invalid, SoldOut
+from ticketing.jobs import enqueue
+from ticketing.tickets.service import issue_tickets, order_tickets, revoke_tickets
+from ticketing.webinars.service import get_webinar, seats_left
+
+logger = logging.getLogger(__name__)
+
+MAX_QUANTITY = 50
+
+
+def check_quantity(quantity: object) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        raise Invalid(f"quantity must be a whole number from 1 to {MAX_QUANTITY}", field="quantity")
+    return quantity
+
+
+def check_on_sale(webinar: Webinar, quantity: int, *, now: dt.datetime) -> None:
+    """Raise Conflict unless `quantity` seats of `webinar` can be bought now."""
+    if webinar.status == WebinarStatus.CANCELLED:
+        raise Conflict("this webinar has been cancelled")
+    if webinar.status == WebinarStatus.ENDED or webinar.ends_at <= now:
+        raise Conflict("this webinar has ended")
+    left = seats_left(webinar)
+    if left is not None and left < quantity:
+        raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
+
+
+async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: int, email: str | None) -> tuple[Order, Webinar]:
+    """A pending order for a checkout about to be created; raises Conflict when not on sale."""
+    quantity = check_quantity(quantity)
+    webinar = await get_webinar(session, webinar_id)
+    check_on_sale(webinar, quantity, now=utcnow())
+    order = Order(
+        id=uuid.uuid4(),
+        webinar_id=webinar.id,
+        quantity=quantity,
+        email=email,
+        expected_amount=webinar.price_amount * quantity,
+        currency=webinar.currency,
+        amount_refunded=0,
+        status=OrderStatus.PENDING,
+    )
+    session.add(order)
+    await session.flush()
+    return order, webinar
+
+
+async def attach_checkout_session(session: AsyncSession, order_id: uuid.UUID, stripe_session_id: str) -> None:
+    await session.execute(
+        update(Order).where(Order.id == order_id, Order.stripe_session_id.is_(None)).values(stripe_session_id=stripe_session_id)
+    )
+
+
+async def find_order_by_session(session: AsyncSession, stripe_session_id: str) -> Order | None:
+    return await session.scalar(select(Order).where(Order.stripe_session_id == stripe_session_id))
+
+
+async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    return await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+
+
+async def lock_order_by_session(session: AsyncSession, stripe_session_id: str) -> Order | None:
+    return await session.scalar(select(Order).where(Order.stripe_session_id == stripe_session_id).with_for_update())
+
+
+async def lock_order_by_payment_intent(session: AsyncSession, payment_intent_id: str) -> Order | None:
+    query = select(Order).where(Order.stripe_payment_intent_id == payment_intent_id).with_for_update()
+    return (await session.scalars(query.limit(1))).first()
+
+
+async def adopt_checkout_session(
+    session: AsyncSession, stripe_session_id: str, webinar: Webinar, quantity: int
+) -> Order:
+    """The order of a checkout session this service did not create, made once however many
+    processes see the session at the same time."""
+    await session.execute(
+        insert(session, Order)
+        .values(
+            id=uuid.uuid4(),
+            webinar_id=webinar.id,
+            stripe_session_id=stripe_session_id,
+            quantity=quantity,
+            expected_amount=webinar.price_amount * quantity,
+            currency=webinar.currency,
+            amount_refunded=0,
+            status=OrderStatus.PENDING,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["stripe_session_id"])
+    )
+    order = await lock_order_by_session(session, stripe_session_id)
+    assert order is not None
+    return order
+
+
+async def _take_seats(session: AsyncSession, webinar: Webinar, count: int) -> bool:
+    """Take `count` seats if the webinar has them, in one conditional UPDATE (no oversell)."""
+    result = await session.execute(
+        update(Webinar)
+        .where(
+            Webinar.id == webinar.id,
+            (Webinar.capacity.is_(None)) | (Webinar.seats_taken + count <= Webinar.capacity),
+        )
+        .values(seats_taken=Webinar.seats_taken + count)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _payment_problem(order: Order, webinar: Webinar) -> str | None:
+    expected = order.expected_amount if order.expected_amount is not None else webinar.price_amount * order.quantity
+    currency = (order.currency or "").lower()
+    if currency != webinar.currency:
+        return f"paid in {currency.upper() or 'an unknown currency'}, the webinar is priced in {webinar.currency.upper()}"
+    if order.amount_total != expected:
+        return f"paid {order.amount_total} {currency.upper()}, expected {expected} for {order.quantity} seat(s)"
+    return None
+
+
+async def request_refund(session: AsyncSession, order: Order, reason: str) -> None:
+    """Queue the refund of `order` (once per order, however often asked)."""
+    if order.refund_requested_at is None:
+        order.refund_requested_at = utcnow()
+    await enqueue(session, "payment.refund", {"order_id": str(order.id), "reason": reason},
+                  dedupe_key=f"payment.refund:{order.id}")
+
+
+async def settle(session: AsyncSession, order: Order) -> OrderStatus:
+    """Bring the order's status and tickets in line with its facts. Idempotent.
+
+    The caller holds the order's row lock (PostgreSQL) or the database's write lock
+    (SQLite), so two processes never settle one order at once.
+    """
+    webinar = await get_webinar(session, order.webinar_id)
+    tickets = await order_tickets(session, order.id)
+    live = [t for t in tickets if t.status == TicketStatus.VALID]
+    revoke_reason = None
+
+    if order.refunded_at is not None:
+        status, revoke_reason = OrderStatus.REFUNDED, "refunded"
+    elif order.disputed_at is not None and order.dispute_won_at is None:
+        status, revoke_reason = OrderStatus.DISPUTED, "disputed"
+    elif order.paid_at is None:
+        if order.payment_failed_at is not None:
+            status = OrderStatus.FAILED
+        elif order.expired_at is not None:
+            status = OrderStatus.EXPIRED
+        else:
+            status = OrderStatus.PENDING
+    elif webinar.status == WebinarStatus.CANCELLED:
+        status, revoke_reason = OrderStatus.CANCELLED, "cancelled"
+        await request_refund(session, order, "cancelled")
+    elif (problem := _payment_problem(order, webinar)) is not None:
+        status = OrderStatus.FLAGGED
+        order.problem = problem
+        logger.warning("order flagged", extra={"order_id": str(order.id), "problem": problem})
+    elif tickets:
+        status = OrderStatus.PAID if live or order.status == OrderStatus.PAID else order.status
+    elif order.status == OrderStatus.OVERSOLD:
+        status = OrderStatus.OVERSOLD
+    elif await _take_seats(session, webinar, order.quantity):
+        await issue_tickets(session, order, webinar)
+        status = OrderStatus.PAID
+    else:
+        status = OrderStatus.OVERSOLD
+        order.problem = "paid after the webinar sold out; refunded automatically"
+        logger.warning("order oversold", extra={"order_id": str(order.id)})
+        await request_refund(session, order, "oversold")
+
+    if revoke_reason is not None and live:
+        await revoke_tickets(session, live, revoke_reason)
+    if order.status != status:
+        order.status = status
+    await session.flush()
+    return status
+
+
+async def orders_for_tickets(session: AsyncSession, tickets: list[Ticket]) -> dict[uuid.UUID, Order]:
+    ids = {t.order_id for t in tickets}
+    if not ids:
+        return {}
+    return {o.id: o for o in await session.scalars(select(Order).where(Order.id.in_(ids)))}

@@ -1,0 +1,37 @@
+"""Organizers and their API keys (shown once, stored as a SHA-256 hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db.models import Organizer
+from ticketing.errors import Invalid
+
+KEY_PREFIX = "tk_"
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_organizer(session: AsyncSession, name: str, email: str) -> tuple[Organizer, str]:
+    """Create an organizer; returns it with its API key, which is not kept anywhere."""
+    name, email = name.strip(), email.strip()
+    if not name or len(name) > 200:
+        raise Invalid("name must be 1 to 200 characters", field="name")
+    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
+        raise Invalid(f"not an email address: {email!r}", field="email")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    organizer = Organizer(name=name, email=email, api_key_hash=hash_api_key(key))
+    session.add(organizer)
+    await session.flush()
+    return organizer, key
+
+
+async def organizer_for_key(session: AsyncSession, key: str) -> Organizer | None:
+    """The organizer holding `key`, if any. The lookup is by hash, so timing tells nothing."""
+    return await session.scalar(select(Organizer).where(Organizer.api_key_hash == hash_api_key(key)))

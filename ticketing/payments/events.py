@@ -1,0 +1,203 @@
+"""What each Stripe event type does to our orders. One function per type; all idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db import utcnow
+from ticketing.db.models import Order, StripeEvent
+from ticketing.errors import NotFound
+from ticketing.orders.service import (
+    adopt_checkout_session,
+    lock_order,
+    lock_order_by_payment_intent,
+    lock_order_by_session,
+    settle,
+)
+from ticketing.webinars.service import get_webinar
+
+logger = logging.getLogger(__name__)
+
+CHECKOUT_TYPES = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+)
+CHARGE_TYPES = ("charge.refunded", "charge.dispute.created", "charge.dispute.closed")
+HANDLED_TYPES = CHECKOUT_TYPES + CHARGE_TYPES
+
+
+def _id(value: Any) -> str | None:
+    """A Stripe reference, which is an id string or, when expanded, an object with one."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def references(event_type: str, obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The (checkout session id, payment intent id) an event's object points at."""
+    if event_type in CHECKOUT_TYPES:
+        return _id(obj.get("id")), _id(obj.get("payment_intent"))
+    if event_type in CHARGE_TYPES:
+        return None, _id(obj.get("payment_intent"))
+    return None, None
+
+
+async def process_event(session: AsyncSession, event: StripeEvent) -> str:
+    """Apply one stored event; returns the outcome recorded on it."""
+    obj = event.payload["data"]["object"]
+    match event.type:
+        case t if t in CHECKOUT_TYPES:
+            return await _checkout_session(session, obj, event.type)
+        case t if t in CHARGE_TYPES:
+            return await _charge_event(session, obj, event)
+        case _:
+            return "ignored"
+
+
+async def _order_for_checkout(session: AsyncSession, obj: dict[str, Any]) -> Order | str:
+    """The order a checkout session belongs to, made if needed; or why there is none."""
+    session_id = _id(obj.get("id"))
+    if session_id is None:
+        return "malformed"
+    metadata = obj.get("metadata") or {}
+    order = await lock_order_by_session(session, session_id)
+    if order is None:
+        order_id = _uuid(metadata.get("order_id") or obj.get("client_reference_id"))
+        if order_id is not None:
+            order = await lock_order(session, order_id)
+            if order is not None and order.stripe_session_id not in (None, session_id):
+                order = None  # our id, but another session of it: treat the session on its own
+    if order is not None:
+        if order.stripe_session_id is None:
+            order.stripe_session_id = session_id
+        return order
+    webinar_id = _uuid(metadata.get("webinar_id"))
+    if webinar_id is None:
+        return "unknown_webinar"
+    try:
+        webinar = await get_webinar(session, webinar_id)
+    except NotFound:
+        return "unknown_webinar"
+    try:
+        quantity = int(metadata.get("quantity", 1))
+    except (TypeError, ValueError):
+        quantity = 0
+    order = await adopt_checkout_session(session, session_id, webinar, max(quantity, 1))
+    if quantity < 1:
+        order.problem = f"metadata.quantity is not a positive whole number: {metadata.get('quantity')!r}"
+    return order
+
+
+def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, now: dt.datetime) -> None:
+    details = obj.get("customer_details") or {}
+    email = details.get("email") or obj.get("customer_email")
+    if isinstance(email, str) and email and not order.email:
+        order.email = email[:320]
+    name = details.get("name")
+    if isinstance(name, str) and name and not order.buyer_name:
+        order.buyer_name = name[:200]
+    if isinstance(obj.get("amount_total"), int):
+        order.amount_total = obj["amount_total"]
+    if isinstance(obj.get("currency"), str):
+        order.currency = obj["currency"].lower()
+    payment_intent = _id(obj.get("payment_intent"))
+    if payment_intent and not order.stripe_payment_intent_id:
+        order.stripe_payment_intent_id = payment_intent
+    if isinstance(obj.get("livemode"), bool):
+        order.livemode = obj["livemode"]
+
+    paid = obj.get("payment_status") in ("paid", "no_payment_required")
+    if event_type == "checkout.session.completed":
+        order.completed_at = order.completed_at or now
+        if paid:
+            order.paid_at = order.paid_at or now
+    elif event_type == "checkout.session.async_payment_succeeded":
+        order.completed_at = order.completed_at or now
+        order.paid_at = order.paid_at or now
+    elif event_type == "checkout.session.async_payment_failed":
+        order.payment_failed_at = order.payment_failed_at or now
+    elif event_type == "checkout.session.expired":
+        order.expired_at = order.expired_at or now
+
+
+async def _checkout_session(session: AsyncSession, obj: dict[str, Any], event_type: str) -> str:
+    found = await _order_for_checkout(session, obj)
+    if isinstance(found, str):
+        logger.warning("checkout event not matched", extra={"outcome": found, "session": _id(obj.get("id"))})
+        return found
+    order = found
+    _record_checkout_facts(order, obj, event_type, utcnow())
+    if order.stripe_payment_intent_id:
+        await _replay_charge_events(session, order)
+    status = await settle(session, order)
+    return f"order_{status.value}"
+
+
+async def _replay_charge_events(session: AsyncSession, order: Order) -> None:
+    """Apply refund and dispute events that arrived before we knew this order's payment intent."""
+    early = await session.scalars(
+        select(StripeEvent).where(
+            StripeEvent.payment_intent_id == order.stripe_payment_intent_id,
+            StripeEvent.outcome == "unmatched",
+        ).order_by(StripeEvent.created, StripeEvent.received_at)
+    )
+    for event in early:
+        _record_charge_facts(order, event.type, event.payload["data"]["object"], utcnow())
+        event.outcome = "replayed"
+
+
+async def _order_for_charge(session: AsyncSession, obj: dict[str, Any]) -> Order | None:
+    payment_intent = _id(obj.get("payment_intent"))
+    if payment_intent:
+        order = await lock_order_by_payment_intent(session, payment_intent)
+        if order is not None:
+            return order
+    order_id = _uuid((obj.get("metadata") or {}).get("order_id"))
+    if order_id is not None:
+        order = await lock_order(session, order_id)
+        if order is not None and payment_intent and not order.stripe_payment_intent_id:
+            order.stripe_payment_intent_id = payment_intent
+        return order
+    return None
+
+
+def _record_charge_facts(order: Order, event_type: str, obj: dict[str, Any], now: dt.datetime) -> None:
+    if event_type == "charge.refunded":
+        refunded = obj.get("amount_refunded")
+        if isinstance(refunded, int) and refunded > order.amount_refunded:
+            order.amount_refunded = refunded
+        amount = obj.get("amount")
+        full = obj.get("refunded") is True or (isinstance(amount, int) and isinstance(refunded, int) and refunded >= amount)
+        if full:
+            order.refunded_at = order.refunded_at or now
+    elif event_type == "charge.dispute.created":
+        order.disputed_at = order.disputed_at or now
+    elif event_type == "charge.dispute.closed":
+        order.disputed_at = order.disputed_at or now
+        if obj.get("status") == "won":
+            order.dispute_won_at = order.dispute_won_at or now
+
+
+async def _charge_event(session: AsyncSession, obj: dict[str, Any], event: StripeEvent) -> str:
+    order = await _order_for_charge(session, obj)
+    if order is None:
+        # Kept as "unmatched"; replayed when the checkout event tells us the payment intent.
+        return "unmatched"
+    _record_charge_facts(order, event.type, obj, utcnow())
+    status = await settle(session, order)
+    return f"order_{status.value}"

@@ -1,0 +1,73 @@
+"""The official Stripe client, configured from settings, and the calls this service makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import stripe
+
+from ticketing.db.models import Order, Webinar
+from ticketing.errors import Unavailable
+from ticketing.settings import Settings
+
+# The API version this code reads events in; events in another version are logged.
+API_VERSION = stripe.api_version
+
+
+def create_stripe_client(settings: Settings) -> stripe.StripeClient | None:
+    """A client on aiohttp, or None in dev mode (no secret key)."""
+    if settings.stripe_secret_key is None:
+        return None
+    base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    return stripe.StripeClient(
+        settings.stripe_secret_key,
+        http_client=stripe.AIOHTTPClient(timeout=20),
+        base_addresses=base,
+        max_network_retries=2,
+    )
+
+
+async def close_stripe_client(client: stripe.StripeClient) -> None:
+    await client._requestor._client.close_async()
+
+
+def checkout_metadata(order: Order, webinar: Webinar) -> dict[str, str]:
+    return {"webinar_id": str(webinar.id), "quantity": str(order.quantity), "order_id": str(order.id)}
+
+
+def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, *, now: dt.datetime) -> dict[str, Any]:
+    """The Checkout Session for `order`: the webinar's price inline, our ids in the metadata
+    of both the session and its payment intent (refund and dispute events carry the latter)."""
+    metadata = checkout_metadata(order, webinar)
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [{
+            "quantity": order.quantity,
+            "price_data": {
+                "currency": webinar.currency,
+                "unit_amount": webinar.price_amount,
+                "product_data": {"name": webinar.title},
+            },
+        }],
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "client_reference_id": str(order.id),
+        "success_url": f"{settings.base_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{settings.base_url}/w/{webinar.id}",
+        "expires_at": int((now + dt.timedelta(minutes=settings.checkout_expires_minutes)).timestamp()),
+    }
+    if order.email:
+        params["customer_email"] = order.email
+    return params
+
+
+async def create_checkout_session(client: stripe.StripeClient, params: dict[str, Any], order: Order) -> tuple[str, str]:
+    """Create the session (idempotent per order); returns its id and the URL to send the buyer to."""
+    try:
+        session = await client.v1.checkout.sessions.create_async(
+            params, {"idempotency_key": f"checkout-{order.id}"}
+        )
+    except stripe.StripeError as error:
+        raise Unavailable(f"Stripe did not create the checkout session: {error.user_message or type(error).__name__}") from error
+    return session.id, session.url

@@ -1,0 +1,131 @@
+"""The organizer API under /api: thin handlers over the webinar and ticket services."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from aiohttp import web
+
+from ticketing.db.models import Organizer, Ticket, Webinar
+from ticketing.organizers import organizer_for_key
+from ticketing.webinars import service as webinars
+from ticketing.web.keys import SESSIONMAKER, SETTINGS
+from ticketing.web.responses import json_response, read_json
+
+routes = web.RouteTableDef()
+
+TICKET_COLUMNS = ("id", "order_id", "email", "name", "status", "revoked_reason", "created_at",
+                  "first_joined_at", "last_joined_at", "join_count")
+
+
+async def authenticate(request: web.Request) -> Organizer:
+    """The organizer whose API key is in `Authorization: Bearer …`, or 401."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise web.HTTPUnauthorized(text="send your API key as Authorization: Bearer <key>",
+                                   headers={"WWW-Authenticate": "Bearer"})
+    async with request.app[SESSIONMAKER]() as session:
+        organizer = await organizer_for_key(session, key.strip())
+    if organizer is None:
+        raise web.HTTPUnauthorized(text="unknown API key", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return organizer
+
+
+def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
+    base = request.app[SETTINGS].base_url
+    return {
+        "id": webinar.id,
+        "title": webinar.title,
+        "description": webinar.description,
+        "starts_at": webinar.starts_at,
+        "ends_at": webinar.ends_at,
+        "timezone": webinar.timezone,
+        "price_amount": webinar.price_amount,
+        "currency": webinar.currency.upper(),
+        "capacity": webinar.capacity,
+        "tickets_sold": webinar.seats_taken,
+        "seats_left": webinars.seats_left(webinar),
+        "room": webinar.room,
+        "status": webinar.status.value,
+        "public_url": f"{base}/w/{webinar.id}",
+        "created_at": webinar.created_at,
+        "updated_at": webinar.updated_at,
+    }
+
+
+def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    data = {name: getattr(ticket, name) for name in TICKET_COLUMNS}
+    data["status"] = ticket.status.value
+    return data
+
+
+@routes.post("/api/webinars")
+async def create_webinar(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        webinar = await webinars.create_webinar(session, organizer, data)
+    response = json_response(webinar_json(request, webinar), status=201)
+    response.headers["Location"] = f"/api/webinars/{webinar.id}"
+    return response
+
+
+@routes.get("/api/webinars")
+async def list_webinars(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    async with request.app[SESSIONMAKER]() as session:
+        found = await webinars.list_webinars(session, organizer)
+    return json_response({"webinars": [webinar_json(request, w) for w in found]})
+
+
+@routes.get("/api/webinars/{id}")
+async def get_webinar(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        webinar = await webinars.get_own_webinar(session, organizer, webinar_id)
+    return json_response(webinar_json(request, webinar))
+
+
+@routes.patch("/api/webinars/{id}")
+async def update_webinar(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        webinar = await webinars.update_webinar(session, organizer, webinar_id, data)
+    return json_response(webinar_json(request, webinar))
+
+
+@routes.get("/api/webinars/{id}/tickets")
+async def list_tickets(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        tickets = await webinars.list_tickets(session, organizer, webinar_id)
+    if "text/csv" in request.headers.get("Accept", ""):
+        return _csv([ticket_json(t) for t in tickets], filename=f"tickets-{webinar_id}.csv")
+    return json_response({"tickets": [ticket_json(t) for t in tickets]})
+
+
+def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=TICKET_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+    response = web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat().replace("+00:00", "Z")
+    text = str(value)
+    # A cell starting with = + - @ is a formula to a spreadsheet; quote it as text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -1,0 +1,133 @@
+"""Buyer pages: the public webinar page, checkout, and dev mode's test-payment page."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ticketing.db import utcnow
+from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.orders import service as orders
+from ticketing.payments import simulated
+from ticketing.payments.signature import sign
+from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
+from ticketing.webinars import service as webinars
+from ticketing.web.keys import HTTP, SESSIONMAKER, SETTINGS, STRIPE
+from ticketing.web.responses import render
+
+logger = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+dev_routes = web.RouteTableDef()
+
+
+def _on_sale_problem(webinar) -> str | None:
+    try:
+        orders.check_on_sale(webinar, 1, now=utcnow())
+    except Conflict as error:
+        return error.message
+    return None
+
+
+@routes.get("/w/{id}")
+async def webinar_page(request: web.Request) -> web.Response:
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        webinar = await webinars.get_webinar(session, webinar_id)
+    return render(request, "webinar.html", {
+        "webinar": webinar,
+        "seats_left": webinars.seats_left(webinar),
+        "problem": _on_sale_problem(webinar),
+        "max_quantity": orders.MAX_QUANTITY,
+    })
+
+
+async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
+    if request.content_type == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise web.HTTPBadRequest(text="the body must be a JSON object")
+    else:
+        data = dict(await request.post())
+    quantity = data.get("quantity", 1)
+    if isinstance(quantity, str):
+        try:
+            quantity = int(quantity.strip() or "1")
+        except ValueError:
+            raise Invalid("quantity must be a whole number", field="quantity") from None
+    email = data.get("email")
+    email = email.strip() if isinstance(email, str) and email.strip() else None
+    if email is not None and ("@" not in email or len(email) > 320 or any(c.isspace() for c in email)):
+        raise Invalid(f"not an email address: {email!r}", field="email")
+    return quantity, email
+
+
+@routes.post("/w/{id}/checkout")
+async def checkout(request: web.Request) -> web.Response:
+    """Start a Stripe Checkout (or the dev test payment) and send the buyer there."""
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    quantity, email = await _checkout_input(request)
+    settings = request.app[SETTINGS]
+    async with request.app[SESSIONMAKER].begin() as session:
+        order, webinar = await orders.start_order(session, webinar_id, quantity, email)
+    client = request.app[STRIPE]
+    if client is None:
+        session_id = simulated.new_session_id()
+        url = f"{settings.base_url}/dev/checkout/{session_id}"
+    else:
+        params = checkout_session_params(settings, order, webinar, now=utcnow())
+        session_id, url = await create_checkout_session(client, params, order)
+    async with request.app[SESSIONMAKER].begin() as session:
+        await orders.attach_checkout_session(session, order.id, session_id)
+    raise web.HTTPSeeOther(url)
+
+
+@routes.get("/checkout/success")
+async def checkout_success(request: web.Request) -> web.Response:
+    return render(request, "success.html", {})
+
+
+async def _dev_order(request: web.Request):
+    session_id = request.match_info["session_id"]
+    async with request.app[SESSIONMAKER]() as session:
+        order = await orders.find_order_by_session(session, session_id)
+        if order is None:
+            raise NotFound("no such test checkout")
+        webinar = await webinars.get_webinar(session, order.webinar_id)
+    return order, webinar
+
+
+@dev_routes.get("/dev/checkout/{session_id}")
+async def dev_checkout_page(request: web.Request) -> web.Response:
+    order, webinar = await _dev_order(request)
+    return render(request, "dev_checkout.html", {"order": order, "webinar": webinar})
+
+
+@dev_routes.post("/dev/checkout/{session_id}")
+async def dev_checkout_pay(request: web.Request) -> web.Response:
+    """Pay a test checkout: sign a `checkout.session.completed` and post it to our own webhook."""
+    order, webinar = await _dev_order(request)
+    form = await request.post()
+    email = str(form.get("email") or order.email or "").strip()
+    if "@" not in email or any(c.isspace() for c in email):
+        return render(request, "dev_checkout.html", {"order": order, "webinar": webinar,
+                                                     "error": "Enter the email address the tickets go to."}, status=422)
+    event = simulated.checkout_completed_event(
+        session_id=order.stripe_session_id, webinar_id=str(webinar.id), quantity=order.quantity, email=email,
+        amount_total=order.expected_amount, currency=webinar.currency, order_id=str(order.id),
+        name=str(form.get("name") or "").strip() or None,
+    )
+    body = simulated.encode(event)
+    settings = request.app[SETTINGS]
+    webhook_url = f"{request.url.origin()}/webhooks/stripe"
+    async with request.app[HTTP].post(webhook_url, data=body, headers={
+        "Content-Type": "application/json", "Stripe-Signature": sign(body, settings.stripe_webhook_secrets[0]),
+    }) as response:
+        if response.status != 200:
+            logger.error("dev webhook was refused", extra={"status": response.status})
+            raise web.HTTPServiceUnavailable(text="the test payment could not be recorded; try again")
+    raise web.HTTPSeeOther(f"/checkout/success?session_id={order.stripe_session_id}")

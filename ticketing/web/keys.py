@@ -1,0 +1,20 @@
+"""Typed keys for what the application holds."""
+
+from __future__ import annotations
+
+import aiohttp
+import jinja2
+import stripe
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ticketing.settings import Settings
+from ticketing.web.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
+STRIPE = web.AppKey("stripe", stripe.StripeClient | None)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+METRICS = web.AppKey("metrics", Metrics)

@@ -1,0 +1,36 @@
+"""Operations endpoints: liveness, readiness (the database answers) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from ticketing.web.keys import ENGINE, METRICS
+from ticketing.web.responses import json_response
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(5):
+            async with request.app[ENGINE].connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception as error:  # any failure to reach the database means not ready
+        return json_response({"status": "unavailable", "database": type(error).__name__}, status=503)
+    return json_response({"status": "ok", "database": "ok"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

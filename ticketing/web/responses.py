@@ -1,0 +1,62 @@
+"""Building responses: JSON bodies, error bodies, pages from templates; and reading JSON input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from ticketing.web.keys import SETTINGS, TEMPLATES
+
+JSON_PREFIXES = ("/api/", "/webhooks/")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_default, ensure_ascii=False)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps)
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    page = request.app[TEMPLATES].get_template(template).render(settings=request.app[SETTINGS], **context)
+    response = web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def error_response(request: web.Request, status: int, code: str, message: str, *, field: str | None = None) -> web.Response:
+    if request.path.startswith(JSON_PREFIXES):
+        error: dict[str, Any] = {"code": code, "message": message}
+        if field:
+            error["field"] = field
+        return json_response({"error": error}, status=status)
+    return render(request, "error.html", {"status": status, "message": message}, status=status)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object: 415 when it is not JSON, 400 when malformed, 413 when too large."""
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send the body as JSON with Content-Type: application/json")
+    body = await request.read()
+    try:
+        data = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
+    return data

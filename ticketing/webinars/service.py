@@ -1,0 +1,231 @@
+"""Creating, listing and editing webinars, and the rules a webinar must meet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import uuid
+import zoneinfo
+from collections.abc import Mapping
+from typing import Any
+
+from babel.numbers import list_currencies
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db import utcnow
+from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
+from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.jobs import enqueue
+
+ROOM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")
+# Codes ISO 4217 keeps for testing, metals and "no currency": nobody pays in these.
+_NOT_MONEY = {"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XSU", "XUA", "XBA", "XBB", "XBC", "XBD"}
+CURRENCIES = frozenset(list_currencies()) - _NOT_MONEY
+EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room")
+
+
+def parse_id(value: str) -> uuid.UUID:
+    """A webinar, order or ticket id from a URL; anything else is simply unknown."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError):
+        raise NotFound("no such item") from None
+
+
+def _text(data: Mapping[str, Any], name: str, *, limit: int, required: bool) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise Invalid(f"{name} is required", field=name)
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be a string", field=name)
+    value = value.strip()
+    if required and not value:
+        raise Invalid(f"{name} must not be empty", field=name)
+    if len(value) > limit:
+        raise Invalid(f"{name} must be at most {limit} characters", field=name)
+    return value
+
+
+def _when(data: Mapping[str, Any], name: str) -> dt.datetime:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise Invalid(f"{name} is required as an ISO 8601 time with offset, e.g. 2030-01-31T18:00:00+01:00", field=name)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{name} is not an ISO 8601 time: {value!r}", field=name) from None
+    if parsed.tzinfo is None:
+        raise Invalid(f"{name} needs a UTC offset, e.g. {value}+00:00 or {value}Z", field=name)
+    return parsed
+
+
+def _integer(data: Mapping[str, Any], name: str, *, required: bool) -> int | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise Invalid(f"{name} is required", field=name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"{name} must be a whole number", field=name)
+    return value
+
+
+def _zone_name(value: dt.datetime) -> str:
+    """A fixed offset like "+02:00" for a time given with an offset but no zone name."""
+    offset = value.utcoffset() or dt.timedelta(0)
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def zone(name: str) -> dt.tzinfo:
+    """The tzinfo of a stored `timezone`: an IANA zone or a fixed offset."""
+    if name[:1] in "+-":
+        hours, minutes = name[1:].split(":")
+        delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+        return dt.timezone(delta if name[0] == "+" else -delta)
+    return zoneinfo.ZoneInfo(name)
+
+
+def _check(fields: dict[str, Any], *, now: dt.datetime) -> None:
+    if fields["ends_at"] <= fields["starts_at"]:
+        raise Invalid("ends_at must be after starts_at", field="ends_at")
+    if fields["ends_at"] <= now:
+        raise Invalid("ends_at is in the past", field="ends_at")
+    if fields["price_amount"] < 0:
+        raise Invalid("price_amount must not be negative", field="price_amount")
+    if fields["price_amount"] > 99_999_999:
+        raise Invalid("price_amount is larger than Stripe accepts", field="price_amount")
+    if fields["currency"].upper() not in CURRENCIES:
+        raise Invalid(f"unknown currency {fields['currency']!r}; use an ISO 4217 code like EUR", field="currency")
+    capacity = fields["capacity"]
+    if capacity is not None and not 1 <= capacity <= 1_000_000:
+        raise Invalid("capacity must be between 1 and 1000000, or null for no limit", field="capacity")
+    if not ROOM_PATTERN.fullmatch(fields["room"]):
+        raise Invalid("room must be 2 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit", field="room")
+    try:
+        zone(fields["timezone"])
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"unknown time zone {fields['timezone']!r}; use an IANA name like Europe/Berlin", field="timezone") from None
+
+
+def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The webinar's fields from `data`, falling back to `base` (the stored webinar) for a PATCH."""
+    creating = base is None
+    fields: dict[str, Any] = dict(base or {})
+    if creating or "title" in data:
+        fields["title"] = _text(data, "title", limit=200, required=True)
+    if creating or "description" in data:
+        fields["description"] = _text(data, "description", limit=20_000, required=False) or ""
+    for name in ("starts_at", "ends_at"):
+        if creating or name in data:
+            fields[name] = _when(data, name)
+    if creating or "price_amount" in data:
+        fields["price_amount"] = _integer(data, "price_amount", required=True)
+    if creating or "currency" in data:
+        currency = _text(data, "currency", limit=3, required=True)
+        fields["currency"] = currency.lower()
+    if creating or "capacity" in data:
+        fields["capacity"] = _integer(data, "capacity", required=False)
+    if creating or "room" in data:
+        room = _text(data, "room", limit=63, required=False)
+        fields["room"] = room.lower() if room else "webinar-" + secrets.token_hex(6)
+    if "timezone" in data and data["timezone"] is not None:
+        fields["timezone"] = _text(data, "timezone", limit=64, required=True)
+    elif creating:
+        fields["timezone"] = _zone_name(fields["starts_at"])
+    return fields
+
+
+async def _room_taken(session: AsyncSession, room: str, other_than: uuid.UUID | None) -> bool:
+    query = select(Webinar.id).where(Webinar.room == room, Webinar.status == WebinarStatus.SCHEDULED)
+    if other_than is not None:
+        query = query.where(Webinar.id != other_than)
+    return await session.scalar(query.limit(1)) is not None
+
+
+async def create_webinar(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any]) -> Webinar:
+    """Create a webinar for `organizer` from API input; raises Invalid or Conflict."""
+    fields = _fields(data, None)
+    _check(fields, now=utcnow())
+    if await _room_taken(session, fields["room"], None):
+        raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room")
+    webinar = Webinar(organizer_id=organizer.id, seats_taken=0, status=WebinarStatus.SCHEDULED, sequence=0, **fields)
+    session.add(webinar)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room") from None
+    return webinar
+
+
+async def list_webinars(session: AsyncSession, organizer: Organizer) -> list[Webinar]:
+    query = select(Webinar).where(Webinar.organizer_id == organizer.id).order_by(Webinar.starts_at, Webinar.id)
+    return list(await session.scalars(query))
+
+
+async def get_webinar(session: AsyncSession, webinar_id: uuid.UUID, *, for_update: bool = False) -> Webinar:
+    """Any webinar by id (the public page, checkout, webhooks)."""
+    query = select(Webinar).where(Webinar.id == webinar_id)
+    if for_update:
+        query = query.with_for_update()
+    webinar = await session.scalar(query)
+    if webinar is None:
+        raise NotFound("no such webinar")
+    return webinar
+
+
+async def get_own_webinar(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID, *, for_update: bool = False) -> Webinar:
+    """A webinar the organizer owns: NotFound when it does not exist, Forbidden when it is not theirs."""
+    webinar = await get_webinar(session, webinar_id, for_update=for_update)
+    if webinar.organizer_id != organizer.id:
+        raise Forbidden("this webinar belongs to another organizer")
+    return webinar
+
+
+async def update_webinar(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID, data: Mapping[str, Any]) -> Webinar:
+    """Apply a PATCH. A change of time raises `sequence` and queues the update mails."""
+    webinar = await get_own_webinar(session, organizer, webinar_id, for_update=True)
+    if webinar.status != WebinarStatus.SCHEDULED:
+        raise Conflict(f"this webinar is {webinar.status.value} and can no longer be edited")
+    current = {name: getattr(webinar, name) for name in EDITABLE}
+    fields = _fields({k: v for k, v in data.items() if k in EDITABLE}, current)
+    _check(fields, now=utcnow())
+    if fields["capacity"] is not None and fields["capacity"] < webinar.seats_taken:
+        raise Invalid(f"capacity cannot go below the {webinar.seats_taken} tickets already sold", field="capacity")
+    if fields["room"] != webinar.room and await _room_taken(session, fields["room"], webinar.id):
+        raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room")
+    time_changed = (fields["starts_at"], fields["ends_at"]) != (webinar.starts_at, webinar.ends_at)
+    changed = {k: v for k, v in fields.items() if v != current[k]}
+    if not changed:
+        return webinar
+    if time_changed:
+        changed["sequence"] = webinar.sequence + 1
+    for name, value in changed.items():
+        setattr(webinar, name, value)
+    await session.flush()
+    if time_changed:
+        await enqueue(session, "webinar.time_changed", {"webinar_id": str(webinar.id), "sequence": webinar.sequence},
+                      dedupe_key=f"webinar.time_changed:{webinar.id}:{webinar.sequence}")
+    return webinar
+
+
+async def list_tickets(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Ticket]:
+    """The attendees of one of the organizer's webinars, oldest first."""
+    webinar = await get_own_webinar(session, organizer, webinar_id)
+    query = select(Ticket).where(Ticket.webinar_id == webinar.id).order_by(Ticket.created_at, Ticket.order_id, Ticket.seq)
+    return list(await session.scalars(query))
+
+
+def seats_left(webinar: Webinar) -> int | None:
+    if webinar.capacity is None:
+        return None
+    return max(webinar.capacity - webinar.seats_taken, 0)
