@@ -1,0 +1,25 @@
+# ticketing: migrate, then serve (with the job worker in-process).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TICKETING_HOST=0.0.0.0 \
+    TICKETING_PORT=8080
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY ticketing ./ticketing
+RUN pip install . \
+ && useradd --system --create-home --home-dir /home/ticketing --uid 10001 ticketing \
+ && mkdir -p /app/var && chown ticketing:ticketing /app/var
+
+USER ticketing
+VOLUME ["/app/var"]
+EXPOSE 8080
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TICKETING_PORT', '8080'), timeout=4)"]
+
+CMD ["sh", "-c", "ticketing migrate && exec ticketing serve"]

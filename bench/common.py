@@ -1,0 +1,178 @@
+"""What the benchmarks share: running the service and a bare aiohttp server as real
+processes on loopback ports, fresh databases, and a fixed-concurrency HTTP load."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running(args: list[str], env: dict[str, str], health_url: str) -> Iterator[subprocess.Popen]:
+    """A subprocess that is up once `health_url` answers; stopped with SIGTERM afterwards."""
+    process = subprocess.Popen(args, env=env, cwd=env.get("BENCH_CWD", ROOT), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_until_up(health_url, process)
+        yield process
+    except BaseException:
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        sys.stderr.write(err[-2000:])
+        raise
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def service_env(database_url: str, var_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETING_")}
+    env.update({
+        "TICKETING_DATABASE_URL": database_url,
+        "TICKETING_VAR_DIR": str(var_dir),
+        "TICKETING_PORT": str(port),
+        "TICKETING_BASE_URL": f"http://127.0.0.1:{port}",
+        "TICKETING_LOG_LEVEL": "WARNING",
+        "BENCH_CWD": str(var_dir.parent),
+    })
+    env.update({f"TICKETING_{k.upper()}": v for k, v in extra.items()})
+    return env
+
+
+def ticketing(*args: str, env: dict[str, str]) -> str:
+    """Run a `ticketing` command; its stdout."""
+    done = subprocess.run([sys.executable, "-m", "ticketing", *args], env=env, cwd=env["BENCH_CWD"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ticketing {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def database(backend: str) -> Iterator[tuple[str, Path]]:
+    """A fresh, migrated database URL on `backend` and a scratch var directory."""
+    with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as scratch:
+        var_dir = Path(scratch) / "var"
+        var_dir.mkdir()
+        if backend == "sqlite":
+            url = f"sqlite+aiosqlite:///{var_dir / 'bench.db'}"
+            name = None
+        else:
+            from sqlalchemy.engine import make_url
+
+            base = make_url(os.environ.get("TICKETING_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+            name = f"ticketing_bench_{uuid.uuid4().hex[:8]}"
+            asyncio.run(_pg(base, f'CREATE DATABASE "{name}"'))
+            url = base.set(database=name).render_as_string(hide_password=False)
+        try:
+            ticketing("migrate", env=service_env(url, var_dir, 8080))
+            yield url, var_dir
+        finally:
+            if name is not None:
+                asyncio.run(_pg(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _pg(url, statement: str) -> None:
+    connection = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@contextlib.contextmanager
+def bare_server(mode: str) -> Iterator[str]:
+    """The baseline: `python -m bench.bare` in its own process; yields its base URL."""
+    port = free_port()
+    env = dict(os.environ, BENCH_CWD=str(ROOT))
+    with running([sys.executable, "-m", "bench.bare", "--port", str(port), "--mode", mode], env,
+                 f"http://127.0.0.1:{port}/healthz"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@dataclasses.dataclass
+class Result:
+    label: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def line(self) -> str:
+        return (f"{self.label:<34} {self.rate:9.0f} req/s   p50 {self.percentile(50) * 1000:7.2f} ms   "
+                f"p99 {self.percentile(99) * 1000:7.2f} ms   statuses {dict(sorted(self.statuses.items()))}")
+
+
+async def load(label: str, requests: list[Callable[[aiohttp.ClientSession], Awaitable[int]]],
+               concurrency: int = 32) -> Result:
+    """Run the prepared requests with `concurrency` in flight; each returns its status."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = iter(requests)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for request in queue:
+                started = time.perf_counter()
+                status = await request(session)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Result(label, len(requests), seconds, latencies, statuses)
+
+
+def ratio_line(service: Result, bare: Result) -> str:
+    return f"{'ratio service/bare (req/s)':<34} {service.rate / bare.rate:9.2f}"
