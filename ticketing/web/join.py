@@ -1,0 +1,53 @@
+"""The buyer's join link `/j/{code}` and the ASAP key server Prosody fetches RS256 keys from."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from ticketing.access import join
+from ticketing.db import utcnow
+from ticketing.web.keys import JOIN_LIMITS, SESSIONMAKER, TOKENS
+from ticketing.web.responses import render
+
+routes = web.RouteTableDef()
+
+DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_rate(request: web.Request, code: str) -> None:
+    limits = request.app[JOIN_LIMITS]
+    wait = limits.per_address.hit(request.remote or "unknown") or limits.per_code.hit(code)
+    if wait:
+        raise web.HTTPTooManyRequests(text="Too many requests for this link; try again in a moment.",
+                                      headers={"Retry-After": str(wait)})
+
+
+@routes.get("/j/{code}")
+async def join_link(request: web.Request) -> web.StreamResponse:
+    """404 unknown, 410 with the reason, 200 waiting page, or 302 into the Jitsi room."""
+    code = request.match_info["code"]
+    _check_rate(request, code)
+    decision = await join.open_link(request.app[SESSIONMAKER], request.app[TOKENS], code, now=utcnow())
+    match decision:
+        case join.Admitted(url=url):
+            # The token is in the Location only; nothing here may be cached or passed on.
+            raise web.HTTPFound(url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        case join.Waiting():
+            return render(request, "waiting.html", {"waiting": decision, "webinar": decision.webinar})
+        case join.Gone():
+            return render(request, "gone.html", {"gone": decision, "webinar": decision.webinar}, status=410)
+    raise AssertionError(f"unexpected decision {decision!r}")
+
+
+@routes.get("/asap/{digest}.pem")
+async def asap_key(request: web.Request) -> web.Response:
+    """The RS256 public key whose key id hashes to `digest` (Prosody's asap_key_server); 404 otherwise."""
+    digest = request.match_info["digest"].lower()
+    pem = request.app[TOKENS].keys.pem_for_digest(digest) if DIGEST.fullmatch(digest) else None
+    if pem is None:
+        raise web.HTTPNotFound(text="no such key")
+    response = web.Response(body=pem, content_type="application/x-pem-file")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
