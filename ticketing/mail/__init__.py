@@ -1,0 +1,1 @@
+"""Mail: composing messages (templates, calendar invitations) and sending them (SMTP or the dev sink)."""

@@ -1,0 +1,151 @@
+"""Flash sale: N purchases posted as signed webhooks at once; how long until the N-th join
+mail is accepted by an SMTP sink, and how many purchases per second that is end to end.
+
+SQLite runs one process (`ticketing serve` with its in-process worker); PostgreSQL runs
+`ticketing serve` plus one extra `ticketing worker`.
+
+    .venv/bin/python -m bench.flash_sale --n 500 [--backend sqlite|postgres|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import aiohttp
+from aiosmtpd.controller import Controller
+
+from bench.common import database, free_port, load, running, service_env, ticketing
+from ticketing.payments import simulated
+from ticketing.payments.signature import sign
+
+WEBHOOK_SECRET = "whsec_flashsale_bench_secret_0123456789"
+
+
+class Sink:
+    """An SMTP server that accepts everything and notes when each mail arrived."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.arrivals: list[float] = []
+        self.lock = threading.Lock()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.arrivals.append(time.monotonic())
+        return "250 OK"
+
+    @property
+    def count(self) -> int:
+        return len(self.arrivals)
+
+
+async def _create_webinar(base: str, key: str) -> dict:
+    starts = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
+    body = {"title": "Flash sale", "starts_at": starts.isoformat(), "ends_at": (starts + dt.timedelta(hours=1)).isoformat(),
+            "price_amount": 1000, "currency": "EUR"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/api/webinars", json=body, headers={"Authorization": f"Bearer {key}"}) as response:
+            if response.status != 201:
+                raise RuntimeError(f"creating the webinar failed: {response.status} {await response.text()}")
+            return await response.json()
+
+
+def _purchases(base: str, webinar: dict, n: int) -> list:
+    requests = []
+    for i in range(n):
+        event = simulated.checkout_completed_event(
+            session_id=simulated.new_session_id(), webinar_id=webinar["id"], quantity=1,
+            email=f"buyer{i}@example.com", amount_total=webinar["price_amount"], currency=webinar["currency"].lower(),
+        )
+        body = simulated.encode(event)
+
+        async def post(http: aiohttp.ClientSession, body=body) -> int:
+            headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, WEBHOOK_SECRET)}
+            async with http.post(f"{base}/webhooks/stripe", data=body, headers=headers) as response:
+                await response.read()
+                return response.status
+
+        requests.append(post)
+    return requests
+
+
+async def _wait_for_mails(sink: Sink, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while sink.count < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {sink.count} of {n} mails arrived within {timeout:.0f} s")
+        await asyncio.sleep(0.01)
+
+
+def run(backend: str, n: int, concurrency: int) -> None:
+    sink = Sink()
+    sink.controller.start()
+    try:
+        with database(backend) as (url, var_dir):
+            port = free_port()
+            env = service_env(url, var_dir, port, smtp_url=f"smtp://127.0.0.1:{sink.port}",
+                              stripe_webhook_secret=WEBHOOK_SECRET)
+            key = ticketing("organizer", "create", "--name", "Bench", "--email", "bench@example.com",
+                            env=env).strip().splitlines()[-1]
+            base = f"http://127.0.0.1:{port}"
+            extra = None
+            with running([sys.executable, "-m", "ticketing", "serve"], env, f"{base}/healthz"):
+                if backend == "postgres":
+                    extra = subprocess.Popen([sys.executable, "-m", "ticketing", "worker"], env=env,
+                                             cwd=env["BENCH_CWD"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                try:
+                    webinar = asyncio.run(_create_webinar(base, key))
+                    requests = _purchases(base, webinar, n)
+
+                    async def sale():
+                        started = time.monotonic()
+                        result = await load(f"{backend}: webhooks", requests, concurrency=concurrency)
+                        posted = time.monotonic()
+                        await _wait_for_mails(sink, n, timeout=max(120, n))
+                        return started, posted, result
+
+                    started, posted, result = asyncio.run(sale())
+                finally:
+                    if extra is not None:
+                        extra.terminate()
+                        extra.wait(timeout=30)
+            last = sorted(sink.arrivals)[n - 1]
+            figures = {
+                "backend": backend,
+                "purchases": n,
+                "webhooks_per_second": round(result.rate, 1),
+                "webhook_p50_ms": round(result.percentile(50) * 1000, 2),
+                "webhook_p99_ms": round(result.percentile(99) * 1000, 2),
+                "webhook_statuses": result.statuses,
+                "seconds_to_last_webhook_answer": round(posted - started, 3),
+                "seconds_to_nth_mail": round(last - started, 3),
+                "mail_lag_after_last_webhook_s": round(last - posted, 3),
+                "purchases_per_second_end_to_end": round(n / (last - started), 1),
+                "mails_received": sink.count,
+            }
+            print(result.line())
+            print(json.dumps(figures))
+    finally:
+        sink.controller.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=500, help="purchases (default 500)")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--concurrency", type=int, default=32, help="webhooks in flight (default 32)")
+    args = parser.parse_args()
+    for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
+        run(backend, args.n, args.concurrency)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Mail jobs end to end: signed webhooks in, a real SMTP server on loopback out."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+
+from sqlalchemy import select
+
+from ticketing.db import utcnow
+from ticketing.db.models import Job, JobStatus, Ticket
+from ticketing.tickets.service import ticket_for_code
+
+from tests import factories
+
+LINK = re.compile(r"/j/([A-Za-z0-9_-]{43})")
+
+
+def links(message) -> list[str]:
+    return LINK.findall(message.get_body(preferencelist=("plain",)).get_content())
+
+
+async def buy(client, webinar, *, quantity=1, email="buyer@example.com", times=1):
+    evt = factories.event("checkout.session.completed",
+                          factories.checkout_session(webinar, quantity=quantity, email=email))
+    for _ in range(times):
+        response = await factories.post_event(client, evt)
+        assert response.status == 200, await response.text()
+    return evt
+
+
+async def jobs(sessionmaker, kind=None) -> list[Job]:
+    async with sessionmaker() as session:
+        query = select(Job).order_by(Job.id)
+        if kind:
+            query = query.where(Job.kind == kind)
+        return list(await session.scalars(query))
+
+
+async def test_one_mail_per_ticket_however_many_duplicate_webhooks(make_settings, smtp, start_client, sessionmaker,
+                                                                    make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    webinar = await factories.webinar(sessionmaker)
+    evt = factories.event("checkout.session.completed", factories.checkout_session(webinar, quantity=2))
+    for _ in range(3):
+        assert (await factories.post_event(client, evt)).status == 200
+    # and a burst of the same delivery at once, as Stripe's retries can overlap
+    responses = await asyncio.gather(*(factories.post_event(client, evt) for _ in range(4)))
+    assert all(r.status == 200 for r in responses)
+
+    worker = make_worker(settings)
+    assert await worker.run_until_idle() == 2
+    assert await worker.run_until_idle() == 0
+    messages = smtp.to("buyer@example.com")
+    assert len(messages) == 2
+    codes = [links(m)[0] for m in messages]
+    assert len(set(codes)) == 2
+    async with sessionmaker() as session:
+        for code in codes:
+            assert (await ticket_for_code(session, code)) is not None
+    # The join codes are gone from the finished jobs; only their hashes remain on the tickets.
+    for job in await jobs(sessionmaker, "mail.join"):
+        assert job.status == JobStatus.DONE and "code" not in job.payload
+
+
+async def test_smtp_down_then_up_delivers_once(make_settings, smtp, start_client, sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    webinar = await factories.webinar(sessionmaker)
+    smtp.stop()
+    await buy(client, webinar)
+    worker = make_worker(settings)
+    now = utcnow()
+    assert await worker.run_until_idle(now=now) == 1
+    [job] = await jobs(sessionmaker, "mail.join")
+    assert job.status == JobStatus.QUEUED and job.attempts == 1
+    assert "Connect" in job.last_error or "refused" in job.last_error.lower()
+    assert now + dt.timedelta(seconds=2) <= job.due_at <= now + dt.timedelta(seconds=5)
+
+    # Still down an hour later: every try fails and backs off further; nothing is lost.
+    later = now
+    for _ in range(8):
+        later += dt.timedelta(minutes=10)
+        await worker.run_until_idle(now=later)
+    [job] = await jobs(sessionmaker, "mail.join")
+    assert job.status == JobStatus.QUEUED and job.attempts > 2
+
+    smtp.start()
+    await worker.run_until_idle(now=later + dt.timedelta(hours=2))
+    await worker.run_until_idle(now=later + dt.timedelta(hours=4))
+    assert len(smtp.to("buyer@example.com")) == 1
+    [job] = await jobs(sessionmaker, "mail.join")
+    assert job.status == JobStatus.DONE
+
+
+async def test_temporary_refusal_retries(make_settings, smtp, start_client, sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    webinar = await factories.webinar(sessionmaker)
+    smtp.mode = "tempfail"
+    await buy(client, webinar)
+    worker = make_worker(settings)
+    await worker.run_until_idle()
+    [job] = await jobs(sessionmaker, "mail.join")
+    assert job.status == JobStatus.QUEUED and "451" in job.last_error
+    smtp.mode = "accept"
+    await worker.run_until_idle(now=utcnow() + dt.timedelta(minutes=1))
+    assert len(smtp.messages) == 1
+
+
+async def test_permanent_refusal_parks_the_job_with_the_reason(make_settings, smtp, start_client, sessionmaker,
+                                                                make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    webinar = await factories.webinar(sessionmaker)
+    smtp.refuse.add("nobody@example.com")
+    await buy(client, webinar, email="nobody@example.com")
+    worker = make_worker(settings)
+    assert await worker.run_until_idle() == 1
+    [job] = await jobs(sessionmaker, "mail.join")
+    assert job.status == JobStatus.DEAD
+    assert job.attempts == 1
+    assert "550" in job.last_error and "mailbox unavailable" in job.last_error
+    # Parked, not retried: nothing is due hours later (the reminders come a day before the start).
+    assert await worker.run_until_idle(now=utcnow() + dt.timedelta(hours=6)) == 0
+    [job] = await jobs(sessionmaker, "mail.join")
+    assert job.status == JobStatus.DEAD
+    assert smtp.messages == []
+
+
+async def test_join_mail_of_a_revoked_ticket_is_not_sent(make_settings, smtp, start_client, sessionmaker,
+                                                          make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    webinar = await factories.webinar(sessionmaker)
+    evt = await buy(client, webinar)
+    payment_intent = evt["data"]["object"]["payment_intent"]
+    refund = factories.event("charge.refunded", factories.charge(payment_intent, amount=2500, amount_refunded=2500))
+    assert (await factories.post_event(client, refund)).status == 200
+    await make_worker(settings).run_until_idle()
+    [message] = smtp.to("buyer@example.com")
+    assert "cancelled" in str(message["Subject"]).lower()
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "refunded" in text and "/j/" not in text
+    assert "/j/" not in message.get_body(preferencelist=("html",)).get_content()

@@ -1,0 +1,12 @@
+"""Every module that registers job kinds or periodic tasks, imported so the worker knows them.
+
+One import per module; add yours here when it registers a @job or a @periodic.
+"""
+
+from __future__ import annotations
+
+import ticketing.jobs.maintenance  # noqa: F401
+import ticketing.mail.jobs  # noqa: F401
+import ticketing.payments.reconcile  # noqa: F401
+import ticketing.payments.refunds  # noqa: F401
+import ticketing.webinars.lifecycle  # noqa: F401

@@ -1,0 +1,334 @@
+"""The worker: claims due jobs from the queue table, runs them, retries or parks them.
+
+Claiming is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`, so on
+PostgreSQL any number of workers share the queue without taking the same job twice. SQLite
+ignores the locking clause, but every SQLite transaction here is BEGIN IMMEDIATE on the one
+pooled connection, so a claim there is serialised too (one worker process per file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from ticketing.db import utcnow
+from ticketing.db.models import Job, JobStatus
+from ticketing.jobs import queue
+from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, PermanentError
+from ticketing.logs import context_id
+
+logger = logging.getLogger(__name__)
+
+# Payload keys that hold a secret for the one run that needs it (a join code): dropped from
+# the row once the job is done, so the plain code does not outlive its mail.
+SECRET_PAYLOAD_KEYS = ("code",)
+
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_CAP_SECONDS = 3600.0
+
+# Called after every run with (kind, outcome, seconds); outcome is done, retry or dead.
+OutcomeHook = Callable[[str, str, float], None]
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """The wait before the next try after `attempts` failed ones: exponential, capped, with
+    jitter (half fixed, half random) so jobs that failed together do not retry together."""
+    delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    return dt.timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))
+
+
+def worker_name() -> str:
+    """host:pid:random, so a claim says which process holds it."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Runs queued jobs with `context`, up to `concurrency` at a time.
+
+    `claim_timeout`: a job still marked running that long after its claim belongs to a
+    worker that died; another worker takes it over. Each run is cut off at `job_timeout`,
+    well below it, so a live worker never loses its claim.
+    """
+
+    def __init__(
+        self,
+        context: JobContext,
+        *,
+        name: str | None = None,
+        concurrency: int = 20,
+        poll_seconds: float = 0.25,
+        job_timeout: float = 120.0,
+        claim_timeout: float = 600.0,
+        grace_seconds: float = 10.0,
+        on_outcome: OutcomeHook | None = None,
+    ) -> None:
+        self.context = context
+        self.sessionmaker = context.sessionmaker
+        self.name = name or worker_name()
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.job_timeout = job_timeout
+        self.claim_timeout = dt.timedelta(seconds=claim_timeout)
+        self.grace_seconds = grace_seconds
+        self.on_outcome = on_outcome
+        self._running: set[asyncio.Task[None]] = set()
+
+    # --- claiming and recording ----------------------------------------------------------
+
+    async def claim(self, *, now: dt.datetime | None = None, limit: int | None = None) -> list[Job]:
+        """Take up to `limit` due jobs (queued and due, or running past the claim timeout)."""
+        now = now or utcnow()
+        limit = limit or self.concurrency
+        due = (
+            select(Job.id)
+            .where(or_(
+                (Job.status == JobStatus.QUEUED) & (Job.due_at <= now),
+                (Job.status == JobStatus.RUNNING) & (Job.locked_at < now - self.claim_timeout),
+            ))
+            .order_by(Job.due_at, Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statement = (
+            update(Job)
+            .where(Job.id.in_(due))
+            .values(status=JobStatus.RUNNING, locked_by=self.name, locked_at=now, attempts=Job.attempts + 1)
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessionmaker.begin() as session:
+            claimed = list((await session.scalars(statement)).all())
+        claimed.sort(key=lambda job: (job.due_at, job.id))
+        return claimed
+
+    async def _record(self, job: Job, **values: Any) -> bool:
+        """Write the outcome of this worker's claim; False when another worker took it over."""
+        async with self.sessionmaker.begin() as session:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.locked_by == self.name,
+                       Job.attempts == job.attempts)
+                .values(locked_by=None, locked_at=None, **values)
+                .execution_options(synchronize_session=False)
+            )
+        return result.rowcount == 1
+
+    async def _done(self, job: Job, now: dt.datetime) -> None:
+        payload = {k: v for k, v in job.payload.items() if k not in SECRET_PAYLOAD_KEYS}
+        await self._record(job, status=JobStatus.DONE, finished_at=now, last_error=None, payload=payload)
+
+    async def _failed(self, job: Job, error: BaseException, now: dt.datetime) -> str:
+        reason = _describe(error)
+        if isinstance(error, PermanentError) or job.attempts >= _max_attempts(job):
+            await self._record(job, status=JobStatus.DEAD, finished_at=now, last_error=reason)
+            logger.error("job dead", extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts, "error": reason})
+            return "dead"
+        due = now + backoff(job.attempts)
+        await self._record(job, status=JobStatus.QUEUED, due_at=due, last_error=reason)
+        logger.warning("job failed, will retry", extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts,
+                                                        "retry_at": due.isoformat(), "error": reason})
+        return "retry"
+
+    async def _release(self, job: Job) -> None:
+        """Give an interrupted job back to the queue; the interrupted try does not count."""
+        await self._record(job, status=JobStatus.QUEUED, due_at=utcnow(), attempts=job.attempts - 1)
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def run_job(self, job: Job, *, now: dt.datetime | None = None) -> str:
+        """Run one claimed job in its own task context; returns done, retry or dead."""
+        token = context_id.set(f"job-{job.id}")
+        started = time.perf_counter()
+        try:
+            kind = KINDS.get(job.kind)
+            if kind is None:
+                error: BaseException | None = PermanentError(f"no handler for job kind {job.kind!r}")
+            elif job.attempts > _max_attempts(job):
+                # Claimed back from a worker that died during the last allowed try.
+                error = PermanentError(f"the worker running attempt {job.attempts - 1} stopped responding")
+            else:
+                error = None
+                try:
+                    async with asyncio.timeout(self.job_timeout):
+                        await kind.handler(self.context, dict(job.payload))
+                except asyncio.CancelledError:
+                    await _uninterrupted(self._release(job))
+                    raise
+                except Exception as exc:  # every failure is recorded on the job, never lost
+                    error = exc
+            if error is None:
+                await _uninterrupted(self._done(job, now or utcnow()))
+                outcome = "done"
+            else:
+                outcome = await _uninterrupted(self._failed(job, error, now or utcnow()))
+            if self.on_outcome is not None:
+                self.on_outcome(job.kind, outcome, time.perf_counter() - started)
+            return outcome
+        finally:
+            context_id.reset(token)
+
+    async def run_once(self, *, now: dt.datetime | None = None) -> int:
+        """Claim one batch of due jobs and run it to the end; returns how many ran."""
+        jobs = await self.claim(now=now)
+        if jobs:
+            await asyncio.gather(*(self.run_job(job, now=now) for job in jobs))
+        return len(jobs)
+
+    async def run_until_idle(self, *, now: dt.datetime | None = None, limit: int = 100_000) -> int:
+        """Run batches until nothing is due at `now`; returns how many jobs ran."""
+        total = 0
+        while total < limit:
+            count = await self.run_once(now=now)
+            if not count:
+                break
+            total += count
+        return total
+
+    async def run_periodic(self) -> None:
+        """Run every @periodic task once; one failing does not stop the others."""
+        for name, task in list(PERIODIC.items()):
+            token = context_id.set(f"periodic-{name}")
+            try:
+                async with asyncio.timeout(self.job_timeout):
+                    await task(self.context)
+            except Exception:
+                logger.exception("periodic task failed", extra={"task": name})
+            finally:
+                context_id.reset(token)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; then let running jobs finish for the grace period and
+        give the rest back to the queue."""
+        wake = asyncio.Event()
+        queue.subscribe(wake)
+        sweep: asyncio.Task[None] | None = None
+        next_sweep = time.monotonic()
+        logger.info("worker started", extra={"worker": self.name, "concurrency": self.concurrency})
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_sweep and (sweep is None or sweep.done()):
+                    next_sweep = time.monotonic() + self.context.settings.sweep_seconds
+                    sweep = asyncio.create_task(self.run_periodic())
+                free = self.concurrency - len(self._running)
+                jobs: list[Job] = []
+                if free > 0:
+                    try:
+                        jobs = await self.claim(limit=free)
+                    except Exception:
+                        logger.exception("claiming jobs failed; trying again shortly")
+                for job in jobs:
+                    self._spawn(self.run_job(job))
+                if jobs and len(jobs) == free:
+                    continue  # more may be due: claim again at once
+                wake.clear()
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+                if self._running:
+                    waiters.append(asyncio.ensure_future(asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)))
+                timeout = min(self.poll_seconds, max(next_sweep - time.monotonic(), 0))
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+        finally:
+            queue.unsubscribe(wake)
+            if sweep is not None and not sweep.done():
+                sweep.cancel()
+            await self._drain()
+            if sweep is not None:
+                await asyncio.gather(sweep, return_exceptions=True)
+            logger.info("worker stopped", extra={"worker": self.name})
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._running.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._running.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                logger.error("job task failed", exc_info=done.exception())
+
+        task.add_done_callback(finished)
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        logger.info("waiting for running jobs", extra={"running": len(self._running), "grace_seconds": self.grace_seconds})
+        _, pending = await asyncio.wait(set(self._running), timeout=self.grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            logger.warning("jobs interrupted and given back to the queue", extra={"count": len(pending)})
+            await asyncio.wait(pending)
+
+
+async def _uninterrupted(coro):
+    """Run bookkeeping to its end even when the task is cancelled meanwhile (then re-raise),
+    so a stopping worker never leaves a finished job marked as running."""
+    inner = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        await inner
+        raise
+
+
+def _max_attempts(job: Job) -> int:
+    """The kind's retry policy decides; the row's copy is for rows of kinds unknown here."""
+    kind = KINDS.get(job.kind)
+    return kind.max_attempts if kind is not None else job.max_attempts
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError) and not str(error):
+        return "TimeoutError: the job took too long"
+    text = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
+    return text.strip()[:2000] or type(error).__name__
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker):
+    """Run `worker` in the background for the duration of the block, then stop it cleanly."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await task
+
+
+def create_worker(context: JobContext, **options: Any) -> Worker:
+    """A worker that knows every registered job kind and periodic task."""
+    import ticketing.jobs.kinds  # noqa: F401  (registers the kinds)
+
+    return Worker(context, **options)
+
+
+async def run_standalone(settings, stop: asyncio.Event, **options: Any) -> None:
+    """`ticketing worker`: its own engine and clients, working until `stop` is set."""
+    import aiohttp
+
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
+
+    engine = create_engine(settings.database_url)
+    stripe_client = create_stripe_client(settings)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            context = JobContext(settings=settings, sessionmaker=create_sessionmaker(engine), stripe=stripe_client, http=http)
+            await create_worker(context, **options).run(stop)
+    finally:
+        if stripe_client is not None:
+            await close_stripe_client(stripe_client)
+        await engine.dispose()
