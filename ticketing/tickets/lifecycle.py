@@ -1,0 +1,87 @@
+"""An organizer's actions on one ticket: revoking it (optionally refunding its share) and
+restoring one that a dispute revoked once the organizer has won that dispute."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db import utcnow
+from ticketing.db.models import Order, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.errors import Conflict, Forbidden, NotFound, SoldOut
+from ticketing.jobs import enqueue
+from ticketing.orders.service import lock_order, settle
+from ticketing.payments.refunds import request_ticket_refund
+from ticketing.tickets.service import new_code, revoke_tickets
+from ticketing.webinars.service import get_webinar
+
+
+async def _own_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID) -> tuple[Ticket, Order, Webinar]:
+    """The ticket with its order locked (the lock a webhook's settle takes too), or NotFound/Forbidden."""
+    order_id = await session.scalar(select(Ticket.order_id).where(Ticket.id == ticket_id))
+    if order_id is None:
+        raise NotFound("no such ticket")
+    order = await lock_order(session, order_id)
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True))
+    if order is None or ticket is None:
+        raise NotFound("no such ticket")
+    webinar = await get_webinar(session, ticket.webinar_id)
+    if webinar.organizer_id != organizer.id:
+        raise Forbidden("this ticket belongs to another organizer's webinar")
+    return ticket, order, webinar
+
+
+async def revoke_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID, *,
+                        refund: bool = False) -> tuple[Ticket, bool]:
+    """Revoke one ticket (reason "organizer"), free its seat and queue the buyer's notice;
+    with `refund`, also queue the refund of its share. Returns the ticket and whether a
+    refund was queued. Raises Conflict when the ticket is not valid any more."""
+    ticket, order, _ = await _own_ticket(session, organizer, ticket_id)
+    if ticket.status == TicketStatus.REVOKED:
+        raise Conflict("this ticket is already revoked")
+    if ticket.status == TicketStatus.EXPIRED:
+        raise Conflict("this ticket has expired with its webinar")
+    await revoke_tickets(session, [ticket], "organizer")
+    refund_queued = await request_ticket_refund(session, order, ticket, "organizer") if refund else False
+    return ticket, refund_queued
+
+
+async def restore_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID, *,
+                         grace_minutes: int, now: dt.datetime | None = None) -> Ticket:
+    """Make a ticket that a dispute revoked valid again once the dispute is won.
+
+    The seat is taken again (Conflict when the webinar has sold out meanwhile) and the buyer
+    gets a fresh join link by mail; the old link stays dead.
+    """
+    now = now or utcnow()
+    ticket, order, webinar = await _own_ticket(session, organizer, ticket_id)
+    if ticket.status != TicketStatus.REVOKED:
+        raise Conflict(f"this ticket is {ticket.status.value}; only a revoked ticket can be restored")
+    if ticket.revoked_reason != "disputed" or order.dispute_won_at is None:
+        raise Conflict("only a ticket revoked by a dispute that was then won can be restored")
+    if order.refunded_at is not None:
+        raise Conflict("this order has been refunded")
+    if webinar.status != WebinarStatus.SCHEDULED or now > webinar.ends_at + dt.timedelta(minutes=grace_minutes):
+        raise Conflict(f"this webinar is {'cancelled' if webinar.status == WebinarStatus.CANCELLED else 'over'}")
+    taken = await session.execute(
+        update(Webinar)
+        .where(Webinar.id == webinar.id, Webinar.status == WebinarStatus.SCHEDULED,
+               Webinar.capacity.is_(None) | (Webinar.seats_taken + 1 <= Webinar.capacity))
+        .values(seats_taken=Webinar.seats_taken + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        raise SoldOut("the webinar has sold out since this ticket was revoked")
+    code, code_hash = new_code()
+    ticket.status = TicketStatus.VALID
+    ticket.revoked_reason = None
+    ticket.revoked_at = None
+    ticket.code_hash = code_hash
+    await session.flush()
+    await enqueue(session, "mail.join", {"ticket_id": str(ticket.id), "code": code},
+                  dedupe_key=f"mail.join:{ticket.id}:{code_hash[:16]}")
+    await settle(session, order)
+    return ticket
