@@ -24,6 +24,12 @@ from ticketing.app import create_app
 from ticketing.db import create_engine, create_sessionmaker, migrate
 from ticketing.settings import Settings
 
+from ticketing.jobs.worker import Worker
+
+from tests.smtp_sink import SmtpSink
+from tests.stripe_standin import StripeStandin
+from tests.tcp_proxy import TcpProxy
+
 POSTGRES_URL = os.environ.get("TICKETING_TEST_POSTGRES_URL")
 IN_CI = bool(os.environ.get("CI"))
 BACKENDS = ["sqlite", "postgres"]
@@ -164,3 +170,100 @@ async def start_client():
 @pytest.fixture
 async def client(start_client, settings: Settings) -> TestClient:
     return await start_client(settings)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser():
+    """Debian's headless Chromium through Playwright; skips without it, except under CI, where it fails."""
+    if not CHROMIUM.is_file():
+        message = f"no Chromium at {CHROMIUM} (scripts/ensure-chromium installs it)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI needs it")
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+STRIPE_SECRET_KEY = "sk_test_" + "standin" + "0" * 24
+STRIPE_WEBHOOK_SECRET = "whsec_" + "standin" + "1" * 24
+JITSI_APP_SECRET = "jitsi-test-secret-" + "2" * 32
+
+
+@pytest.fixture
+async def stripe_standin() -> AsyncIterator[StripeStandin]:
+    """The Stripe API stand-in (tests/stripe_standin.py) on a real loopback port."""
+    standin = StripeStandin()
+    server = TestServer(standin.app, host="127.0.0.1")
+    await server.start_server()
+    standin.url = str(server.make_url("")).rstrip("/")
+    try:
+        yield standin
+    finally:
+        standin.release()
+        await server.close()
+
+
+@pytest.fixture
+def stripe_settings(make_settings, stripe_standin: StripeStandin) -> Settings:
+    """Settings with a Stripe key (no dev mode) whose client talks to the stand-in."""
+    return make_settings(
+        stripe_secret_key=STRIPE_SECRET_KEY,
+        stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+        stripe_api_base=stripe_standin.url,
+        jitsi_app_secret=JITSI_APP_SECRET,
+    )
+
+
+@pytest.fixture
+async def postgres_proxy(postgres_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A fresh PostgreSQL database reached through a TCP proxy the test can stop and restart;
+    yields the proxy and the database URL through it."""
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    finally:
+        await proxy.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback whose answers the test controls (tests/smtp_sink.py)."""
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+async def make_worker(sessionmaker: async_sessionmaker[AsyncSession]):
+    """Build a job worker over the test's database for some settings."""
+    import aiohttp
+
+    from ticketing.jobs.registry import JobContext
+    from ticketing.jobs.worker import create_worker
+
+    clients: list[aiohttp.ClientSession] = []
+
+    def make(settings: Settings, **options) -> Worker:
+        http = aiohttp.ClientSession()
+        clients.append(http)
+        return create_worker(JobContext(settings=settings, sessionmaker=sessionmaker, stripe=None, http=http), **options)
+
+    yield make
+    for http in clients:
+        await http.close()

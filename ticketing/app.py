@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
+from ticketing.access.tokens import Tokens
 from ticketing.db import create_engine, create_sessionmaker
+from ticketing.jobs.registry import JobContext
+from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
-from ticketing.web import api, buyer, ops, webhooks
-from ticketing.web.keys import ENGINE, HTTP, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES
+from ticketing.web import api, buyer, dev_mail, join, ops, webhooks
+from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES, TOKENS
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
+from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -36,18 +41,39 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         await close_stripe_client(app[STRIPE])
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The web application for `settings`; the database and clients open on startup."""
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    """The job worker in this process: started after the database and clients, stopped
+    (bounded grace, unfinished jobs back to the queue) before they close."""
+    context = JobContext(settings=app[SETTINGS], sessionmaker=app[SESSIONMAKER], stripe=app[STRIPE], http=app[HTTP])
+    stop = asyncio.Event()
+    task = asyncio.create_task(create_worker(context, on_outcome=app[METRICS].job_finished).run(stop))
+    yield
+    stop.set()
+    await task
+
+
+def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
+    """The web application for `settings`; the database and clients open on startup.
+    With `worker`, the job worker runs in the same process (`ticketing serve`)."""
     app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TEMPLATES] = create_templates()
+    # Loaded once here, so a bad RS256 key file stops the start with one line.
+    app[TOKENS] = Tokens.from_settings(settings)
+    app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
+                                  per_address=RateLimiter(settings.join_rate_per_address))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_clients)
+    if worker:
+        app.cleanup_ctx.append(_worker)
     app.add_routes(ops.routes)
     app.add_routes(api.routes)
     app.add_routes(buyer.routes)
     app.add_routes(webhooks.routes)
+    app.add_routes(join.routes)
     if settings.dev_checkout:
         app.add_routes(buyer.dev_routes)
+    if settings.dev_mail:
+        app.add_routes(dev_mail.routes)
     return app

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -55,7 +57,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.app import create_app
 
     _ensure_schema(settings)
-    app = create_app(settings)
+    app = create_app(settings, worker=not args.no_worker)
     mode = []
     if settings.dev_checkout:
         mode.append(f"dev checkout (test payments at {settings.base_url}/dev/checkout/…)")
@@ -70,6 +72,69 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             print(f"  {line}", flush=True)
 
     web.run_app(app, host=settings.host, port=settings.port, print=announce, access_log=None)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    import signal
+
+    from ticketing.jobs.worker import run_standalone
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_standalone(settings, stop, concurrency=args.concurrency)
+
+    _ensure_schema(settings)
+    print(f"ticketing {__version__} worker on {_safe_url(settings.database_url)}; stop with Ctrl-C or SIGTERM", flush=True)
+    _run(run())
+
+
+def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.db.models import JobStatus
+    from ticketing.jobs.queue import list_jobs
+
+    async def run():
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                status = JobStatus(args.status) if args.status else None
+                return await list_jobs(session, status=status, kind=args.kind, limit=args.limit)
+        finally:
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    jobs = _run(run())
+    if not jobs:
+        print("no jobs")
+        return
+    print(f"{'ID':>8}  {'KIND':<22} {'STATUS':<8} {'TRIES':>5}  {'DUE (UTC)':<19}  LAST ERROR")
+    for job in jobs:
+        error = " ".join((job.last_error or "").split())[:100]
+        print(f"{job.id:>8}  {job.kind[:22]:<22} {job.status.value:<8} {job.attempts:>2}/{job.max_attempts:<2}  "
+              f"{job.due_at:%Y-%m-%d %H:%M:%S}  {error}")
+
+
+def cmd_jobs_retry(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.jobs.queue import retry_dead_jobs, retry_job
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                if args.all_dead:
+                    return await retry_dead_jobs(session)
+                await retry_job(session, args.id)
+                return 1
+        finally:
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    count = _run(run())
+    print(f"job {args.id} queued again" if args.id is not None else f"{count} dead job(s) queued again")
 
 
 def cmd_organizer_create(settings: Settings, args: argparse.Namespace) -> None:
@@ -127,6 +192,62 @@ def cmd_simulate_checkout(settings: Settings, args: argparse.Namespace) -> None:
     print(f"checkout.session.completed delivered: {text.strip()}")
 
 
+def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
+    import datetime as dt
+
+    from ticketing.access.tokens import Tokens, room_url
+
+    tokens = Tokens.from_settings(settings)
+    token = tokens.manual_token(room=args.room, name=args.name, email=args.email, moderator=args.moderator,
+                                ttl=args.ttl, now=dt.datetime.now(dt.UTC))
+    print(room_url(settings, args.room, token) if args.url else token)
+
+
+def cmd_jitsi_config(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.access.prosody import jitsi_config
+    from ticketing.access.tokens import Tokens
+
+    Tokens.from_settings(settings)  # a bad key file fails here, not in Prosody
+    print(jitsi_config(settings), end="")
+
+
+
+def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
+    import aiohttp
+
+    from ticketing.db import create_engine, create_sessionmaker, utcnow
+    from ticketing.payments.reconcile import reconcile, retry_unprocessed
+    from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
+
+    client = create_stripe_client(settings)
+    if client is None:
+        raise CommandError("TICKETING_STRIPE_SECRET_KEY is not set: there is no Stripe account to read events from")
+
+    async def run():
+        import stripe
+
+        engine = create_engine(settings.database_url)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            now = utcnow()
+            retried = await retry_unprocessed(sessionmaker, settings, now=now)
+            try:
+                result = await reconcile(sessionmaker, settings, client, since=now - args.since, now=now)
+            except stripe.StripeError as error:
+                raise CommandError(f"Stripe did not list its events: {error.user_message or type(error).__name__}") from None
+            except aiohttp.ClientError as error:
+                raise CommandError(f"could not reach Stripe: {error or type(error).__name__}") from None
+            return result, retried
+        finally:
+            await close_stripe_client(client)
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    result, retried = _run(run())
+    print(f"{result.listed} Stripe events listed, {result.stored} not seen before, "
+          f"{result.processed} processed; {retried} stored events retried")
+
+
 # --- parser ---------------------------------------------------------------------------
 
 
@@ -140,6 +261,59 @@ def _quantity(value: str) -> int:
     return number
 
 
+_TTL_PART = re.compile(r"(\d+)([dhms])")
+MAX_TTL = dt.timedelta(days=30)
+
+
+def _ttl(value: str) -> dt.timedelta:
+    """`2h`, `90m`, `1h30m`, `45s`, `1d` → a duration from 1 second to 30 days."""
+    text = value.strip().lower()
+    if not text or _TTL_PART.sub("", text):
+        raise argparse.ArgumentTypeError(f"not a duration: {value!r} (use e.g. 2h, 90m, 1h30m, 1d)")
+    unit = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    ttl = sum((dt.timedelta(**{unit[u]: int(n)}) for n, u in _TTL_PART.findall(text)), dt.timedelta())
+    if not dt.timedelta(seconds=1) <= ttl <= MAX_TTL:
+        raise argparse.ArgumentTypeError(f"must be from 1s to 30d, got {value!r}")
+    return ttl
+
+
+def _room(value: str) -> str:
+    from ticketing.webinars.service import ROOM_PATTERN
+
+    room = value.strip().lower()
+    if not ROOM_PATTERN.fullmatch(room):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a room is 2 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit")
+    return room
+
+
+def _name(value: str) -> str:
+    name = value.strip()
+    if not name or len(name) > 200:
+        raise argparse.ArgumentTypeError("a name is 1 to 200 characters")
+    return name
+
+
+def _concurrency(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= number <= 1000:
+        raise argparse.ArgumentTypeError("must be from 1 to 1000")
+    return number
+
+
+def _job_id(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a job id is a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a job id is a positive number, got {value!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ticketing", description="Paid webinar tickets: Stripe Checkout in, Jitsi Meet tokens out.")
     parser.add_argument("--version", action="version", version=f"ticketing {__version__}")
@@ -148,6 +322,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP service (and the job worker unless --no-worker)")
     serve.add_argument("--no-worker", action="store_true", help="do not run the job worker in this process")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run the job worker alone (mails, reminders, expiry, retries)")
+    worker.add_argument("--concurrency", type=_concurrency, default=20, help="jobs run at once (default 20)")
+    worker.set_defaults(handler=cmd_worker)
+
+    jobs = commands.add_parser("jobs", help="look at and retry queued jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", parser_class=_Parser, required=True)
+    jobs_list = jobs_commands.add_parser("list", help="list jobs, newest first (never their payloads)")
+    jobs_list.add_argument("--status", choices=("queued", "running", "done", "dead"), help="only jobs in this status")
+    jobs_list.add_argument("--kind", help="only jobs of this kind, e.g. mail.join")
+    jobs_list.add_argument("--limit", type=_concurrency, default=100, help="at most this many (default 100)")
+    jobs_list.set_defaults(handler=cmd_jobs_list)
+    jobs_retry = jobs_commands.add_parser("retry", help="queue a dead job again with fresh attempts")
+    which = jobs_retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", type=_job_id, help="the job's id (see `ticketing jobs list`)")
+    which.add_argument("--all-dead", action="store_true", help="every dead job")
+    jobs_retry.set_defaults(handler=cmd_jobs_retry)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date (alembic upgrade head)")
     migrate.set_defaults(handler=cmd_migrate)
@@ -167,6 +358,25 @@ def build_parser() -> argparse.ArgumentParser:
     checkout.add_argument("--quantity", type=_quantity, default=1, help="seats bought (default 1)")
     checkout.add_argument("--url", help="the service's base URL (default TICKETING_BASE_URL)")
     checkout.set_defaults(handler=cmd_simulate_checkout)
+
+    token = commands.add_parser("token", help="mint a Jitsi token by hand (support, debugging); prints it")
+    token.add_argument("--room", required=True, type=_room, help="the room, e.g. widgets-101")
+    token.add_argument("--name", required=True, type=_name, help="the display name in the room")
+    token.add_argument("--email", help="the email in the token (optional)")
+    token.add_argument("--moderator", action="store_true", help="enter as moderator (room owner)")
+    token.add_argument("--ttl", type=_ttl, default=dt.timedelta(hours=2), help="how long it is valid, e.g. 2h, 90m (default 2h)")
+    token.add_argument("--url", action="store_true", help="print the whole Jitsi URL instead of the token alone")
+    token.set_defaults(handler=cmd_token)
+
+    jitsi = commands.add_parser("jitsi-config", help="print the Prosody and docker-jitsi-meet settings for these tokens")
+    jitsi.set_defaults(handler=cmd_jitsi_config)
+
+    stripe_parser = commands.add_parser("stripe", help="talk to Stripe's API")
+    stripe_commands = stripe_parser.add_subparsers(dest="stripe_command", metavar="ACTION", parser_class=_Parser, required=True)
+    reconcile = stripe_commands.add_parser("reconcile", help="fetch Stripe events the webhook missed and process them")
+    reconcile.add_argument("--since", type=_ttl, default=dt.timedelta(days=3),
+                           help="how far back to look, e.g. 3d, 12h (default 3d, at most 30d)")
+    reconcile.set_defaults(handler=cmd_stripe_reconcile)
     return parser
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import secrets
 from collections.abc import Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,9 @@ class Settings:
     jitsi_end_meeting_url: str | None = None
     join_early_minutes: int = 15
     join_grace_minutes: int = 30
+    # Requests per minute to /j/… from one join code and from one client address; 0 = no limit.
+    join_rate_per_code: int = 20
+    join_rate_per_address: int = 300
 
     smtp_url: str | None = None
     mail_from: str = "Webinars <no-reply@localhost>"
@@ -204,6 +208,10 @@ class _Reader:
         if (next_public is None) != (next_kid is None):
             raise self.fail("JITSI_NEXT_KEY_ID", "set together with TICKETING_JITSI_NEXT_PUBLIC_KEY_FILE")
 
+        mail_from = self.string("MAIL_FROM", "Webinars <no-reply@localhost>")
+        if "@" not in parseaddr(mail_from)[1]:
+            raise self.fail("MAIL_FROM", f"must be an address like 'Webinars <no-reply@example.com>', got {mail_from!r}")
+
         log_format = self.string("LOG_FORMAT", "text")
         if log_format not in ("text", "json"):
             raise self.fail("LOG_FORMAT", f"must be text or json, got {log_format!r}")
@@ -237,8 +245,10 @@ class _Reader:
             jitsi_end_meeting_url=self.url("JITSI_END_MEETING_URL", None, ("https", "http")),
             join_early_minutes=self.integer("JOIN_EARLY_MINUTES", 15, 0, 24 * 60),
             join_grace_minutes=self.integer("JOIN_GRACE_MINUTES", 30, 0, 24 * 60),
+            join_rate_per_code=self.integer("JOIN_RATE_PER_CODE", 20, 0, 100_000),
+            join_rate_per_address=self.integer("JOIN_RATE_PER_ADDRESS", 300, 0, 1_000_000),
             smtp_url=self.url("SMTP_URL", None, ("smtp", "smtps")),
-            mail_from=self.string("MAIL_FROM", "Webinars <no-reply@localhost>"),
+            mail_from=mail_from,
             sweep_seconds=self.number("SWEEP_SECONDS", 30.0, 0.05, 86400),
             log_level=log_level,
             log_format=log_format,

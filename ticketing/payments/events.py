@@ -14,6 +14,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Order, StripeEvent
 from ticketing.errors import NotFound
 from ticketing.orders.service import (
+    MAX_QUANTITY,
     adopt_checkout_session,
     lock_order,
     lock_order_by_payment_intent,
@@ -97,9 +98,11 @@ async def _order_for_checkout(session: AsyncSession, obj: dict[str, Any]) -> Ord
         quantity = int(metadata.get("quantity", 1))
     except (TypeError, ValueError):
         quantity = 0
-    order = await adopt_checkout_session(session, session_id, webinar, max(quantity, 1))
-    if quantity < 1:
-        order.problem = f"metadata.quantity is not a positive whole number: {metadata.get('quantity')!r}"
+    # Checkout never sells more than MAX_QUANTITY seats at once; anything else is not ours to fulfil.
+    valid = 1 <= quantity <= MAX_QUANTITY
+    order = await adopt_checkout_session(session, session_id, webinar, quantity if valid else 1)
+    if not valid:
+        order.problem = f"metadata.quantity is not a whole number from 1 to {MAX_QUANTITY}: {metadata.get('quantity')!r}"
     return order
 
 
@@ -113,8 +116,9 @@ def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, n
         order.buyer_name = name[:200]
     if isinstance(obj.get("amount_total"), int):
         order.amount_total = obj["amount_total"]
-    if isinstance(obj.get("currency"), str):
-        order.currency = obj["currency"].lower()
+    # What Stripe says was charged; anything but a currency code cannot match the price.
+    currency = obj.get("currency")
+    order.currency = currency.lower() if isinstance(currency, str) and len(currency) == 3 else None
     payment_intent = _id(obj.get("payment_intent"))
     if payment_intent and not order.stripe_payment_intent_id:
         order.stripe_payment_intent_id = payment_intent

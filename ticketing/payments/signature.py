@@ -38,8 +38,9 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> dict[str,
     else:
         raise BadSignature("the Stripe-Signature header matches no webhook secret, or is older than 5 minutes")
     try:
-        event = json.loads(body)
-    except ValueError:
+        # NaN and Infinity are not JSON, and PostgreSQL would refuse to store them.
+        event = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
         raise BadPayload("the body is not JSON") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise BadPayload("the body is not a Stripe event (no id or type)")
@@ -47,6 +48,10 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> dict[str,
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise BadPayload("the event has no data.object")
     return event
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db import utcnow
@@ -20,6 +21,9 @@ from ticketing.payments.stripe_api import API_VERSION
 from ticketing.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# The database cannot be reached or is overloaded: answer 503 so Stripe delivers again.
+DATABASE_DOWN = (OperationalError, DBAPIError, OSError, PoolTimeout, TimeoutError)
 
 
 async def receive_webhook(
@@ -34,7 +38,7 @@ async def receive_webhook(
     try:
         await store_event(sessionmaker, event)
         outcome = await process_stored_event(sessionmaker, settings, event["id"])
-    except (OperationalError, DBAPIError, OSError) as error:
+    except DATABASE_DOWN as error:
         logger.warning("database unavailable for webhook", extra={"event_id": event["id"], "error": type(error).__name__})
         raise Unavailable("the database is unavailable; Stripe will retry") from error
     return event["type"], outcome
@@ -54,7 +58,7 @@ async def store_event(sessionmaker: async_sessionmaker[AsyncSession], event: dic
                 type=event["type"][:100],
                 api_version=str(event.get("api_version"))[:40] if event.get("api_version") else None,
                 livemode=livemode if isinstance(livemode, bool) else False,
-                created=dt.datetime.fromtimestamp(created, dt.UTC) if isinstance(created, int) else None,
+                created=_timestamp(created),
                 payload=event,
                 checkout_session_id=checkout_session_id,
                 payment_intent_id=payment_intent_id,
@@ -91,7 +95,7 @@ async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], s
             event.outcome = outcome
             event.error = None
             return outcome
-    except (OperationalError, DBAPIError, OSError):
+    except DATABASE_DOWN:
         raise
     except Exception as error:
         # A bug, not an outage: keep the event unprocessed with the reason, answer 200 so
@@ -103,3 +107,13 @@ async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], s
                 event.error = f"{type(error).__name__}: {error}"[:2000]
                 event.outcome = "error"
         return "error"
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """Stripe's `created` (Unix seconds) as a time; None when absent or out of range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, Ticket, TicketStatus, Webinar
+from ticketing.db.models import Job, JobStatus, Order, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.errors import Conflict, Forbidden, NotFound
 from ticketing.jobs import enqueue
 
 # 32 random bytes: 256 bits from the CSPRNG, 43 URL-safe characters.
@@ -50,10 +52,92 @@ async def issue_tickets(session: AsyncSession, order: Order, webinar: Webinar) -
         session.add(ticket)
         tickets.append((ticket, code))
     await session.flush()
+    now = utcnow()
     for ticket, code in tickets:
         await enqueue(session, "mail.join", {"ticket_id": str(ticket.id), "code": code},
                       dedupe_key=f"mail.join:{ticket.id}")
+        await queue_reminders(session, ticket, webinar, code, now=now)
     return [ticket for ticket, _ in tickets]
+
+
+# Reminder mails: (name, how long before the start).
+REMINDERS = (("24h", dt.timedelta(hours=24)), ("15m", dt.timedelta(minutes=15)))
+
+
+def _reminder_prefix(ticket_id: uuid.UUID) -> str:
+    return f"mail.reminder:{ticket_id}:"
+
+
+async def queue_reminders(session: AsyncSession, ticket: Ticket, webinar: Webinar, code: str, *,
+                          now: dt.datetime) -> int:
+    """Queue the ticket's reminders that are still ahead (24 h and 15 min before the start).
+
+    They carry the join code, as the join mail does; the dedupe key names the webinar's
+    sequence, so a time change queues a fresh set instead of colliding with the old one.
+    """
+    queued = 0
+    for which, before in REMINDERS:
+        due = webinar.starts_at - before
+        if due <= now:
+            continue
+        payload = {"ticket_id": str(ticket.id), "code": code, "which": which, "sequence": webinar.sequence}
+        queued += await enqueue(session, "mail.reminder", payload, due_at=due,
+                                dedupe_key=f"{_reminder_prefix(ticket.id)}{webinar.sequence}:{which}")
+    return queued
+
+
+async def drop_pending_reminders(session: AsyncSession, ticket_id: uuid.UUID) -> None:
+    """Delete the ticket's reminders not yet started (they carry a join code that is going away)."""
+    await session.execute(
+        delete(Job)
+        .where(Job.status == JobStatus.QUEUED, Job.kind == "mail.reminder",
+               Job.dedupe_key.startswith(_reminder_prefix(ticket_id), autoescape=True))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def reissue(session: AsyncSession, ticket: Ticket, webinar: Webinar, kind: str, dedupe_key: str, *,
+                  now: dt.datetime, **payload: object) -> bool:
+    """Give `ticket` a new join code and queue the `kind` mail that carries it; the old link
+    stops working and the pending reminders move to the new code.
+
+    Nothing happens (False) when a job with `dedupe_key` exists already, so a job that runs
+    this twice never leaves a queued mail holding a code that no longer opens anything.
+    """
+    code, code_hash = new_code()
+    if not await enqueue(session, kind, {"ticket_id": str(ticket.id), "code": code, **payload}, dedupe_key=dedupe_key):
+        return False
+    ticket.code_hash = code_hash
+    await drop_pending_reminders(session, ticket.id)
+    await queue_reminders(session, ticket, webinar, code, now=now)
+    return True
+
+
+async def resend_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID, *,
+                        now: dt.datetime | None = None) -> Ticket:
+    """Send a ticket's join mail again with a new link (the old one stops working).
+
+    NotFound for an unknown ticket, Forbidden for another organizer's, Conflict when the
+    ticket no longer admits anyone.
+    """
+    now = now or utcnow()
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+    if ticket is None:
+        raise NotFound("no such ticket")
+    webinar = await session.scalar(select(Webinar).where(Webinar.id == ticket.webinar_id))
+    if webinar is None:
+        raise NotFound("no such ticket")
+    if webinar.organizer_id != organizer.id:
+        raise Forbidden("this ticket belongs to another organizer's webinar")
+    if ticket.status != TicketStatus.VALID:
+        raise Conflict(f"this ticket is {ticket.status.value}; it cannot be sent again")
+    if webinar.status != WebinarStatus.SCHEDULED:
+        raise Conflict(f"this webinar is {webinar.status.value}; its tickets cannot be sent again")
+    # The dedupe key names the new code, so each resend is one mail and a retry is not a second.
+    nonce = secrets.token_hex(8)
+    await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{nonce}", now=now)
+    await session.flush()
+    return ticket
 
 
 async def revoke_tickets(session: AsyncSession, tickets: list[Ticket], reason: str) -> int:

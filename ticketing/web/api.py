@@ -8,10 +8,16 @@ from typing import Any
 
 from aiohttp import web
 
+from ticketing.access import join as access
+from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar
+from ticketing.errors import Invalid
 from ticketing.organizers import organizer_for_key
+from ticketing.tickets import lifecycle as ticket_lifecycle
+from ticketing.tickets import service as ticket_service
 from ticketing.webinars import service as webinars
-from ticketing.web.keys import SESSIONMAKER, SETTINGS
+from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.responses import json_response, read_json
 
 routes = web.RouteTableDef()
@@ -108,6 +114,74 @@ async def list_tickets(request: web.Request) -> web.Response:
     if "text/csv" in request.headers.get("Accept", ""):
         return _csv([ticket_json(t) for t in tickets], filename=f"tickets-{webinar_id}.csv")
     return json_response({"tickets": [ticket_json(t) for t in tickets]})
+
+
+@routes.get("/api/webinars/{id}/host-link")
+async def host_link(request: web.Request) -> web.Response:
+    """A Jitsi link that enters the webinar's room as moderator, valid for the webinar's window."""
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        link = await access.host_link(session, request.app[TOKENS], organizer, webinar_id, now=utcnow())
+    response = json_response({"url": link.url, "room": link.room, "opens_at": link.opens_at,
+                              "expires_at": link.expires_at})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+
+@routes.post("/api/webinars/{id}/cancel")
+async def cancel_webinar(request: web.Request) -> web.Response:
+    """Cancel at once (no more checkouts, links answer 410); paid orders are refunded by jobs."""
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    settings = request.app[SETTINGS]
+    webinar = await webinar_lifecycle.cancel_webinar(request.app[SESSIONMAKER], organizer, webinar_id,
+                                                     grace_minutes=settings.join_grace_minutes)
+    return json_response(webinar_json(request, webinar))
+
+
+async def _optional_json(request: web.Request) -> dict[str, Any]:
+    """The JSON object in the body, or {} when there is no body at all."""
+    if not request.body_exists:
+        return {}
+    return await read_json(request)
+
+
+@routes.post("/api/tickets/{id}/revoke")
+async def revoke_ticket(request: web.Request) -> web.Response:
+    """Revoke one ticket; `{"refund": true}` also refunds its share of the order."""
+    organizer = await authenticate(request)
+    ticket_id = webinars.parse_id(request.match_info["id"])
+    data = await _optional_json(request)
+    refund = data.get("refund", False)
+    if not isinstance(refund, bool):
+        raise Invalid("refund must be true or false", field="refund")
+    async with request.app[SESSIONMAKER].begin() as session:
+        ticket, refund_queued = await ticket_lifecycle.revoke_ticket(session, organizer, ticket_id, refund=refund)
+    return json_response({**ticket_json(ticket), "refund_queued": refund_queued})
+
+
+@routes.post("/api/tickets/{id}/restore")
+async def restore_ticket(request: web.Request) -> web.Response:
+    """Restore a ticket a dispute revoked, once the dispute is won; the buyer gets a new link."""
+    organizer = await authenticate(request)
+    ticket_id = webinars.parse_id(request.match_info["id"])
+    settings = request.app[SETTINGS]
+    async with request.app[SESSIONMAKER].begin() as session:
+        ticket = await ticket_lifecycle.restore_ticket(session, organizer, ticket_id,
+                                                       grace_minutes=settings.join_grace_minutes)
+    return json_response(ticket_json(ticket))
+
+
+@routes.post("/api/tickets/{id}/resend")
+async def resend_ticket(request: web.Request) -> web.Response:
+    """Send the join mail again with a new link; the old link stops working."""
+    organizer = await authenticate(request)
+    ticket_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER].begin() as session:
+        ticket = await ticket_service.resend_ticket(session, organizer, ticket_id)
+    return json_response({**ticket_json(ticket), "resent": True})
 
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:

@@ -8,8 +8,10 @@ import stripe
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ticketing.access.tokens import Tokens
 from ticketing.settings import Settings
 from ticketing.web.metrics import Metrics
+from ticketing.web.ratelimit import JoinLimits
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -18,3 +20,5 @@ STRIPE = web.AppKey("stripe", stripe.StripeClient | None)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
+TOKENS = web.AppKey("tokens", Tokens)
+JOIN_LIMITS = web.AppKey("join_limits", JoinLimits)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from ticketing.web.keys import ENGINE, METRICS
+from ticketing.jobs import queue
+from ticketing.web.keys import ENGINE, METRICS, SESSIONMAKER
 from ticketing.web.responses import json_response
+
+logger = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
@@ -32,5 +36,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(5):
+            async with request.app[SESSIONMAKER]() as session:
+                depth = await queue.depth(session)
+                lag = await queue.oldest_due(session)
+        request.app[METRICS].set_queue(depth, lag)
+    except Exception:  # the other metrics still matter when the database is down
+        logger.warning("could not read the job queue for /metrics", exc_info=True)
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -15,8 +15,12 @@ routes = web.RouteTableDef()
 
 @routes.post("/webhooks/stripe")
 async def stripe_webhook(request: web.Request) -> web.Response:
-    body = await request.read()
     metrics = request.app[METRICS]
+    # Stripe always sends application/json; anything else is not a Stripe delivery.
+    if request.content_type != "application/json":
+        metrics.webhook_events.labels("unknown", "unsupported_media_type").inc()
+        return error_response(request, 415, "unsupported_media_type", "a Stripe event is sent as application/json")
+    body = await request.read()
     try:
         event_type, outcome = await receive_webhook(
             request.app[SESSIONMAKER], request.app[SETTINGS], body, request.headers.get("Stripe-Signature")

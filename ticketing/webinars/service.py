@@ -141,6 +141,10 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str
         fields["timezone"] = _text(data, "timezone", limit=64, required=True)
     elif creating:
         fields["timezone"] = _zone_name(fields["starts_at"])
+    # Kept in UTC from here on (the zone is in `timezone`), so a webinar reads the same
+    # straight after this request as when loaded from the database later.
+    for name in ("starts_at", "ends_at"):
+        fields[name] = fields[name].astimezone(dt.UTC)
     return fields
 
 

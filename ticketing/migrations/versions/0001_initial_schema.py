@@ -147,10 +147,34 @@ def upgrade() -> None:
     sa.UniqueConstraint('order_id', 'seq', name=op.f('uq_tickets_order_id_seq'))
     )
     op.create_index('ix_tickets_webinar_id_status', 'tickets', ['webinar_id', 'status'], unique=False)
+    op.create_table('refunds',
+    sa.Column('id', sa.String(length=255), nullable=False),
+    sa.Column('order_id', sa.Uuid(), nullable=False),
+    sa.Column('ticket_id', sa.Uuid(), nullable=True),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('reason', sa.String(length=40), nullable=False),
+    sa.Column('test', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('amount >= 0', name=op.f('ck_refunds_amount_not_negative')),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_refunds_order_id_orders'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_refunds_ticket_id_tickets'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_refunds'))
+    )
+    op.create_index(op.f('ix_refunds_order_id'), 'refunds', ['order_id'], unique=False)
+    op.create_table('sync_cursors',
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('position', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_sync_cursors'))
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_table('sync_cursors')
+    op.drop_index(op.f('ix_refunds_order_id'), table_name='refunds')
+    op.drop_table('refunds')
     op.drop_index('ix_tickets_webinar_id_status', table_name='tickets')
     op.drop_table('tickets')
     op.drop_index(op.f('ix_orders_webinar_id'), table_name='orders')
