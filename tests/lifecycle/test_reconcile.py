@@ -106,3 +106,38 @@ async def test_cli_reconcile(stripe_settings, stripe_standin, sessionmaker, data
     assert code == 1
     assert err.strip().splitlines()[-1] == "ticketing: error: Stripe did not list its events: " \
                                            "The stand-in was told to fail this call."
+
+
+async def test_a_refund_that_raced_its_checkout_is_settled_by_the_sweep(client, settings, sessionmaker):
+    """A refund processed while its checkout was still uncommitted elsewhere stays unsettled
+    and is applied by the sweep once an order names its payment intent."""
+    from ticketing.payments.reconcile import retry_unprocessed
+
+    webinar = await factories.webinar(sessionmaker)
+    session = factories.checkout_session(webinar, quantity=1)
+    refund = factories.event("charge.refunded", factories.charge(session["payment_intent"], amount=2500,
+                                                                 amount_refunded=2500))
+    unrelated = factories.event("charge.refunded", factories.charge("pi_of_another_product", amount=900,
+                                                                    amount_refunded=900))
+    for evt in (refund, unrelated):
+        response = await factories.post_event(client, evt)
+        assert (await response.json())["outcome"] == "unmatched"
+
+    # The checkout lands without seeing the refund, as when both commit at the same moment.
+    async with sessionmaker.begin() as db:
+        await db.execute(update(StripeEvent).where(StripeEvent.id == refund["id"]).values(outcome="pending"))
+    response = await factories.post_event(client, factories.event("checkout.session.completed", session))
+    assert (await response.json())["outcome"] == "order_paid"
+    async with sessionmaker.begin() as db:
+        await db.execute(update(StripeEvent).where(StripeEvent.id == refund["id"]).values(outcome="unmatched"))
+
+    later = utcnow() + dt.timedelta(minutes=2)
+    assert await retry_unprocessed(sessionmaker, settings, now=later) == 1
+    order = await order_for(sessionmaker, session["id"])
+    assert order.status == OrderStatus.REFUNDED
+    async with sessionmaker() as db:
+        stored = {e.id: e for e in await db.scalars(select(StripeEvent))}
+    assert stored[refund["id"]].processed_at is not None
+    # A refund of a payment that is not ours is left alone, not retried every sweep.
+    assert stored[unrelated["id"]].processed_at is None and stored[unrelated["id"]].outcome == "unmatched"
+    assert await retry_unprocessed(sessionmaker, settings, now=later) == 0

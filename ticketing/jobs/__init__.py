@@ -1,5 +1,5 @@
 """Work for later: a queue table written in the caller's transaction, and the worker."""
 
-from ticketing.jobs.queue import enqueue
+from ticketing.jobs.queue import NewJob, enqueue, enqueue_many
 
-__all__ = ["enqueue"]
+__all__ = ["NewJob", "enqueue", "enqueue_many"]

@@ -6,8 +6,10 @@ Also what operators do with the queue: list jobs, retry dead ones, count them by
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import event, func, select, update
@@ -46,6 +48,44 @@ def _forget_queued(session: Session) -> None:
     session.info.pop(_QUEUED_FLAG, None)
 
 
+@dataclasses.dataclass(frozen=True)
+class NewJob:
+    """A job to queue: what to do, with what, when, and the key that makes it happen once."""
+
+    kind: str
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    due_at: dt.datetime | None = None
+    dedupe_key: str | None = None
+    max_attempts: int | None = None
+
+
+async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> int:
+    """Queue `jobs` in one statement; returns how many were new (a known dedupe key is skipped).
+
+    `max_attempts` defaults to what the kind registered (10 when not registered here).
+    """
+    if not jobs:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "kind": job.kind,
+            "payload": job.payload,
+            "status": JobStatus.QUEUED,
+            "due_at": job.due_at or now,
+            "attempts": 0,
+            "max_attempts": job.max_attempts or (KINDS[job.kind].max_attempts if job.kind in KINDS else 10),
+            "dedupe_key": job.dedupe_key,
+            "created_at": now,
+        }
+        for job in jobs
+    ]
+    statement = insert(session, Job).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    result = await session.execute(statement)
+    session.info[_QUEUED_FLAG] = True
+    return result.rowcount
+
+
 async def enqueue(
     session: AsyncSession,
     kind: str,
@@ -55,27 +95,8 @@ async def enqueue(
     dedupe_key: str | None = None,
     max_attempts: int | None = None,
 ) -> bool:
-    """Queue `kind` with `payload`; False when a job with `dedupe_key` exists already.
-
-    `max_attempts` defaults to what the kind registered (10 when not registered here).
-    """
-    if max_attempts is None:
-        max_attempts = KINDS[kind].max_attempts if kind in KINDS else 10
-    statement = insert(session, Job).values(
-        kind=kind,
-        payload=payload or {},
-        status=JobStatus.QUEUED,
-        due_at=due_at or utcnow(),
-        attempts=0,
-        max_attempts=max_attempts,
-        dedupe_key=dedupe_key,
-        created_at=utcnow(),
-    )
-    if dedupe_key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = await session.execute(statement)
-    session.info[_QUEUED_FLAG] = True
-    return result.rowcount == 1
+    """Queue one job; False when a job with `dedupe_key` exists already."""
+    return await enqueue_many(session, [NewJob(kind, payload or {}, due_at, dedupe_key, max_attempts)]) == 1
 
 
 async def list_jobs(session: AsyncSession, *, status: JobStatus | None = None, kind: str | None = None,

@@ -89,10 +89,10 @@ async def lock_order_by_payment_intent(session: AsyncSession, payment_intent_id:
 
 async def adopt_checkout_session(
     session: AsyncSession, stripe_session_id: str, webinar: Webinar, quantity: int
-) -> Order:
+) -> tuple[Order, bool]:
     """The order of a checkout session this service did not create, made once however many
-    processes see the session at the same time."""
-    await session.execute(
+    processes see the session at the same time; True when this call made it."""
+    result = await session.execute(
         insert(session, Order)
         .values(
             id=uuid.uuid4(),
@@ -110,7 +110,7 @@ async def adopt_checkout_session(
     )
     order = await lock_order_by_session(session, stripe_session_id)
     assert order is not None
-    return order
+    return order, result.rowcount == 1
 
 
 async def _take_seats(session: AsyncSession, webinar: Webinar, count: int) -> bool:
@@ -145,14 +145,18 @@ async def request_refund(session: AsyncSession, order: Order, reason: str) -> No
                   dedupe_key=f"payment.refund:{order.id}")
 
 
-async def settle(session: AsyncSession, order: Order) -> OrderStatus:
+async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None = None,
+                 tickets: list[Ticket] | None = None) -> OrderStatus:
     """Bring the order's status and tickets in line with its facts. Idempotent.
 
     The caller holds the order's row lock (PostgreSQL) or the database's write lock
-    (SQLite), so two processes never settle one order at once.
+    (SQLite), so two processes never settle one order at once. A caller that has the
+    webinar, or knows the order has no tickets yet, passes them to save the queries.
     """
-    webinar = await get_webinar(session, order.webinar_id)
-    tickets = await order_tickets(session, order.id)
+    if webinar is None:
+        webinar = await get_webinar(session, order.webinar_id)
+    if tickets is None:
+        tickets = await order_tickets(session, order.id)
     live = [t for t in tickets if t.status == TicketStatus.VALID]
     revoke_reason = None
 
@@ -170,6 +174,8 @@ async def settle(session: AsyncSession, order: Order) -> OrderStatus:
     elif webinar.status == WebinarStatus.CANCELLED:
         status, revoke_reason = OrderStatus.CANCELLED, "cancelled"
         await request_refund(session, order, "cancelled")
+    elif order.status == OrderStatus.FLAGGED:
+        status = OrderStatus.FLAGGED
     elif (problem := _payment_problem(order, webinar)) is not None:
         status = OrderStatus.FLAGGED
         order.problem = problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, StripeEvent
+from ticketing.db.models import Order, OrderStatus, StripeEvent, Webinar
 from ticketing.errors import NotFound
 from ticketing.orders.service import (
     MAX_QUANTITY,
@@ -70,26 +71,33 @@ async def process_event(session: AsyncSession, event: StripeEvent) -> str:
             return "ignored"
 
 
-async def _order_for_checkout(session: AsyncSession, obj: dict[str, Any]) -> Order | str:
+@dataclasses.dataclass
+class _Found:
+    """A checkout's order, with the webinar when it was loaded on the way and whether the
+    order was made just now (then it has no tickets yet)."""
+
+    order: Order
+    webinar: Webinar | None = None
+    created: bool = False
+
+
+async def _order_for_checkout(session: AsyncSession, obj: dict[str, Any]) -> _Found | str:
     """The order a checkout session belongs to, made if needed; or why there is none."""
     session_id = _id(obj.get("id"))
     if session_id is None:
         return "malformed"
     metadata = obj.get("metadata") or {}
-    order = await lock_order_by_session(session, session_id)
-    if order is None:
-        order_id = _uuid(metadata.get("order_id") or obj.get("client_reference_id"))
-        if order_id is not None:
-            order = await lock_order(session, order_id)
-            if order is not None and order.stripe_session_id not in (None, session_id):
-                order = None  # our id, but another session of it: treat the session on its own
-    if order is not None:
-        if order.stripe_session_id is None:
+    order_id = _uuid(metadata.get("order_id") or obj.get("client_reference_id"))
+    if order_id is not None:
+        order = await lock_order(session, order_id)
+        # Our id, but another session than the one it started: treat the session on its own.
+        if order is not None and order.stripe_session_id in (None, session_id):
             order.stripe_session_id = session_id
-        return order
+            return _Found(order)
     webinar_id = _uuid(metadata.get("webinar_id"))
     if webinar_id is None:
-        return "unknown_webinar"
+        order = await lock_order_by_session(session, session_id)
+        return _Found(order) if order is not None else "unknown_webinar"
     try:
         webinar = await get_webinar(session, webinar_id)
     except NotFound:
@@ -100,13 +108,15 @@ async def _order_for_checkout(session: AsyncSession, obj: dict[str, Any]) -> Ord
         quantity = 0
     # Checkout never sells more than MAX_QUANTITY seats at once; anything else is not ours to fulfil.
     valid = 1 <= quantity <= MAX_QUANTITY
-    order = await adopt_checkout_session(session, session_id, webinar, quantity if valid else 1)
+    order, created = await adopt_checkout_session(session, session_id, webinar, quantity if valid else 1)
     if not valid:
         order.problem = f"metadata.quantity is not a whole number from 1 to {MAX_QUANTITY}: {metadata.get('quantity')!r}"
-    return order
+        order.status = OrderStatus.FLAGGED
+    return _Found(order, webinar, created)
 
 
-def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, now: dt.datetime) -> None:
+def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, now: dt.datetime) -> bool:
+    """Set what the session tells; True when it names a payment intent the order lacked."""
     details = obj.get("customer_details") or {}
     email = details.get("email") or obj.get("customer_email")
     if isinstance(email, str) and email and not order.email:
@@ -120,7 +130,8 @@ def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, n
     currency = obj.get("currency")
     order.currency = currency.lower() if isinstance(currency, str) and len(currency) == 3 else None
     payment_intent = _id(obj.get("payment_intent"))
-    if payment_intent and not order.stripe_payment_intent_id:
+    learned_intent = bool(payment_intent) and not order.stripe_payment_intent_id
+    if learned_intent:
         order.stripe_payment_intent_id = payment_intent
     if isinstance(obj.get("livemode"), bool):
         order.livemode = obj["livemode"]
@@ -137,6 +148,7 @@ def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, n
         order.payment_failed_at = order.payment_failed_at or now
     elif event_type == "checkout.session.expired":
         order.expired_at = order.expired_at or now
+    return learned_intent
 
 
 async def _checkout_session(session: AsyncSession, obj: dict[str, Any], event_type: str) -> str:
@@ -144,11 +156,11 @@ async def _checkout_session(session: AsyncSession, obj: dict[str, Any], event_ty
     if isinstance(found, str):
         logger.warning("checkout event not matched", extra={"outcome": found, "session": _id(obj.get("id"))})
         return found
-    order = found
-    _record_checkout_facts(order, obj, event_type, utcnow())
-    if order.stripe_payment_intent_id:
-        await _replay_charge_events(session, order)
-    status = await settle(session, order)
+    order = found.order
+    if _record_checkout_facts(order, obj, event_type, utcnow()):
+        with session.no_autoflush:
+            await _replay_charge_events(session, order)
+    status = await settle(session, order, webinar=found.webinar, tickets=[] if found.created else None)
     return f"order_{status.value}"
 
 

@@ -13,12 +13,12 @@ import dataclasses
 import datetime as dt
 import logging
 import stripe
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db import utcnow
 from ticketing.db.dialect import insert
-from ticketing.db.models import StripeEvent, SyncCursor
+from ticketing.db.models import Order, StripeEvent, SyncCursor
 from ticketing.jobs.registry import JobContext, periodic
 from ticketing.payments.events import HANDLED_TYPES
 from ticketing.payments.webhooks import process_stored_event, store_event
@@ -87,7 +87,8 @@ async def reconcile(
 
 async def retry_unprocessed(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
                             *, now: dt.datetime | None = None, limit: int = 100) -> int:
-    """Process again the stored events left unprocessed (an error, or a crash before processing)."""
+    """Process again the stored events left unprocessed: an error, a crash before processing,
+    or a refund or dispute whose order has since learned its payment intent."""
     now = now or utcnow()
     async with sessionmaker() as session:
         stale = list(await session.scalars(
@@ -95,6 +96,10 @@ async def retry_unprocessed(sessionmaker: async_sessionmaker[AsyncSession], sett
                 StripeEvent.processed_at.is_(None),
                 StripeEvent.received_at < now - RETRY_AFTER,
                 StripeEvent.received_at > now - RETRY_FOR,
+                # A refund or dispute of a payment that is not (yet) one of ours waits until an
+                # order names its payment intent; charges of the account's other sales never do.
+                or_(StripeEvent.outcome.is_distinct_from("unmatched"),
+                    StripeEvent.payment_intent_id.in_(select(Order.stripe_payment_intent_id))),
             ).order_by(StripeEvent.created, StripeEvent.received_at).limit(limit)
         ))
     done = 0

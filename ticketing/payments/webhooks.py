@@ -32,39 +32,94 @@ async def receive_webhook(
     """Handle one delivery; returns (event type, outcome).
 
     Raises BadSignature or BadPayload (nothing stored) and Unavailable when the database
-    cannot be reached (Stripe retries; a stored event is then processed on the retry).
+    cannot be reached (nothing stored either: Stripe retries).
     """
     event = verify(body, signature, settings.stripe_webhook_secrets)
     try:
-        await store_event(sessionmaker, event)
-        outcome = await process_stored_event(sessionmaker, settings, event["id"])
+        outcome = await _process_and_store(sessionmaker, settings, event)
     except DATABASE_DOWN as error:
         logger.warning("database unavailable for webhook", extra={"event_id": event["id"], "error": type(error).__name__})
         raise Unavailable("the database is unavailable; Stripe will retry") from error
     return event["type"], outcome
 
 
-async def store_event(sessionmaker: async_sessionmaker[AsyncSession], event: dict[str, Any]) -> bool:
-    """Insert the event unless its id is stored already; True when this call stored it."""
-    obj = event["data"]["object"]
-    checkout_session_id, payment_intent_id = references(event["type"], obj)
-    created = event.get("created")
+class _StoredBefore(Exception):
+    """The event's id is stored already: undo this delivery's work and look at the stored one."""
+
+
+async def _process_and_store(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
+                             event: dict[str, Any]) -> str:
+    """Process a new event and store it, processed, in one transaction.
+
+    The event row is written last, with ON CONFLICT DO NOTHING on its id: a delivery that
+    finds the id taken (a redelivery, or the same event racing in another process, which
+    waits for the first to commit) rolls its work back and defers to the stored event.
+    One transaction per delivery keeps a flash sale cheap; a failure that is not the
+    database's still keeps the event, unprocessed, for the worker's sweep.
+    """
+    row = _event_row(event)
+    try:
+        async with sessionmaker.begin() as session:
+            outcome = await _apply(session, settings, StripeEvent(**row))
+            values = dict(row, outcome=outcome, processed_at=None if outcome in UNSETTLED else utcnow())
+            result = await session.execute(
+                insert(session, StripeEvent).values(**values).on_conflict_do_nothing(index_elements=["id"])
+            )
+            if result.rowcount != 1:
+                raise _StoredBefore
+            return outcome
+    except _StoredBefore:
+        return await process_stored_event(sessionmaker, settings, event["id"])
+    except DATABASE_DOWN:
+        raise
+    except Exception as error:
+        logger.exception("processing a Stripe event failed", extra={"event_id": event["id"]})
+        await store_event(sessionmaker, event, error=f"{type(error).__name__}: {error}"[:2000])
+        return "error"
+
+
+# Outcomes that leave an event to be tried again by the sweep: processing failed, or a refund
+# or dispute came before the order it belongs to was known.
+UNSETTLED = ("error", "unmatched")
+
+
+async def _apply(session: AsyncSession, settings: Settings, event: StripeEvent) -> str:
+    """Act on an event unless its mode is not ours; returns the outcome to record."""
+    if event.livemode != settings.stripe_livemode:
+        logger.warning("event livemode does not match the configured Stripe key; recorded, not acted on",
+                       extra={"event_id": event.id, "livemode": event.livemode})
+        return "livemode_mismatch"
+    if event.api_version and event.api_version != API_VERSION:
+        logger.warning("event API version differs from the one this code reads",
+                       extra={"event_id": event.id, "api_version": event.api_version, "expected": API_VERSION})
+    return await process_event(session, event)
+
+
+def _event_row(event: dict[str, Any]) -> dict[str, Any]:
+    checkout_session_id, payment_intent_id = references(event["type"], event["data"]["object"])
     livemode = event.get("livemode")
+    return {
+        "id": event["id"][:255],
+        "type": event["type"][:100],
+        "api_version": str(event.get("api_version"))[:40] if event.get("api_version") else None,
+        "livemode": livemode if isinstance(livemode, bool) else False,
+        "created": _timestamp(event.get("created")),
+        "payload": event,
+        "checkout_session_id": checkout_session_id,
+        "payment_intent_id": payment_intent_id,
+        "received_at": utcnow(),
+    }
+
+
+async def store_event(sessionmaker: async_sessionmaker[AsyncSession], event: dict[str, Any], *,
+                      error: str | None = None) -> bool:
+    """Insert the event, unprocessed, unless its id is stored already; True when this call stored it."""
+    values = _event_row(event)
+    if error is not None:
+        values.update(error=error, outcome="error")
     async with sessionmaker.begin() as session:
         result = await session.execute(
-            insert(session, StripeEvent)
-            .values(
-                id=event["id"][:255],
-                type=event["type"][:100],
-                api_version=str(event.get("api_version"))[:40] if event.get("api_version") else None,
-                livemode=livemode if isinstance(livemode, bool) else False,
-                created=_timestamp(created),
-                payload=event,
-                checkout_session_id=checkout_session_id,
-                payment_intent_id=payment_intent_id,
-                received_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
+            insert(session, StripeEvent).values(**values).on_conflict_do_nothing(index_elements=["id"])
         )
     return result.rowcount == 1
 
@@ -82,16 +137,8 @@ async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], s
                 return "missing"
             if event.processed_at is not None:
                 return "duplicate"
-            if event.livemode != settings.stripe_livemode:
-                logger.warning("event livemode does not match the configured Stripe key; recorded, not acted on",
-                               extra={"event_id": event.id, "livemode": event.livemode})
-                outcome = "livemode_mismatch"
-            else:
-                if event.api_version and event.api_version != API_VERSION:
-                    logger.warning("event API version differs from the one this code reads",
-                                   extra={"event_id": event.id, "api_version": event.api_version, "expected": API_VERSION})
-                outcome = await process_event(session, event)
-            event.processed_at = utcnow()
+            outcome = await _apply(session, settings, event)
+            event.processed_at = None if outcome in UNSETTLED else utcnow()
             event.outcome = outcome
             event.error = None
             return outcome

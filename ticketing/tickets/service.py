@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import utcnow
 from ticketing.db.models import Job, JobStatus, Order, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Forbidden, NotFound
-from ticketing.jobs import enqueue
+from ticketing.jobs import NewJob, enqueue, enqueue_many
 
 # 32 random bytes: 256 bits from the CSPRNG, 43 URL-safe characters.
 CODE_BYTES = 32
@@ -49,14 +49,15 @@ async def issue_tickets(session: AsyncSession, order: Order, webinar: Webinar) -
             status=TicketStatus.VALID,
             join_count=0,
         )
-        session.add(ticket)
         tickets.append((ticket, code))
+    session.add_all([ticket for ticket, _ in tickets])
     await session.flush()
     now = utcnow()
+    jobs = []
     for ticket, code in tickets:
-        await enqueue(session, "mail.join", {"ticket_id": str(ticket.id), "code": code},
-                      dedupe_key=f"mail.join:{ticket.id}")
-        await queue_reminders(session, ticket, webinar, code, now=now)
+        jobs.append(NewJob("mail.join", {"ticket_id": str(ticket.id), "code": code}, dedupe_key=f"mail.join:{ticket.id}"))
+        jobs.extend(reminder_jobs(ticket, webinar, code, now=now))
+    await enqueue_many(session, jobs)
     return [ticket for ticket, _ in tickets]
 
 
@@ -68,22 +69,20 @@ def _reminder_prefix(ticket_id: uuid.UUID) -> str:
     return f"mail.reminder:{ticket_id}:"
 
 
-async def queue_reminders(session: AsyncSession, ticket: Ticket, webinar: Webinar, code: str, *,
-                          now: dt.datetime) -> int:
-    """Queue the ticket's reminders that are still ahead (24 h and 15 min before the start).
+def reminder_jobs(ticket: Ticket, webinar: Webinar, code: str, *, now: dt.datetime) -> list[NewJob]:
+    """The ticket's reminders that are still ahead (24 h and 15 min before the start).
 
     They carry the join code, as the join mail does; the dedupe key names the webinar's
     sequence, so a time change queues a fresh set instead of colliding with the old one.
     """
-    queued = 0
-    for which, before in REMINDERS:
-        due = webinar.starts_at - before
-        if due <= now:
-            continue
-        payload = {"ticket_id": str(ticket.id), "code": code, "which": which, "sequence": webinar.sequence}
-        queued += await enqueue(session, "mail.reminder", payload, due_at=due,
-                                dedupe_key=f"{_reminder_prefix(ticket.id)}{webinar.sequence}:{which}")
-    return queued
+    return [
+        NewJob("mail.reminder",
+               {"ticket_id": str(ticket.id), "code": code, "which": which, "sequence": webinar.sequence},
+               due_at=webinar.starts_at - before,
+               dedupe_key=f"{_reminder_prefix(ticket.id)}{webinar.sequence}:{which}")
+        for which, before in REMINDERS
+        if webinar.starts_at - before > now
+    ]
 
 
 async def drop_pending_reminders(session: AsyncSession, ticket_id: uuid.UUID) -> None:
@@ -109,7 +108,7 @@ async def reissue(session: AsyncSession, ticket: Ticket, webinar: Webinar, kind:
         return False
     ticket.code_hash = code_hash
     await drop_pending_reminders(session, ticket.id)
-    await queue_reminders(session, ticket, webinar, code, now=now)
+    await enqueue_many(session, reminder_jobs(ticket, webinar, code, now=now))
     return True
 
 
