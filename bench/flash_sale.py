@@ -137,12 +137,12 @@ def run(backend: str, n: int, concurrency: int) -> None:
         sink.controller.stop()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="purchases (default 500)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--concurrency", type=int, default=32, help="webhooks in flight (default 32)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
         run(backend, args.n, args.concurrency)
 
