@@ -115,14 +115,11 @@ async def adopt_checkout_session(
 
 async def _take_seats(session: AsyncSession, webinar: Webinar, count: int) -> bool:
     """Take `count` seats if the webinar has them, in one conditional UPDATE (no oversell)."""
+    table = Webinar.__table__
     result = await session.execute(
-        update(Webinar)
-        .where(
-            Webinar.id == webinar.id,
-            (Webinar.capacity.is_(None)) | (Webinar.seats_taken + count <= Webinar.capacity),
-        )
-        .values(seats_taken=Webinar.seats_taken + count)
-        .execution_options(synchronize_session=False)
+        update(table)
+        .where(table.c.id == webinar.id, table.c.capacity.is_(None) | (table.c.seats_taken + count <= table.c.capacity))
+        .values(seats_taken=table.c.seats_taken + count)
     )
     return result.rowcount == 1
 
