@@ -78,6 +78,9 @@ def docker_env(settings: Settings) -> str:
         "XMPP_MUC_MODULES=token_affiliation",
         # Otherwise the first attendee in an empty room would become its owner.
         "ENABLE_AUTO_OWNER=0",
+        # docker-jitsi-meet's XMPP domain is meet.jitsi unless set; its domain check is off by default.
+        f"# tokens carry sub {settings.jitsi_subject!r}: with JWT_ENABLE_DOMAIN_VERIFICATION=1 it must equal "
+        "XMPP_DOMAIN (set TICKETING_JITSI_SUBJECT to match)",
     ]
     return "\n".join(lines) + "\n"
 
