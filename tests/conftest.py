@@ -8,6 +8,7 @@ TICKETING_TEST_POSTGRES_URL; without it PostgreSQL tests skip, except under CI, 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import uuid
@@ -41,6 +42,19 @@ def _no_ticketing_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TICKETING_") and name != "TICKETING_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in-process configure the root logger; later tests get it back as it was."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in ("alembic", "aiohttp.access")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:

@@ -88,6 +88,8 @@ async def test_organizer_create_prints_the_key_last(tmp_path, cli_env, sessionma
     ["organizer", "create", "--name", "Ada", "--email", "ada@example.com", "--extra"],
     ["simulate", "checkout", "--webinar", "x", "--email", "e@example.com", "--quantity", "zero"],
     ["simulate", "checkout", "--webinar", "x", "--email", "e@example.com", "--quantity", "0"],
+    ["simulate", "checkout", "--webinar", "x", "--email", "bad"],
+    ["token", "--room", "widgets", "--name", "Ann", "--email", "bad"],
     ["serve", "--port"],
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, bare_env, args):

@@ -75,3 +75,27 @@ async def test_metrics_count_requests_by_route_and_webhooks_by_type_and_outcome(
     assert webhooks("checkout.session.completed", "order_paid") == 1
     assert webhooks("customer.created", "ignored") == 1
     assert webhooks("unknown", "bad_signature") == 1
+
+
+async def test_every_route_answers_503_not_500_while_the_database_is_unreachable(postgres_proxy, var_dir,
+                                                                                  start_client):
+    proxy, proxied_url = postgres_proxy
+    settings = Settings.from_env({"TICKETING_DATABASE_URL": proxied_url, "TICKETING_VAR_DIR": str(var_dir)},
+                                 dotenv=None)
+    client = await start_client(settings)
+    from ticketing.web.keys import SESSIONMAKER
+
+    owner, key = await factories.organizer(client.app[SESSIONMAKER])
+    webinar = await factories.webinar(client.app[SESSIONMAKER], owner)
+    await proxy.stop()
+    api = await client.get("/api/webinars", headers={"Authorization": f"Bearer {key}"})
+    assert api.status == 503
+    assert (await api.json())["error"]["code"] == "unavailable"
+    for path in (f"/w/{webinar.id}", "/j/" + "A" * 43):
+        page = await client.get(path, allow_redirects=False)
+        assert page.status == 503, path
+        assert "Traceback" not in await page.text()
+    checkout = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
+    assert checkout.status == 503
+    await proxy.start()
+    assert (await client.get(f"/w/{webinar.id}")).status == 200

@@ -22,6 +22,17 @@ def from_env(**values: str) -> Settings:
     return Settings.from_env({f"TICKETING_{k.upper()}": v for k, v in values.items()}, dotenv=None)
 
 
+@pytest.mark.parametrize(("url", "subject"), [
+    ("https://meet.example.com", "meet.example.com"),
+    ("https://meet.example.com/", "meet.example.com"),
+    ("https://meet.example.com/Acme", "acme"),
+    ("https://meet.example.com/acme/", "acme"),
+])
+def test_the_subject_defaults_to_the_tenant_when_the_url_has_one(tmp_path, url, subject):
+    settings = Settings.from_env({"TICKETING_JITSI_URL": url, "TICKETING_VAR_DIR": str(tmp_path)}, dotenv=None)
+    assert settings.jitsi_subject == subject
+
+
 def test_defaults(tmp_path):
     settings = from_env()
     assert settings.database_url == "sqlite+aiosqlite:///./var/ticketing.db"

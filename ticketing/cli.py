@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 
 from ticketing import __version__
+from ticketing.errors import Invalid
+from ticketing.inputs import email_address, has_control
 from ticketing.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -289,9 +292,16 @@ def _room(value: str) -> str:
 
 def _name(value: str) -> str:
     name = value.strip()
-    if not name or len(name) > 200:
-        raise argparse.ArgumentTypeError("a name is 1 to 200 characters")
+    if not name or len(name) > 200 or has_control(name):
+        raise argparse.ArgumentTypeError("a name is 1 to 200 plain characters")
     return name
+
+
+def _email(value: str) -> str:
+    try:
+        return email_address(value)
+    except Invalid as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def _concurrency(value: str) -> int:
@@ -347,14 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     organizer_commands = organizer.add_subparsers(dest="organizer_command", metavar="ACTION", parser_class=_Parser, required=True)
     create = organizer_commands.add_parser("create", help="create an organizer and print its API key (last line)")
     create.add_argument("--name", required=True, help="the organizer's name")
-    create.add_argument("--email", required=True, help="the organizer's email address")
+    create.add_argument("--email", required=True, type=_email, help="the organizer's email address")
     create.set_defaults(handler=cmd_organizer_create)
 
     simulate = commands.add_parser("simulate", help="post signed Stripe events to the running service")
     simulate_commands = simulate.add_subparsers(dest="simulate_command", metavar="EVENT", parser_class=_Parser, required=True)
     checkout = simulate_commands.add_parser("checkout", help="a paid checkout.session.completed, like `stripe trigger`")
     checkout.add_argument("--webinar", required=True, metavar="ID", help="the webinar's id")
-    checkout.add_argument("--email", required=True, help="the buyer's email address")
+    checkout.add_argument("--email", required=True, type=_email, help="the buyer's email address")
     checkout.add_argument("--quantity", type=_quantity, default=1, help="seats bought (default 1)")
     checkout.add_argument("--url", help="the service's base URL (default TICKETING_BASE_URL)")
     checkout.set_defaults(handler=cmd_simulate_checkout)
@@ -362,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="mint a Jitsi token by hand (support, debugging); prints it")
     token.add_argument("--room", required=True, type=_room, help="the room, e.g. widgets-101")
     token.add_argument("--name", required=True, type=_name, help="the display name in the room")
-    token.add_argument("--email", help="the email in the token (optional)")
+    token.add_argument("--email", type=_email, help="the email in the token (optional)")
     token.add_argument("--moderator", action="store_true", help="enter as moderator (room owner)")
     token.add_argument("--ttl", type=_ttl, default=dt.timedelta(hours=2), help="how long it is valid, e.g. 2h, 90m (default 2h)")
     token.add_argument("--url", action="store_true", help="print the whole Jitsi URL instead of the token alone")
@@ -404,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ticketing jobs list | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as error:  # one line for the user; the trace only with TICKETING_LOG_LEVEL=DEBUG
         from ticketing.errors import DomainError
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.models import Organizer
 from ticketing.errors import Invalid
+from ticketing.inputs import email_address, has_control
 
 KEY_PREFIX = "tk_"
 
@@ -20,11 +21,10 @@ def hash_api_key(key: str) -> str:
 
 async def create_organizer(session: AsyncSession, name: str, email: str) -> tuple[Organizer, str]:
     """Create an organizer; returns it with its API key, which is not kept anywhere."""
-    name, email = name.strip(), email.strip()
-    if not name or len(name) > 200:
-        raise Invalid("name must be 1 to 200 characters", field="name")
-    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
-        raise Invalid(f"not an email address: {email!r}", field="email")
+    name = name.strip()
+    if not name or len(name) > 200 or has_control(name):
+        raise Invalid("name must be 1 to 200 plain characters", field="name")
+    email = email_address(email)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     organizer = Organizer(name=name, email=email, api_key_hash=hash_api_key(key))
     session.add(organizer)

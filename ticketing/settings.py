@@ -239,7 +239,7 @@ class _Reader:
             jitsi_next_public_key_file=next_public,
             jitsi_next_key_id=next_kid,
             jitsi_audience=self.string("JITSI_AUDIENCE", "jitsi"),
-            jitsi_subject=self.string("JITSI_SUBJECT", urlsplit(jitsi_url).hostname).lower(),
+            jitsi_subject=self.string("JITSI_SUBJECT", _default_subject(jitsi_url)).lower(),
             jitsi_features=self.features("JITSI_FEATURES"),
             jitsi_host_features=self.features("JITSI_HOST_FEATURES"),
             jitsi_end_meeting_url=self.url("JITSI_END_MEETING_URL", None, ("https", "http")),
@@ -253,6 +253,13 @@ class _Reader:
             log_level=log_level,
             log_format=log_format,
         )
+
+
+def _default_subject(jitsi_url: str) -> str:
+    """The tenant when rooms live under a tenant path (https://host/tenant), else the host."""
+    parts = urlsplit(jitsi_url)
+    tenant = parts.path.strip("/").split("/")[0]
+    return tenant or parts.hostname or ""
 
 
 def _kept_secret(path: Path, prefix: str) -> str:

@@ -94,6 +94,8 @@ async def test_checkout_bad_input(start_client, stripe_settings, stripe_standin,
         (f"/w/{webinar.id}/checkout", {"data": {"quantity": "0"}}, 422),
         (f"/w/{webinar.id}/checkout", {"data": {"quantity": "51"}}, 422),
         (f"/w/{webinar.id}/checkout", {"data": {"email": "not an email"}}, 422),
+        (f"/w/{webinar.id}/checkout", {"data": {"email": "a\x00@b.com"}}, 422),
+        (f"/w/{webinar.id}/checkout", {"json": {"email": ["bea@example.com"]}}, 422),
         (f"/w/{webinar.id}/checkout", {"data": b"{nope", "headers": {"Content-Type": "application/json"}}, 400),
         (f"/w/{uuid.uuid4()}/checkout", {"data": {"quantity": "1"}}, 404),
         ("/w/garbage/checkout", {"data": {"quantity": "1"}}, 404),
@@ -154,8 +156,9 @@ async def test_dev_checkout_page_pays_through_the_real_webhook(client, settings,
     assert page.status == 200
     assert "test payment" in (await page.text()).lower()
 
-    refused = await client.post(path, data={"email": "nobody"}, allow_redirects=False)
-    assert refused.status == 422
+    for form in ({"email": "nobody"}, {"email": "bea@example.com", "name": "Bea\x00"}):
+        refused = await client.post(path, data=form, allow_redirects=False)
+        assert refused.status == 422, form
     assert await _count(sessionmaker, Ticket) == 0
 
     paid = await client.post(path, data={"email": "bea@example.com", "name": "Bea"}, allow_redirects=False)

@@ -259,6 +259,7 @@ def _refusals(secret: str, webinar) -> list[tuple[str, bytes, dict[str, str], in
     cases = [
         ("forged", *factories.signed(good, "whsec_somebody_else"), 400),
         ("stale", *factories.signed(good, secret, timestamp=int(time.time()) - 301), 400),
+        ("dated ahead", *factories.signed(good, secret, timestamp=int(time.time()) + 3600), 400),
         ("missing signature", good, {"Content-Type": "application/json"}, 400),
         ("tampered body", good.replace(b'"paid"', b'"PAID"'), good_headers, 400),
         ("garbage signature", good, {"Content-Type": "application/json", "Stripe-Signature": "t=1,v1=abc"}, 400),
@@ -293,6 +294,17 @@ async def test_stale_by_less_than_five_minutes_is_accepted(client, settings, ses
                                      timestamp=int(time.time()) - 240)
     response = await client.post("/webhooks/stripe", data=body, headers=headers)
     assert response.status == 200
+
+
+async def test_control_characters_from_stripe_are_dropped_not_fatal(client, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    session = factories.checkout_session(webinar, email="bea\x00@example.com",
+                                         customer_details={"email": "bea\x00@example.com", "name": "Bea\x00 Buyer"})
+    response = await factories.post_event(client, factories.event("checkout.session.completed", session))
+    assert response.status == 200 and (await response.json())["outcome"] == "order_paid"
+    async with sessionmaker() as db:
+        [ticket] = list(await db.scalars(select(Ticket)))
+    assert (ticket.email, ticket.name) == ("bea@example.com", "Bea Buyer")
 
 
 async def test_secret_rotation_accepts_each_configured_secret(start_client, make_settings, sessionmaker):

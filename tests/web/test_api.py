@@ -265,6 +265,13 @@ INVALID = [
     ("capacity", {"capacity": "ten"}, "a string"),
     ("description", {"description": {"a": 1}}, "an object"),
     ("timezone", {"timezone": "Mars/Olympus"}, "unknown zone"),
+    ("starts_at", {"starts_at": "0001-01-01T00:00:00+14:00"}, "before year one in UTC"),
+    ("ends_at", {"ends_at": "9999-12-31T23:59:59-14:00"}, "after the last year in UTC"),
+    ("ends_at", {"ends_at": "9999-12-31T23:59:59+00:00"}, "too far ahead for a window"),
+    ("title", {"title": "nul\x00byte"}, "a NUL"),
+    ("title", {"title": "two\nlines"}, "a line break"),
+    ("description", {"description": "nul\x00byte"}, "a NUL"),
+    ("room", {"room": "room\x00"}, "a NUL"),
 ]
 
 
@@ -276,6 +283,19 @@ async def test_422_names_the_invalid_field_and_stores_nothing(client, key, sessi
     data.update(change)
     await _assert_error(await client.post("/api/webinars", json=data, headers=auth(key)), 422, field=field)
     assert await _webinar_count(sessionmaker) == 0
+
+
+async def test_patch_refuses_out_of_range_times_and_changes_nothing(client, key):
+    created = await _create(client, key)
+    for change in ({"starts_at": "0001-01-01T00:00:00+14:00"}, {"ends_at": "9999-12-31T23:59:59-14:00"}):
+        response = await client.patch(f"/api/webinars/{created['id']}", json=change, headers=auth(key))
+        await _assert_error(response, 422, field=next(iter(change)))
+    after = await (await client.get(f"/api/webinars/{created['id']}", headers=auth(key))).json()
+    assert (after["starts_at"], after["ends_at"]) == (created["starts_at"], created["ends_at"])
+
+
+async def test_a_description_keeps_its_line_breaks(client, key):
+    assert (await _create(client, key, description="one\ntwo"))["description"] == "one\ntwo"
 
 
 @pytest.mark.parametrize("missing", ["title", "starts_at", "ends_at", "price_amount", "currency"])

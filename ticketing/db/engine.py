@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -57,3 +59,17 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded attributes after commit; one per request or job."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# Errors about the statement or its data: retrying cannot help, so they are not outages.
+_STATEMENT_ERRORS = (IntegrityError, DataError, ProgrammingError)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` means the database cannot be reached or is overloaded right now
+    (answer 503, retry later), not that a statement or its data was at fault."""
+    if isinstance(error, (PoolTimeout, OSError, TimeoutError)):
+        return True
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or not isinstance(error, _STATEMENT_ERRORS)
+    return False

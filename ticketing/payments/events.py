@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, StripeEvent, Webinar
 from ticketing.errors import NotFound
+from ticketing.inputs import plain
 from ticketing.orders.service import (
     MAX_QUANTITY,
     adopt_checkout_session,
@@ -119,11 +120,11 @@ def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, n
     """Set what the session tells; True when it names a payment intent the order lacked."""
     details = obj.get("customer_details") or {}
     email = details.get("email") or obj.get("customer_email")
-    if isinstance(email, str) and email and not order.email:
-        order.email = email[:320]
+    if isinstance(email, str) and plain(email).strip() and not order.email:
+        order.email = plain(email).strip()[:320]
     name = details.get("name")
-    if isinstance(name, str) and name and not order.buyer_name:
-        order.buyer_name = name[:200]
+    if isinstance(name, str) and plain(name).strip() and not order.buyer_name:
+        order.buyer_name = plain(name).strip()[:200]
     if isinstance(obj.get("amount_total"), int):
         order.amount_total = obj["amount_total"]
     # What Stripe says was charged; anything but a currency code cannot match the price.

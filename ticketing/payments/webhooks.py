@@ -7,11 +7,9 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ticketing.db import utcnow
+from ticketing.db import is_unavailable, utcnow
 from ticketing.db.dialect import insert
 from ticketing.db.models import StripeEvent
 from ticketing.errors import Unavailable
@@ -21,9 +19,6 @@ from ticketing.payments.stripe_api import API_VERSION
 from ticketing.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# The database cannot be reached or is overloaded: answer 503 so Stripe delivers again.
-DATABASE_DOWN = (OperationalError, DBAPIError, OSError, PoolTimeout, TimeoutError)
 
 
 async def receive_webhook(
@@ -37,7 +32,9 @@ async def receive_webhook(
     event = verify(body, signature, settings.stripe_webhook_secrets)
     try:
         outcome = await _process_and_store(sessionmaker, settings, event)
-    except DATABASE_DOWN as error:
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
         logger.warning("database unavailable for webhook", extra={"event_id": event["id"], "error": type(error).__name__})
         raise Unavailable("the database is unavailable; Stripe will retry") from error
     return event["type"], outcome
@@ -70,9 +67,9 @@ async def _process_and_store(sessionmaker: async_sessionmaker[AsyncSession], set
             return outcome
     except _StoredBefore:
         return await process_stored_event(sessionmaker, settings, event["id"])
-    except DATABASE_DOWN:
-        raise
     except Exception as error:
+        if is_unavailable(error):
+            raise
         logger.exception("processing a Stripe event failed", extra={"event_id": event["id"]})
         await store_event(sessionmaker, event, error=f"{type(error).__name__}: {error}"[:2000])
         return "error"
@@ -142,9 +139,9 @@ async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], s
             event.outcome = outcome
             event.error = None
             return outcome
-    except DATABASE_DOWN:
-        raise
     except Exception as error:
+        if is_unavailable(error):
+            raise
         # A bug, not an outage: keep the event unprocessed with the reason, answer 200 so
         # Stripe stops retrying, and let the worker's sweep try it again after a fix.
         logger.exception("processing a Stripe event failed", extra={"event_id": event_id})

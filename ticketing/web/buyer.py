@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ticketing.db import utcnow
 from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.inputs import email_address, has_control
 from ticketing.orders import service as orders
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
@@ -60,10 +61,9 @@ async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
         except ValueError:
             raise Invalid("quantity must be a whole number", field="quantity") from None
     email = data.get("email")
-    email = email.strip() if isinstance(email, str) and email.strip() else None
-    if email is not None and ("@" not in email or len(email) > 320 or any(c.isspace() for c in email)):
-        raise Invalid(f"not an email address: {email!r}", field="email")
-    return quantity, email
+    if email is not None and not isinstance(email, str):
+        raise Invalid("email must be a string", field="email")
+    return quantity, email_address(email) if email and email.strip() else None
 
 
 @routes.post("/w/{id}/checkout")
@@ -112,14 +112,18 @@ async def dev_checkout_pay(request: web.Request) -> web.Response:
     """Pay a test checkout: sign a `checkout.session.completed` and post it to our own webhook."""
     order, webinar = await _dev_order(request)
     form = await request.post()
-    email = str(form.get("email") or order.email or "").strip()
-    if "@" not in email or any(c.isspace() for c in email):
+    name = str(form.get("name") or "").strip()
+    try:
+        email = email_address(str(form.get("email") or order.email or ""))
+    except Invalid:
         return render(request, "dev_checkout.html", {"order": order, "webinar": webinar,
                                                      "error": "Enter the email address the tickets go to."}, status=422)
+    if has_control(name) or len(name) > 200:
+        return render(request, "dev_checkout.html", {"order": order, "webinar": webinar,
+                                                     "error": "Enter a name of at most 200 plain characters."}, status=422)
     event = simulated.checkout_completed_event(
         session_id=order.stripe_session_id, webinar_id=str(webinar.id), quantity=order.quantity, email=email,
-        amount_total=order.expected_amount, currency=webinar.currency, order_id=str(order.id),
-        name=str(form.get("name") or "").strip() or None,
+        amount_total=order.expected_amount, currency=webinar.currency, order_id=str(order.id), name=name or None,
     )
     body = simulated.encode(event)
     settings = request.app[SETTINGS]

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ticketing.db import is_unavailable
 from ticketing.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from ticketing.logs import context_id
 from ticketing.web.keys import METRICS
@@ -72,6 +73,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            logger.warning("database unavailable", extra={"path": request.path, "error": type(error).__name__})
+            return error_response(request, 503, "unavailable", "The service is briefly unavailable; try again shortly.")
         logger.exception("unhandled error", extra={"path": request.path})
         return error_response(request, 500, "internal_error", "Something went wrong on our side; it has been logged.")

@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.inputs import has_control
 from ticketing.jobs import enqueue
 
 ROOM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")
 # Codes ISO 4217 keeps for testing, metals and "no currency": nobody pays in these.
 _NOT_MONEY = {"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XSU", "XUA", "XBA", "XBB", "XBC", "XBD"}
 CURRENCIES = frozenset(list_currencies()) - _NOT_MONEY
+YEARS = (2000, 9000)
 EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room")
 
 
@@ -48,6 +50,8 @@ def _text(data: Mapping[str, Any], name: str, *, limit: int, required: bool) -> 
         raise Invalid(f"{name} must not be empty", field=name)
     if len(value) > limit:
         raise Invalid(f"{name} must be at most {limit} characters", field=name)
+    if has_control(value, allow_newlines=name == "description"):
+        raise Invalid(f"{name} must not contain control characters", field=name)
     return value
 
 
@@ -61,6 +65,13 @@ def _when(data: Mapping[str, Any], name: str) -> dt.datetime:
         raise Invalid(f"{name} is not an ISO 8601 time: {value!r}", field=name) from None
     if parsed.tzinfo is None:
         raise Invalid(f"{name} needs a UTC offset, e.g. {value}+00:00 or {value}Z", field=name)
+    # Far enough from datetime's limits that windows, reminders and tokens never overflow.
+    try:
+        in_range = YEARS[0] <= parsed.astimezone(dt.UTC).year <= YEARS[1]
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise Invalid(f"{name} must be between the years {YEARS[0]} and {YEARS[1]}", field=name)
     return parsed
 
 
