@@ -324,3 +324,30 @@ async def test_free_webinar_and_zero_decimal_currency(client, key):
 async def test_405_is_json_too(client, key):
     response = await client.delete("/api/webinars", headers=auth(key))
     await _assert_error(response, 405)
+
+
+async def test_orders_show_the_organizer_what_was_flagged_and_why(client, key, sessionmaker):
+    created = await _create(client, key, price_amount=1000, capacity=1)
+    async with sessionmaker() as db:
+        webinar = await db.get(Webinar, uuid.UUID(created["id"]))
+    underpaid = factories.checkout_session(webinar, amount_total=999, email="cheap@example.com")
+    paid = factories.checkout_session(webinar, email="bea@example.com")
+    late = factories.checkout_session(webinar, email="late@example.com")
+    for session in (underpaid, paid, late):
+        assert (await factories.post_event(client, factories.event("checkout.session.completed", session))).status == 200
+
+    response = await client.get(f"/api/webinars/{created['id']}/orders", headers=auth(key))
+    assert response.status == 200
+    orders = {o["email"]: o for o in (await response.json())["orders"]}
+    assert orders["cheap@example.com"]["status"] == "flagged"
+    assert "999" in orders["cheap@example.com"]["problem"] and "1000" in orders["cheap@example.com"]["problem"]
+    assert orders["bea@example.com"]["status"] == "paid" and orders["bea@example.com"]["problem"] is None
+    assert orders["late@example.com"]["status"] == "oversold" and "sold out" in orders["late@example.com"]["problem"]
+    assert orders["cheap@example.com"]["currency"] == "EUR" and orders["cheap@example.com"]["amount_total"] == 999
+
+    flagged = await client.get(f"/api/webinars/{created['id']}/orders?status=flagged", headers=auth(key))
+    assert [o["email"] for o in (await flagged.json())["orders"]] == ["cheap@example.com"]
+    await _assert_error(await client.get(f"/api/webinars/{created['id']}/orders?status=nope", headers=auth(key)),
+                        422, field="status")
+    _, other_key = await factories.organizer(sessionmaker, email="other@example.com")
+    await _assert_error(await client.get(f"/api/webinars/{created['id']}/orders", headers=auth(other_key)), 403)

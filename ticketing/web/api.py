@@ -116,6 +116,23 @@ async def list_tickets(request: web.Request) -> web.Response:
     return json_response({"tickets": [ticket_json(t) for t in tickets]})
 
 
+ORDER_COLUMNS = ("id", "status", "email", "buyer_name", "quantity", "expected_amount", "amount_total", "currency",
+                 "amount_refunded", "problem", "stripe_session_id", "created_at", "paid_at")
+
+
+@routes.get("/api/webinars/{id}/orders")
+async def list_orders(request: web.Request) -> web.Response:
+    """The webinar's orders, newest first; `?status=flagged` shows those that need a look."""
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        orders = await webinars.list_orders(session, organizer, webinar_id, status=request.query.get("status"))
+    rows = [{name: getattr(order, name) for name in ORDER_COLUMNS} | {"status": order.status.value,
+                                                                      "currency": (order.currency or "").upper() or None}
+            for order in orders]
+    return json_response({"orders": rows})
+
+
 @routes.get("/api/webinars/{id}/host-link")
 async def host_link(request: web.Request) -> web.Response:
     """A Jitsi link that enters the webinar's room as moderator, valid for the webinar's window."""

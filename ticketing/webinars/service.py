@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.inputs import has_control
 from ticketing.jobs import enqueue
@@ -237,6 +237,21 @@ async def list_tickets(session: AsyncSession, organizer: Organizer, webinar_id: 
     """The attendees of one of the organizer's webinars, oldest first."""
     webinar = await get_own_webinar(session, organizer, webinar_id)
     query = select(Ticket).where(Ticket.webinar_id == webinar.id).order_by(Ticket.created_at, Ticket.order_id, Ticket.seq)
+    return list(await session.scalars(query))
+
+
+async def list_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID, *,
+                      status: str | None = None) -> list[Order]:
+    """The orders of one of the organizer's webinars, newest first; `status` narrows them
+    (e.g. "flagged": paid, but not the price, so no tickets were issued)."""
+    webinar = await get_own_webinar(session, organizer, webinar_id)
+    query = select(Order).where(Order.webinar_id == webinar.id).order_by(Order.created_at.desc(), Order.id)
+    if status is not None:
+        try:
+            query = query.where(Order.status == OrderStatus(status))
+        except ValueError:
+            known = ", ".join(s.value for s in OrderStatus)
+            raise Invalid(f"unknown order status {status!r}; one of {known}", field="status") from None
     return list(await session.scalars(query))
 
 
