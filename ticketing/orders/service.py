@@ -64,6 +64,21 @@ async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: in
     return order, webinar
 
 
+async def register_free(session: AsyncSession, order: Order, webinar: Webinar) -> None:
+    """Complete an order for a free webinar at once: no payment, the tickets and mails now.
+
+    Raises Invalid without an email to send the link to, and SoldOut when the last seats
+    went to somebody else meanwhile (the caller's transaction then keeps nothing).
+    """
+    if not order.email:
+        raise Invalid("enter the email address the join link goes to", field="email")
+    now = utcnow()
+    order.completed_at = order.paid_at = now
+    order.amount_total, order.currency = 0, webinar.currency
+    if await settle(session, order, webinar=webinar, tickets=[]) != OrderStatus.PAID:
+        raise SoldOut("this webinar is sold out")
+
+
 async def attach_checkout_session(session: AsyncSession, order_id: uuid.UUID, stripe_session_id: str) -> None:
     await session.execute(
         update(Order).where(Order.id == order_id, Order.stripe_session_id.is_(None)).values(stripe_session_id=stripe_session_id)
