@@ -44,21 +44,25 @@ def check_on_sale(webinar: Webinar, quantity: int, *, now: dt.datetime) -> None:
         raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
 
 
+def _new_order(webinar: Webinar, quantity: int) -> dict[str, object]:
+    """A pending order's columns: the price is fixed when the order starts."""
+    return {
+        "id": uuid.uuid4(),
+        "webinar_id": webinar.id,
+        "quantity": quantity,
+        "expected_amount": webinar.price_amount * quantity,
+        "currency": webinar.currency,
+        "amount_refunded": 0,
+        "status": OrderStatus.PENDING,
+    }
+
+
 async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: int, email: str | None) -> tuple[Order, Webinar]:
     """A pending order for a checkout about to be created; raises Conflict when not on sale."""
     quantity = check_quantity(quantity)
     webinar = await get_webinar(session, webinar_id)
     check_on_sale(webinar, quantity, now=utcnow())
-    order = Order(
-        id=uuid.uuid4(),
-        webinar_id=webinar.id,
-        quantity=quantity,
-        email=email,
-        expected_amount=webinar.price_amount * quantity,
-        currency=webinar.currency,
-        amount_refunded=0,
-        status=OrderStatus.PENDING,
-    )
+    order = Order(**_new_order(webinar, quantity), email=email)
     session.add(order)
     await session.flush()
     return order, webinar
@@ -107,20 +111,10 @@ async def adopt_checkout_session(
 ) -> tuple[Order, bool]:
     """The order of a checkout session this service did not create, made once however many
     processes see the session at the same time; True when this call made it."""
+    now = utcnow()
     result = await session.execute(
         insert(session, Order)
-        .values(
-            id=uuid.uuid4(),
-            webinar_id=webinar.id,
-            stripe_session_id=stripe_session_id,
-            quantity=quantity,
-            expected_amount=webinar.price_amount * quantity,
-            currency=webinar.currency,
-            amount_refunded=0,
-            status=OrderStatus.PENDING,
-            created_at=utcnow(),
-            updated_at=utcnow(),
-        )
+        .values(**_new_order(webinar, quantity), stripe_session_id=stripe_session_id, created_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["stripe_session_id"])
     )
     order = await lock_order_by_session(session, stripe_session_id)
