@@ -69,6 +69,14 @@ def test_join_mail_has_text_html_times_link_and_invitation(settings):
     assert int(event["SEQUENCE"]) == 0
 
 
+def test_a_utc_webinar_states_its_time_once(settings):
+    ticket, webinar = make(timezone="UTC")
+    message = reparse(ticket_mail(settings, "join", ticket, webinar, "A", message_key="a"))
+    for part in ("plain", "html"):
+        body = message.get_body(preferencelist=(part,)).get_content()
+        assert body.count("Thursday 31 January 2030, 17:00") == 1, part
+
+
 def test_update_keeps_the_uid_and_raises_the_sequence(settings):
     ticket, webinar = make()
     first = invite(reparse(ticket_mail(settings, "join", ticket, webinar, "A", message_key="a")))
