@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from ticketing.access.end_meeting import system_key
 from ticketing.access.tokens import Tokens
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.jobs.registry import JobContext
@@ -59,8 +60,9 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TEMPLATES] = create_templates()
-    # Loaded once here, so a bad RS256 key file stops the start with one line.
+    # Loaded once here, so a bad RS256 key file (login or end-meeting) stops the start with one line.
     app[TOKENS] = Tokens.from_settings(settings)
+    system_key(settings)
     app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
                                   per_address=RateLimiter(settings.join_rate_per_address))
     app.cleanup_ctx.append(_database)

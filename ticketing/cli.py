@@ -80,7 +80,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     import signal
 
+    from ticketing.access.end_meeting import system_key
     from ticketing.jobs.worker import run_standalone
+
+    system_key(settings)  # a bad system key file stops the worker here, not at its first end-meeting job
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from email.utils import parseaddr
@@ -14,6 +15,7 @@ from dotenv import dotenv_values
 
 PREFIX = "TICKETING_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/ticketing.db"
+_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
 JITSI_FEATURES = ("recording", "livestreaming", "transcription", "outbound-call", "lobby_bypass")
 
 
@@ -48,6 +50,10 @@ class Settings:
     jitsi_features: Mapping[str, bool] = dataclasses.field(default_factory=dict)
     jitsi_host_features: Mapping[str, bool] = dataclasses.field(default_factory=dict)
     jitsi_end_meeting_url: str | None = None
+    # Prosody's end-meeting endpoint trusts its own key pair, not the one login tokens use.
+    jitsi_system_key_file: Path | None = None
+    jitsi_system_key_id: str | None = None
+    jitsi_muc_domain: str = "conference.meet.jit.si"
     join_early_minutes: int = 15
     join_grace_minutes: int = 30
     # Requests per minute to /j/… from one join code and from one client address; 0 = no limit.
@@ -207,6 +213,23 @@ class _Reader:
         next_kid = self.string("JITSI_NEXT_KEY_ID")
         if (next_public is None) != (next_kid is None):
             raise self.fail("JITSI_NEXT_KEY_ID", "set together with TICKETING_JITSI_NEXT_PUBLIC_KEY_FILE")
+        end_meeting_url = self.url("JITSI_END_MEETING_URL", None, ("https", "http"))
+        system_key = self.file("JITSI_SYSTEM_KEY_FILE")
+        system_kid = self.string("JITSI_SYSTEM_KEY_ID")
+        if end_meeting_url is not None:
+            if system_key is None:
+                raise self.fail("JITSI_SYSTEM_KEY_FILE", "required with TICKETING_JITSI_END_MEETING_URL")
+            if system_kid is None:
+                raise self.fail("JITSI_SYSTEM_KEY_ID", "required with TICKETING_JITSI_END_MEETING_URL")
+        elif system_key is not None or system_kid is not None:
+            raise self.fail("JITSI_END_MEETING_URL", "required with TICKETING_JITSI_SYSTEM_KEY_FILE and _KEY_ID")
+        if system_kid is not None and system_kid in (key_id, next_kid):
+            # Prosody fetches login keys by kid: a shared kid would make the system token a login token.
+            raise self.fail("JITSI_SYSTEM_KEY_ID", "must differ from TICKETING_JITSI_KEY_ID and TICKETING_JITSI_NEXT_KEY_ID")
+        subject = self.string("JITSI_SUBJECT", _default_subject(jitsi_url)).lower()
+        muc_domain = self.string("JITSI_MUC_DOMAIN", _default_muc_domain(jitsi_url, subject)).lower()
+        if not _DOMAIN.fullmatch(muc_domain):
+            raise self.fail("JITSI_MUC_DOMAIN", f"must be a domain name like conference.meet.example.com, got {muc_domain!r}")
 
         mail_from = self.string("MAIL_FROM", "Webinars <no-reply@localhost>")
         if "@" not in parseaddr(mail_from)[1]:
@@ -239,10 +262,13 @@ class _Reader:
             jitsi_next_public_key_file=next_public,
             jitsi_next_key_id=next_kid,
             jitsi_audience=self.string("JITSI_AUDIENCE", "jitsi"),
-            jitsi_subject=self.string("JITSI_SUBJECT", _default_subject(jitsi_url)).lower(),
+            jitsi_subject=subject,
             jitsi_features=self.features("JITSI_FEATURES"),
             jitsi_host_features=self.features("JITSI_HOST_FEATURES"),
-            jitsi_end_meeting_url=self.url("JITSI_END_MEETING_URL", None, ("https", "http")),
+            jitsi_end_meeting_url=end_meeting_url,
+            jitsi_system_key_file=system_key,
+            jitsi_system_key_id=system_kid,
+            jitsi_muc_domain=muc_domain,
             join_early_minutes=self.integer("JOIN_EARLY_MINUTES", 15, 0, 24 * 60),
             join_grace_minutes=self.integer("JOIN_GRACE_MINUTES", 30, 0, 24 * 60),
             join_rate_per_code=self.integer("JOIN_RATE_PER_CODE", 20, 0, 100_000),
@@ -260,6 +286,15 @@ def _default_subject(jitsi_url: str) -> str:
     parts = urlsplit(jitsi_url)
     tenant = parts.path.strip("/").split("/")[0]
     return tenant or parts.hostname or ""
+
+
+def _default_muc_domain(jitsi_url: str, subject: str) -> str:
+    """Where Jitsi's rooms live: conference.{domain}, or conference.{tenant}.{domain} under a tenant."""
+    parts = urlsplit(jitsi_url)
+    tenant = parts.path.strip("/").split("/")[0].lower()
+    if tenant:
+        return f"conference.{tenant}.{(parts.hostname or '').lower()}"
+    return f"conference.{subject}"
 
 
 def _kept_secret(path: Path, prefix: str) -> str:

@@ -65,9 +65,8 @@ def _check_rsa(key: object, variable: str, path: Path, kind: str) -> None:
                             f"at least {MIN_RSA_BITS} are needed")
 
 
-def load_private_key(path: Path) -> RSAPrivateKey:
-    """The unencrypted PEM RSA private key in `path`; SettingsError with one line otherwise."""
-    variable = "JITSI_PRIVATE_KEY_FILE"
+def load_private_key(path: Path, variable: str = "JITSI_PRIVATE_KEY_FILE") -> RSAPrivateKey:
+    """The unencrypted PEM RSA private key in `path`; SettingsError naming `variable` otherwise."""
     data = _read(path, variable)
     try:
         key = serialization.load_pem_private_key(data, password=None)

@@ -154,7 +154,7 @@ async def cancel_webinar(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
     settings = request.app[SETTINGS]
     webinar = await webinar_lifecycle.cancel_webinar(request.app[SESSIONMAKER], organizer, webinar_id,
-                                                     grace_minutes=settings.join_grace_minutes)
+                                                     grace_minutes=settings.join_grace_minutes, settings=settings)
     return json_response(webinar_json(request, webinar))
 
 

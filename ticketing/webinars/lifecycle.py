@@ -11,12 +11,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ticketing.access.end_meeting import queue_end_meeting
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict
 from ticketing.jobs import enqueue
 from ticketing.jobs.registry import JobContext, PermanentError, job, periodic
 from ticketing.orders.service import lock_order, settle
+from ticketing.settings import Settings
 from ticketing.webinars.service import get_own_webinar, get_webinar
 
 logger = logging.getLogger(__name__)
@@ -35,14 +37,15 @@ def is_over(webinar: Webinar, *, now: dt.datetime, grace_minutes: int) -> bool:
 
 async def cancel_webinar(
     sessionmaker: async_sessionmaker[AsyncSession], organizer: Organizer, webinar_id: uuid.UUID,
-    *, grace_minutes: int, now: dt.datetime | None = None,
+    *, grace_minutes: int, now: dt.datetime | None = None, settings: Settings | None = None,
 ) -> Webinar:
     """Cancel an organizer's webinar and settle its paid orders (each then refunded by a job).
 
     The status changes in its own short transaction, so checkouts and join links stop at
     once; each order is then settled under its own row lock and in its own transaction, the
     same lock order (order, then webinar) a webhook takes, so the two never deadlock.
-    Raises NotFound, Forbidden, or Conflict when the webinar is cancelled or over already.
+    With `settings` whose TICKETING_JITSI_END_MEETING_URL is set, Jitsi is asked to end the
+    conference too. Raises NotFound, Forbidden, or Conflict when the webinar is cancelled or over already.
     """
     now = now or utcnow()
     async with sessionmaker.begin() as session:
@@ -55,6 +58,8 @@ async def cancel_webinar(
         webinar.cancelled_at = now
         await enqueue(session, SETTLE_CANCELLED, {"webinar_id": str(webinar.id)}, due_at=now + SETTLE_CANCELLED_DELAY,
                       dedupe_key=f"{SETTLE_CANCELLED}:{webinar.id}")
+        if settings is not None:
+            await queue_end_meeting(session, settings, webinar.id, now=now)
     logger.info("webinar cancelled", extra={"webinar_id": str(webinar_id)})
     await settle_cancelled_orders(sessionmaker, webinar_id)
     async with sessionmaker() as session:
@@ -124,8 +129,12 @@ async def expire_ended(session: AsyncSession, *, now: dt.datetime, grace_minutes
 
 @periodic("webinars.expire")
 async def expire(ctx: JobContext, *, now: dt.datetime | None = None) -> None:
-    """Every sweep: end the webinars that are over and expire their tickets."""
+    """Every sweep: end the webinars that are over and expire their tickets (and, when
+    configured, ask Jitsi to end their conferences)."""
+    now = now or utcnow()
     async with ctx.sessionmaker.begin() as session:
-        ended, expired = await expire_ended(session, now=now or utcnow(), grace_minutes=ctx.settings.join_grace_minutes)
+        ended, expired = await expire_ended(session, now=now, grace_minutes=ctx.settings.join_grace_minutes)
+        for webinar_id in ended:
+            await queue_end_meeting(session, ctx.settings, webinar_id, now=now)
     if ended or expired:
         logger.info("webinars ended", extra={"webinars": len(ended), "tickets_expired": expired})
