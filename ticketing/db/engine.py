@@ -11,11 +11,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def is_postgres(engine_or_session) -> bool:
-    bind = getattr(engine_or_session, "bind", engine_or_session)
-    return bind.dialect.name == "postgresql"
-
-
 def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     """An async engine; for SQLite, one connection per process with immediate transactions.
 

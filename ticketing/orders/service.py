@@ -205,10 +205,3 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         order.status = status
     await session.flush()
     return status
-
-
-async def orders_for_tickets(session: AsyncSession, tickets: list[Ticket]) -> dict[uuid.UUID, Order]:
-    ids = {t.order_id for t in tickets}
-    if not ids:
-        return {}
-    return {o.id: o for o in await session.scalars(select(Order).where(Order.id.in_(ids)))}
