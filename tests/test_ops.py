@@ -21,6 +21,15 @@ async def test_healthz(client):
     assert (await response.json())["status"] == "ok"
 
 
+async def test_pages_share_one_stylesheet(client):
+    response = await client.get("/static/site.css")
+    assert response.status == 200
+    assert response.content_type == "text/css"
+    assert "prefers-color-scheme" in await response.text() or "color-scheme" in await response.text()
+    page = await (await client.get("/no-such-page")).text()
+    assert '<link rel="stylesheet" href="/static/site.css">' in page
+
+
 async def test_readyz_when_the_database_answers(client):
     response = await client.get("/readyz")
     assert response.status == 200

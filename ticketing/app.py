@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -15,7 +16,10 @@ from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
-from ticketing.web import api, buyer, dev_mail, join, ops, webhooks
+from ticketing.web import dev_mail, ops, webhooks
+from ticketing.web.api import routes as api
+from ticketing.web.buyer import join
+from ticketing.web.buyer import pages as buyer
 from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES, TOKENS
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
@@ -23,6 +27,7 @@ from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
 
 MAX_BODY_BYTES = 1024 * 1024
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -70,6 +75,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     if worker:
         app.cleanup_ctx.append(_worker)
     app.add_routes(ops.routes)
+    app.router.add_static("/static", STATIC_DIR)
     app.add_routes(api.routes)
     app.add_routes(buyer.routes)
     app.add_routes(webhooks.routes)

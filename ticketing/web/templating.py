@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import jinja2
 from babel.numbers import format_currency, get_currency_precision
@@ -29,9 +30,19 @@ def iso(value: dt.datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+WEB = Path(__file__).parent
+# Each area of the web layer keeps its templates beside its handlers, named "<area>/<file>";
+# the shared layout (base.html, error.html) lives in web/templates.
+AREAS = ("buyer", "org")
+
+
 def create_templates() -> jinja2.Environment:
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(WEB / "templates"),
+        jinja2.PrefixLoader({area: jinja2.FileSystemLoader(WEB / area / "templates") for area in AREAS}),
+    ])
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("ticketing.web", "templates"),
+        loader=loader,
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
     )

@@ -35,9 +35,9 @@ async def join_link(request: web.Request) -> web.StreamResponse:
             # The token is in the Location only; nothing here may be cached or passed on.
             raise web.HTTPFound(url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
         case join.Waiting():
-            return render(request, "waiting.html", {"waiting": decision, "webinar": decision.webinar})
+            return render(request, "buyer/waiting.html", {"waiting": decision, "webinar": decision.webinar})
         case join.Gone():
-            return render(request, "gone.html", {"gone": decision, "webinar": decision.webinar}, status=410)
+            return render(request, "buyer/gone.html", {"gone": decision, "webinar": decision.webinar}, status=410)
     raise AssertionError(f"unexpected decision {decision!r}")
 
 

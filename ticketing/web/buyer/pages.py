@@ -36,7 +36,7 @@ async def webinar_page(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
-    return render(request, "webinar.html", {
+    return render(request, "buyer/webinar.html", {
         "webinar": webinar,
         "seats_left": webinars.seats_left(webinar),
         "problem": _on_sale_problem(webinar),
@@ -92,7 +92,7 @@ async def checkout(request: web.Request) -> web.Response:
 
 @routes.get("/checkout/success")
 async def checkout_success(request: web.Request) -> web.Response:
-    return render(request, "success.html", {"registered": request.query.get("registered") == "1"})
+    return render(request, "buyer/success.html", {"registered": request.query.get("registered") == "1"})
 
 
 async def _dev_order(request: web.Request):
@@ -108,7 +108,7 @@ async def _dev_order(request: web.Request):
 @dev_routes.get("/dev/checkout/{session_id}")
 async def dev_checkout_page(request: web.Request) -> web.Response:
     order, webinar = await _dev_order(request)
-    return render(request, "dev_checkout.html", {"order": order, "webinar": webinar})
+    return render(request, "buyer/dev_checkout.html", {"order": order, "webinar": webinar})
 
 
 @dev_routes.post("/dev/checkout/{session_id}")
@@ -120,10 +120,10 @@ async def dev_checkout_pay(request: web.Request) -> web.Response:
     try:
         email = email_address(str(form.get("email") or order.email or ""))
     except Invalid:
-        return render(request, "dev_checkout.html", {"order": order, "webinar": webinar,
+        return render(request, "buyer/dev_checkout.html", {"order": order, "webinar": webinar,
                                                      "error": "Enter the email address the tickets go to."}, status=422)
     if has_control(name) or len(name) > 200:
-        return render(request, "dev_checkout.html", {"order": order, "webinar": webinar,
+        return render(request, "buyer/dev_checkout.html", {"order": order, "webinar": webinar,
                                                      "error": "Enter a name of at most 200 plain characters."}, status=422)
     event = simulated.checkout_completed_event(
         session_id=order.stripe_session_id, webinar_id=str(webinar.id), quantity=order.quantity, email=email,

@@ -1,0 +1,1 @@
+"""The organizer JSON API under /api."""

@@ -1,0 +1,1 @@
+"""Buyer pages: the public webinar page, checkout, and the personal join link."""
