@@ -209,6 +209,12 @@ async def browser():
             await chromium.close()
 
 
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where page tests save their screenshots (under the run's temp dir) for people to look at."""
+    return tmp_path_factory.mktemp("screenshots")
+
+
 STRIPE_SECRET_KEY = "sk_test_" + "standin" + "0" * 24
 STRIPE_WEBHOOK_SECRET = "whsec_" + "standin" + "1" * 24
 JITSI_APP_SECRET = "jitsi-test-secret-" + "2" * 32

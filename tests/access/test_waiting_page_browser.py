@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests import factories
+from tests.pages import accessibility_problems, screenshots
 from tests.access.conftest import SECRET, add_ticket, move_webinar
 from ticketing.access.tokens import Tokens
 from ticketing.db import utcnow
@@ -39,7 +40,7 @@ async def jitsi_standin():
 
 
 async def test_countdown_renders_then_enters_when_the_doors_open(browser, jitsi_standin, make_settings, start_client,
-                                                                 sessionmaker):
+                                                                 sessionmaker, screenshot_dir):
     jitsi_url, visits = jitsi_standin
     settings = make_settings(jitsi_app_secret=SECRET, jitsi_url=jitsi_url)
     client = await start_client(settings)
@@ -58,6 +59,9 @@ async def test_countdown_renders_then_enters_when_the_doors_open(browser, jitsi_
     starts = await page.locator("time.local-time").first.inner_text()
     assert str(webinar.starts_at.year) in starts  # rewritten into the viewer's zone by the page itself
     remaining_ms = int(await page.locator("#countdown").get_attribute("data-remaining-ms"))
+    assert await accessibility_problems(page) == []
+    for path in await screenshots(page, screenshot_dir, "waiting"):
+        assert path.stat().st_size > 1000
 
     await page.clock.fast_forward(60_000)
     assert await page.locator("#countdown").inner_text() != countdown  # it counts down
