@@ -72,6 +72,16 @@ class Organizer(Base):
     # SHA-256 of the API key: the key has 256 random bits, so a fast hash is enough.
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What buyers see: the address they may write to (Reply-To of every mail; the sign-in
+    # address when unset) and the legal pages linked in the footer of buyer pages and mails.
+    contact_email: Mapped[str | None] = mapped_column(String(320))
+    imprint_url: Mapped[str | None] = mapped_column(String(500))
+    terms_url: Mapped[str | None] = mapped_column(String(500))
+
+    @property
+    def reply_to(self) -> str:
+        """The address buyers reach the organizer at."""
+        return self.contact_email or self.email
 
 
 class Webinar(Base):

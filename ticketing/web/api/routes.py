@@ -12,7 +12,7 @@ from ticketing.access import join as access
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar
 from ticketing.errors import Invalid
-from ticketing.organizers import organizer_for_key
+from ticketing.organizers import organizer_for_key, update_profile
 from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
 from ticketing.webinars import service as webinars
@@ -220,3 +220,33 @@ def _csv_cell(value: Any) -> str:
     text = str(value)
     # A cell starting with = + - @ is a formula to a spreadsheet; quote it as text.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def organizer_json(organizer: Organizer) -> dict[str, Any]:
+    return {
+        "id": organizer.id,
+        "name": organizer.name,
+        "email": organizer.email,
+        "contact_email": organizer.contact_email,
+        "reply_to": organizer.reply_to,
+        "imprint_url": organizer.imprint_url,
+        "terms_url": organizer.terms_url,
+        "created_at": organizer.created_at,
+    }
+
+
+@routes.get("/api/organizer")
+async def get_organizer(request: web.Request) -> web.Response:
+    """The signed-in organizer's profile: what buyers see of them."""
+    organizer = await authenticate(request)
+    return json_response(organizer_json(organizer))
+
+
+@routes.patch("/api/organizer")
+async def patch_organizer(request: web.Request) -> web.Response:
+    """Change the display name, contact address, imprint or terms link."""
+    organizer = await authenticate(request)
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        organizer = await update_profile(session, organizer.id, data)
+    return json_response(organizer_json(organizer))

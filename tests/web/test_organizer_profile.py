@@ -1,0 +1,73 @@
+"""GET and PATCH /api/organizer: the profile buyers see (name, contact address, legal links)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ticketing.db.models import Organizer
+from tests import factories
+from tests.web.test_api import _assert_error, auth
+
+
+async def test_get_shows_the_profile_with_the_sign_in_address_as_reply_to(client, sessionmaker):
+    organizer, key = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
+    response = await client.get("/api/organizer", headers=auth(key))
+    assert response.status == 200
+    body = await response.json()
+    assert body["id"] == str(organizer.id)
+    assert (body["name"], body["email"], body["contact_email"], body["reply_to"]) == (
+        "Ada", "ada@example.com", None, "ada@example.com")
+    assert (body["imprint_url"], body["terms_url"]) == (None, None)
+
+
+async def test_patch_changes_what_is_given_and_keeps_the_rest(client, sessionmaker):
+    organizer, key = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
+    response = await client.patch("/api/organizer", headers=auth(key), json={
+        "name": "Widget Academy", "contact_email": " help@widgets.example ",
+        "imprint_url": "https://widgets.example/imprint"})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["name"] == "Widget Academy"
+    assert body["contact_email"] == body["reply_to"] == "help@widgets.example"
+    assert body["imprint_url"] == "https://widgets.example/imprint"
+    assert body["terms_url"] is None
+
+    response = await client.patch("/api/organizer", headers=auth(key), json={"terms_url": "http://widgets.example/terms",
+                                                                             "imprint_url": ""})
+    body = await response.json()
+    assert (body["name"], body["terms_url"], body["imprint_url"]) == (
+        "Widget Academy", "http://widgets.example/terms", None)
+    async with sessionmaker() as session:
+        stored = await session.get(Organizer, organizer.id)
+    assert (stored.name, stored.contact_email, stored.terms_url, stored.imprint_url) == (
+        "Widget Academy", "help@widgets.example", "http://widgets.example/terms", None)
+    assert stored.email == "ada@example.com"
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"name": ""}, "name"),
+    ({"name": "x" * 201}, "name"),
+    ({"name": "bad\x00name"}, "name"),
+    ({"name": 5}, "name"),
+    ({"contact_email": "not an address"}, "contact_email"),
+    ({"contact_email": 7}, "contact_email"),
+    ({"imprint_url": "javascript:alert(1)"}, "imprint_url"),
+    ({"terms_url": "ftp://widgets.example/terms"}, "terms_url"),
+    ({"terms_url": "https://"}, "terms_url"),
+    ({"terms_url": ["https://widgets.example"]}, "terms_url"),
+    ({"email": "other@example.com"}, "email"),
+])
+async def test_patch_refuses_bad_values_with_422_and_changes_nothing(client, sessionmaker, data, field):
+    organizer, key = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
+    response = await client.patch("/api/organizer", headers=auth(key), json={"name": "Changed", **data}
+                                  if field != "name" else data)
+    await _assert_error(response, 422, field)
+    async with sessionmaker() as session:
+        stored = await session.get(Organizer, organizer.id)
+    assert (stored.name, stored.email, stored.contact_email, stored.imprint_url, stored.terms_url) == (
+        "Ada", "ada@example.com", None, None, None)
+
+
+async def test_401_without_a_key(client):
+    await _assert_error(await client.get("/api/organizer"), 401)
+    await _assert_error(await client.patch("/api/organizer", json={"name": "X"}), 401)
