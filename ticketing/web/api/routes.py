@@ -17,6 +17,7 @@ from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
 from ticketing.webinars import service as webinars
 from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.webinars import sales
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.responses import json_response, read_json
 
@@ -58,6 +59,7 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
         "public_url": f"{base}/w/{webinar.id}",
         "created_at": webinar.created_at,
         "updated_at": webinar.updated_at,
+        "sales_end": sales.sales_end(webinar),
     }
 
 
