@@ -24,7 +24,7 @@ from ticketing.web.responses import json_response, read_json
 routes = web.RouteTableDef()
 
 TICKET_COLUMNS = ("id", "order_id", "email", "name", "status", "revoked_reason", "created_at",
-                  "first_joined_at", "last_joined_at", "join_count")
+                  "first_joined_at", "last_joined_at", "join_count", "delivery_status", "delivery_error")
 
 
 async def authenticate(request: web.Request) -> Organizer:
@@ -201,6 +201,17 @@ async def resend_ticket(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER].begin() as session:
         ticket = await ticket_service.resend_ticket(session, organizer, ticket_id)
     return json_response({**ticket_json(ticket), "resent": True})
+
+
+@routes.patch("/api/tickets/{id}")
+async def update_ticket(request: web.Request) -> web.Response:
+    """Correct a ticket's `email` (e.g. one the mail server refused); then resend."""
+    organizer = await authenticate(request)
+    ticket_id = webinars.parse_id(request.match_info["id"])
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        ticket = await ticket_service.update_ticket(session, organizer, ticket_id, data)
+    return json_response(ticket_json(ticket))
 
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
