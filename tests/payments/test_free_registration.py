@@ -206,3 +206,16 @@ async def test_registering_in_a_browser_by_keyboard(browser, live, smtp, session
         assert await page.inner_text("#seats-left") == "2"
     finally:
         await page.close()
+
+
+async def test_a_webinar_no_longer_free_takes_no_seat_by_confirmation(mail_settings, smtp, start_client, sessionmaker,
+                                                                      make_worker):
+    client = await start_client(mail_settings)
+    webinar = await factories.webinar(sessionmaker, price_amount=0)
+    assert (await _register(client, webinar, "bea@example.com")).status == 303
+    await make_worker(mail_settings).run_until_idle()
+    [code] = confirmation_codes(smtp.to("bea@example.com")[0])
+    async with sessionmaker.begin() as db:
+        await db.execute(update(Webinar).where(Webinar.id == webinar.id).values(price_amount=2500))
+    assert (await client.get(f"/r/{code}")).status == 409
+    assert (await _seats(sessionmaker, webinar), await _count(sessionmaker, Order)) == (0, 0)

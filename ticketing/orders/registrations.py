@@ -115,6 +115,8 @@ async def confirm(session: AsyncSession, code: str, *, now: dt.datetime) -> Conf
         return Confirmed(registration, webinar, new=False)
     if webinar.status == WebinarStatus.CANCELLED:
         raise Conflict("this webinar has been cancelled")
+    if webinar.price_amount != 0:
+        raise Conflict("this webinar is no longer free; buy a ticket on its page instead")
     order, webinar = await start_order(session, webinar.id, 1, registration.email)
     await register_free(session, order, webinar)
     registration.order_id = order.id
