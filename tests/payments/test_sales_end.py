@@ -160,3 +160,15 @@ async def test_the_minimum_itself_and_free_are_accepted_and_patch_is_checked(cli
     too_low = await client.patch(f"/api/webinars/{webinar['id']}", json={"currency": "EUR", "price_amount": 10},
                                  headers=auth(key))
     assert "EUR 0.50" in await _error(too_low, 422, "price_amount")
+
+
+async def test_the_page_names_an_early_sales_end(client, sessionmaker):
+    import zoneinfo
+
+    webinar = await factories.webinar(sessionmaker, timezone="Europe/Berlin")
+    sales_end = (webinar.starts_at - dt.timedelta(days=1)).replace(second=0, microsecond=0)
+    async with sessionmaker.begin() as db:
+        await db.execute(update(Webinar).where(Webinar.id == webinar.id).values(sales_end=sales_end))
+    text = await (await client.get(f"/w/{webinar.id}")).text()
+    local = sales_end.astimezone(zoneinfo.ZoneInfo("Europe/Berlin"))
+    assert "Sales close" in text and f"{local:%H:%M}" in text
