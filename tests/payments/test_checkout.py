@@ -8,7 +8,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from ticketing.db.models import Job, Order, OrderStatus, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import Order, OrderStatus, Ticket, Webinar, WebinarStatus
 from tests import factories
 
 
