@@ -219,3 +219,16 @@ async def test_a_webinar_no_longer_free_takes_no_seat_by_confirmation(mail_setti
         await db.execute(update(Webinar).where(Webinar.id == webinar.id).values(price_amount=2500))
     assert (await client.get(f"/r/{code}")).status == 409
     assert (await _seats(sessionmaker, webinar), await _count(sessionmaker, Order)) == (0, 0)
+
+
+async def test_one_link_opened_twice_at_once_takes_one_seat(mail_settings, smtp, start_client, sessionmaker,
+                                                            make_worker):
+    client = await start_client(mail_settings)
+    webinar = await factories.webinar(sessionmaker, price_amount=0, capacity=5)
+    assert (await _register(client, webinar, "twice@example.com")).status == 303
+    await make_worker(mail_settings).run_until_idle()
+    [code] = confirmation_codes(smtp.to("twice@example.com")[0])
+    answers = await asyncio.gather(*(client.get(f"/r/{code}") for _ in range(3)))
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert (await _seats(sessionmaker, webinar), await _count(sessionmaker, Ticket), await _count(sessionmaker, Order)) \
+        == (1, 1, 1)
