@@ -232,3 +232,15 @@ async def test_one_link_opened_twice_at_once_takes_one_seat(mail_settings, smtp,
     assert [a.status for a in answers] == [200, 200, 200]
     assert (await _seats(sessionmaker, webinar), await _count(sessionmaker, Ticket), await _count(sessionmaker, Order)) \
         == (1, 1, 1)
+
+
+async def test_in_dev_mode_the_confirmation_link_is_one_click_away(client, sessionmaker, settings, make_worker,
+                                                                   var_dir):
+    webinar = await factories.webinar(sessionmaker, price_amount=0)
+    assert (await _register(client, webinar, "dev@example.com")).status == 303
+    await make_worker(settings).run_until_idle()
+    [file] = list((var_dir / "mail").glob("*.eml"))
+    detail = await (await client.get(f"/dev/mail/{file.name}")).text()
+    [code] = re.findall(rf'href="{re.escape(settings.base_url)}/r/([A-Za-z0-9_-]+)"', detail)
+    assert (await client.get(f"/r/{code}")).status == 200
+    assert await _seats(sessionmaker, webinar) == 1
