@@ -152,18 +152,22 @@ async def request_refund(session: AsyncSession, order: Order, reason: str) -> No
                   dedupe_key=f"payment.refund:{order.id}")
 
 
-def late_payment(order: Order, webinar: Webinar, *, now: dt.datetime) -> tuple[str, str] | None:
-    """Why a paid order without tickets came too late, as (refund reason, problem), or None.
+# Why a payment came too late, by the reason its refund job and mail carry.
+LATE_PROBLEMS = {"ended": "paid after the webinar had ended", "sales_closed": "paid after sales had closed"}
+
+
+def late_payment(order: Order, webinar: Webinar, *, now: dt.datetime) -> str | None:
+    """Why a paid order without tickets came too late ("ended" or "sales_closed"), or None.
 
     Late: the webinar has ended by now (a ticket would admit nobody), or it was not on sale
     when the checkout completed (Stripe's time of the event, so a webhook that is merely
     delivered late does not count against the buyer).
     """
     if now >= webinar.ends_at or webinar.status == WebinarStatus.ENDED:
-        return "ended", "paid after the webinar had ended; refunded automatically"
+        return "ended"
     completed = order.completed_at or order.paid_at or now
     if not is_on_sale(webinar, completed):
-        return "sales_closed", "paid after sales had closed; refunded automatically"
+        return "sales_closed"
     return None
 
 
@@ -210,10 +214,11 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         status = OrderStatus.LATE
     elif (late := late_payment(order, webinar, now=utcnow())) is not None:
         status = OrderStatus.LATE
-        reason, order.problem = late
-        logger.warning("order paid too late", extra={"order_id": str(order.id), "reason": reason})
-        if (order.amount_total or 0) > 0:
-            await request_refund(session, order, reason)
+        refund = (order.amount_total or 0) > 0  # a free order has nothing to give back
+        order.problem = f"{LATE_PROBLEMS[late]}; {'refunded automatically' if refund else 'no ticket issued'}"
+        logger.warning("order paid too late", extra={"order_id": str(order.id), "reason": late})
+        if refund:
+            await request_refund(session, order, late)
     elif await _take_seats(session, webinar, order.quantity):
         await issue_tickets(session, order, webinar)
         status = OrderStatus.PAID
