@@ -172,3 +172,24 @@ async def test_the_page_names_an_early_sales_end(client, sessionmaker):
     text = await (await client.get(f"/w/{webinar.id}")).text()
     local = sales_end.astimezone(zoneinfo.ZoneInfo("Europe/Berlin"))
     assert "Sales close" in text and f"{local:%H:%M}" in text
+
+
+def test_is_on_sale_reads_status_sales_end_and_end():
+    from ticketing.db.models import WebinarStatus
+    from ticketing.webinars.sales import checkout_closes_at, is_on_sale
+
+    t0 = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
+    webinar = Webinar(status=WebinarStatus.SCHEDULED, starts_at=t0, ends_at=t0 + dt.timedelta(hours=1),
+                      sales_end=None, price_amount=2500)
+    assert is_on_sale(webinar, t0 + dt.timedelta(minutes=59))
+    assert not is_on_sale(webinar, t0 + dt.timedelta(hours=1))
+    assert checkout_closes_at(webinar) == t0 + dt.timedelta(minutes=30)
+    webinar.sales_end = t0 - dt.timedelta(days=1)
+    assert is_on_sale(webinar, t0 - dt.timedelta(days=1, seconds=1))
+    assert not is_on_sale(webinar, t0 - dt.timedelta(days=1))
+    webinar.sales_end = None
+    for status in (WebinarStatus.CANCELLED, WebinarStatus.ENDED):
+        webinar.status = status
+        assert not is_on_sale(webinar, t0)
+    webinar.status, webinar.price_amount = WebinarStatus.SCHEDULED, 0
+    assert checkout_closes_at(webinar) == webinar.ends_at  # no Stripe session for a free registration
