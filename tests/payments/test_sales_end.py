@@ -80,11 +80,11 @@ async def test_after_sales_close_the_page_says_so_and_checkout_is_409(client, se
     await _close_in(sessionmaker, webinar, minutes_left)
     page = await client.get(f"/w/{webinar.id}")
     text = await page.text()
-    assert page.status == 200 and "Sales for this webinar have closed" in text
+    assert page.status == 200 and "Sales have closed for this webinar" in text
     assert "<form" not in text.split("</header>")[-1]
     response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
     assert response.status == 409
-    assert "sales for this webinar have closed" in await response.text()
+    assert "sales have closed for this webinar" in await response.text()
     async with sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(Order)) == 0
 

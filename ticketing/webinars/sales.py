@@ -42,7 +42,7 @@ def closed_reason(webinar: Webinar, now: dt.datetime) -> str | None:
     if webinar.status == WebinarStatus.ENDED or webinar.ends_at <= now:
         return "this webinar has ended"
     if now >= checkout_closes_at(webinar):
-        return "sales for this webinar have closed"
+        return "sales have closed for this webinar"
     return None
 
 
