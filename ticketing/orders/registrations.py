@@ -43,17 +43,20 @@ async def _queue_confirmation(session: AsyncSession, registration: Registration,
                   dedupe_key=f"{CONFIRM_MAIL}:{registration.id}:{registration.code_hash[:16]}")
 
 
-async def register(session: AsyncSession, webinar_id: uuid.UUID, email: str | None, *, now: dt.datetime) -> None:
+async def register(session: AsyncSession, webinar_id: uuid.UUID, email: str | None, *, quantity: int = 1,
+                   now: dt.datetime) -> None:
     """Register `email` for a free webinar: mail a confirmation link, or, for an address
     registered before, its link again (at most once a minute). Takes no seat.
 
-    Invalid without an address or for a paid webinar, Conflict when registration has closed,
+    Invalid without an address, for more than one seat or a paid webinar, Conflict when registration has closed,
     SoldOut when no seat is left for a new registration. The answer is the same whether or not
     the address was registered before, so nobody learns who registered.
     """
     webinar = await get_webinar(session, webinar_id)
     if webinar.price_amount != 0:
         raise Invalid("this webinar is not free; buy a ticket instead")
+    if quantity != 1:
+        raise Invalid("a free registration is for one person; register each address on its own", field="quantity")
     reason = closed_reason(webinar, now)
     if reason is not None:
         raise Conflict(reason)
