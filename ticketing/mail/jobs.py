@@ -101,13 +101,18 @@ async def _send_link(ctx: JobContext, payload: dict[str, Any], kind: str, messag
 
 async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: TicketDelivery, error: str | None) -> None:
     """Note what became of a mail carrying `code`, unless a newer link replaced it meanwhile
-    (that one's mail has its own outcome to record)."""
-    async with ctx.sessionmaker.begin() as session:
-        await session.execute(
-            update(Ticket).where(Ticket.id == ticket.id, Ticket.code_hash == hash_code(code))
-            .values(delivery_status=status, delivery_error=error)
-            .execution_options(synchronize_session=False)
-        )
+    (that one's mail has its own outcome to record). Best effort: the mail has gone (or been
+    refused) already, and failing the job here would send it a second time."""
+    try:
+        async with ctx.sessionmaker.begin() as session:
+            await session.execute(
+                update(Ticket).where(Ticket.id == ticket.id, Ticket.code_hash == hash_code(code))
+                .values(delivery_status=status, delivery_error=error)
+                .execution_options(synchronize_session=False)
+            )
+    except Exception:
+        logger.warning("ticket delivery state not recorded", exc_info=True,
+                       extra={"ticket_id": str(ticket.id), "delivery_status": status.value})
 
 
 @job("mail.join", max_attempts=MAIL_ATTEMPTS)
