@@ -21,6 +21,7 @@ from ticketing.web.api import routes as api
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
 from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES, TOKENS
+from ticketing.web.keys import REGISTER_LIMIT
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
 from ticketing.web.ratelimit import JoinLimits, RateLimiter
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     system_key(settings)
     app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
                                   per_address=RateLimiter(settings.join_rate_per_address))
+    app[REGISTER_LIMIT] = RateLimiter(settings.register_rate_per_address)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_clients)
     if worker:

@@ -101,6 +101,7 @@ def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.db import create_engine, create_sessionmaker
     from ticketing.db.models import JobStatus
     from ticketing.jobs.queue import list_jobs
+    from ticketing.jobs.registry import try_limit
 
     async def run():
         engine = create_engine(settings.database_url)
@@ -119,7 +120,7 @@ def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> None:
     print(f"{'ID':>8}  {'KIND':<22} {'STATUS':<8} {'TRIES':>5}  {'DUE (UTC)':<19}  LAST ERROR")
     for job in jobs:
         error = " ".join((job.last_error or "").split())[:100]
-        print(f"{job.id:>8}  {job.kind[:22]:<22} {job.status.value:<8} {job.attempts:>2}/{job.max_attempts:<2}  "
+        print(f"{job.id:>8}  {job.kind[:22]:<22} {job.status.value:<8} {job.attempts:>2}/{try_limit(job.kind, job.max_attempts):<2}  "
               f"{job.due_at:%Y-%m-%d %H:%M:%S}  {error}")
 
 

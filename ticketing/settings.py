@@ -66,6 +66,8 @@ class Settings:
 
     log_level: str = "INFO"
     log_format: str = "text"
+    # Free registrations per minute from one client address (bursts up to that many); 0 = no limit.
+    register_rate_per_address: int = 10
 
     @property
     def dev_checkout(self) -> bool:
@@ -278,6 +280,7 @@ class _Reader:
             sweep_seconds=self.number("SWEEP_SECONDS", 30.0, 0.05, 86400),
             log_level=log_level,
             log_format=log_format,
+            register_rate_per_address=self.integer("REGISTER_RATE_PER_ADDRESS", 10, 0, 100_000),
         )
 
 

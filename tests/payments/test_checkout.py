@@ -8,7 +8,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from ticketing.db.models import Job, Order, OrderStatus, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import Order, OrderStatus, Ticket, Webinar, WebinarStatus
 from tests import factories
 
 
@@ -187,29 +187,3 @@ async def test_dev_checkout_is_absent_with_a_stripe_key(start_client, stripe_set
 
 async def test_unknown_dev_checkout_is_404(client):
     assert (await client.get("/dev/checkout/cs_test_unknown")).status == 404
-
-
-async def test_a_free_webinar_registers_without_stripe(start_client, stripe_settings, stripe_standin, sessionmaker):
-    client = await start_client(stripe_settings)
-    webinar = await _webinar(sessionmaker, price_amount=0, capacity=2)
-    page = await client.get(f"/w/{webinar.id}")
-    assert "Register" in await page.text()
-
-    missing = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
-    assert missing.status == 422
-    done = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "2", "email": "bea@example.com"},
-                             allow_redirects=False)
-    assert done.status == 303 and done.headers["Location"] == "/checkout/success?registered=1"
-    assert "registered" in await (await client.get(done.headers["Location"])).text()
-    full = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1", "email": "late@example.com"},
-                             allow_redirects=False)
-    assert full.status == 409
-
-    assert stripe_standin.calls == []
-    async with sessionmaker() as db:
-        orders = list(await db.scalars(select(Order)))
-        tickets = list(await db.scalars(select(Ticket)))
-        mails = list(await db.scalars(select(Job).where(Job.kind == "mail.join")))
-    assert [(o.status, o.amount_total) for o in orders] == [(OrderStatus.PAID, 0)]
-    assert len(tickets) == 2 and {t.email for t in tickets} == {"bea@example.com"}
-    assert len(mails) == 2

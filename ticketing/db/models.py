@@ -48,12 +48,19 @@ class OrderStatus(enum.StrEnum):
     REFUNDED = "refunded"  # fully refunded: tickets revoked
     DISPUTED = "disputed"  # a dispute was opened: tickets revoked
     CANCELLED = "cancelled"  # the webinar was cancelled: refund due or done
+    LATE = "late"  # paid after sales closed or the webinar ended: refund due
 
 
 class TicketStatus(enum.StrEnum):
     VALID = "valid"
     REVOKED = "revoked"
     EXPIRED = "expired"
+
+
+class TicketDelivery(enum.StrEnum):
+    QUEUED = "queued"  # a mail with the ticket's link is on its way
+    SENT = "sent"  # the mail server accepted the latest one
+    FAILED = "failed"  # the mail server refused it for good (see delivery_error)
 
 
 class JobStatus(enum.StrEnum):
@@ -91,6 +98,7 @@ class Webinar(Base):
         CheckConstraint("price_amount >= 0", name="price_not_negative"),
         CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity_positive"),
         CheckConstraint("seats_taken >= 0", name="seats_taken_not_negative"),
+        CheckConstraint("sales_end IS NULL OR sales_end <= ends_at", name="sales_end_not_after_end"),
         # A room is unique among webinars that can still be joined.
         Index("uq_webinars_live_room", "room", unique=True,
               sqlite_where=text("status = 'scheduled'"), postgresql_where=text("status = 'scheduled'")),
@@ -117,6 +125,9 @@ class Webinar(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # When sales close; NULL: at `ends_at` (see ticketing.webinars.sales).
+    sales_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     organizer: Mapped[Organizer] = relationship(lazy="raise_on_sql")
 
@@ -185,6 +196,10 @@ class Ticket(Base):
     last_joined_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     join_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What became of the latest mail carrying the ticket's link, so the organizer sees a refused address.
+    delivery_status: Mapped[TicketDelivery] = mapped_column(_enum(TicketDelivery), default=TicketDelivery.QUEUED,
+                                                            server_default=TicketDelivery.QUEUED.value)
+    delivery_error: Mapped[str | None] = mapped_column(Text)
 
     order: Mapped[Order] = relationship(lazy="raise_on_sql", back_populates="tickets")
     webinar: Mapped[Webinar] = relationship(lazy="raise_on_sql")
@@ -258,3 +273,23 @@ class SyncCursor(Base):
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Registration(Base):
+    """A free webinar's registration: one address, confirmed by the link mailed to it before a
+    seat is taken. Only the SHA-256 of the confirmation code is kept, as for join codes."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("webinar_id", "email_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    webinar_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    # The address lower-cased: one registration per mailbox, however it is spelled.
+    email_key: Mapped[str] = mapped_column(String(320))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The free order (and so the ticket) the confirmation made.
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ticketing.access.end_meeting  # noqa: F401
 import ticketing.jobs.maintenance  # noqa: F401
+import ticketing.mail.confirmations  # noqa: F401
 import ticketing.mail.jobs  # noqa: F401
 import ticketing.payments.reconcile  # noqa: F401
 import ticketing.payments.refunds  # noqa: F401

@@ -20,7 +20,7 @@ from ticketing.db import utcnow
 from ticketing.db.dialect import insert
 from ticketing.db.models import Job, JobStatus
 from ticketing.errors import Conflict, NotFound
-from ticketing.jobs.registry import KINDS
+from ticketing.jobs.registry import try_limit
 
 # Workers in this process waiting for work; woken when a transaction that queued a job
 # commits, so a join mail leaves at once instead of at the next poll.
@@ -74,7 +74,7 @@ async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> int:
             "status": JobStatus.QUEUED,
             "due_at": job.due_at or now,
             "attempts": 0,
-            "max_attempts": job.max_attempts or (KINDS[job.kind].max_attempts if job.kind in KINDS else 10),
+            "max_attempts": job.max_attempts or try_limit(job.kind, 10),
             "dedupe_key": job.dedupe_key,
             "created_at": now,
         }

@@ -18,7 +18,7 @@ import jinja2
 from babel.numbers import format_currency, get_currency_precision
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, Ticket, Webinar
+from ticketing.db.models import Order, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
 from ticketing.settings import Settings
 from ticketing.webinars.service import zone
@@ -34,6 +34,8 @@ REVOKED_BECAUSE = {
 REFUNDED_BECAUSE = {
     "oversold": "the webinar sold out before your payment arrived",
     "cancelled": "the organizer cancelled the webinar",
+    "ended": "the webinar had already ended when your payment went through",
+    "sales_closed": "sales for the webinar had closed when your payment went through",
 }
 
 
@@ -180,3 +182,16 @@ def order_refunded_mail(settings: Settings, order: Order, webinar: Webinar, reas
     return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
                     subject=f"Refunded: {webinar.title}", message_key=message_key, template="order_refunded",
                     context=context, now=now)
+
+
+def confirmation_link(settings: Settings, code: str) -> str:
+    return f"{settings.base_url}/r/{code}"
+
+
+def confirm_registration_mail(settings: Settings, registration: Registration, webinar: Webinar, code: str, *,
+                              message_key: str, now: dt.datetime | None = None) -> EmailMessage:
+    """The link that confirms a free registration (and takes its seat when opened)."""
+    now = now or utcnow()
+    context = {"webinar": webinar, "link": confirmation_link(settings, code)}
+    return _message(settings, to=recipient(registration.email), subject=f"Confirm your seat: {webinar.title}",
+                    message_key=message_key, template="confirm_registration", context=context, now=now)

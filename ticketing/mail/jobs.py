@@ -12,10 +12,10 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.models import Order, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
 from ticketing.jobs.registry import JobContext, PermanentError, job
 from ticketing.mail.compose import BadAddress, order_refunded_mail, revoked_mail, ticket_mail
 from ticketing.mail.sending import create_mailer
@@ -87,8 +87,32 @@ async def _send_link(ctx: JobContext, payload: dict[str, Any], kind: str, messag
     if why_not is not None:
         logger.info("mail skipped", extra={"kind": kind, "ticket_id": str(ticket.id), "reason": why_not})
         return
-    await _send(ctx, lambda: ticket_mail(ctx.settings, kind, ticket, webinar, code, message_key=message_key))
+    try:
+        await _send(ctx, lambda: ticket_mail(ctx.settings, kind, ticket, webinar, code, message_key=message_key))
+    except PermanentError as error:
+        # The address was refused for good: the organizer sees it on the attendee list and
+        # can correct the address and resend.
+        await _record_delivery(ctx, ticket, code, TicketDelivery.FAILED, str(error)[:2000])
+        raise
+    if ticket.delivery_status != TicketDelivery.SENT:
+        await _record_delivery(ctx, ticket, code, TicketDelivery.SENT, None)
     logger.info("mail sent", extra={"kind": kind, "ticket_id": str(ticket.id)})
+
+
+async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: TicketDelivery, error: str | None) -> None:
+    """Note what became of a mail carrying `code`, unless a newer link replaced it meanwhile
+    (that one's mail has its own outcome to record). Best effort: the mail has gone (or been
+    refused) already, and failing the job here would send it a second time."""
+    try:
+        async with ctx.sessionmaker.begin() as session:
+            await session.execute(
+                update(Ticket).where(Ticket.id == ticket.id, Ticket.code_hash == hash_code(code))
+                .values(delivery_status=status, delivery_error=error)
+                .execution_options(synchronize_session=False)
+            )
+    except Exception:
+        logger.warning("ticket delivery state not recorded", exc_info=True,
+                       extra={"ticket_id": str(ticket.id), "delivery_status": status.value})
 
 
 @job("mail.join", max_attempts=MAIL_ATTEMPTS)

@@ -20,6 +20,7 @@ from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus, Webina
 from ticketing.errors import Conflict, Invalid, SoldOut
 from ticketing.jobs import enqueue
 from ticketing.tickets.service import issue_tickets, order_tickets, revoke_tickets
+from ticketing.webinars.sales import closed_reason, is_on_sale
 from ticketing.webinars.service import get_webinar, seats_left
 
 logger = logging.getLogger(__name__)
@@ -34,11 +35,11 @@ def check_quantity(quantity: object) -> int:
 
 
 def check_on_sale(webinar: Webinar, quantity: int, *, now: dt.datetime) -> None:
-    """Raise Conflict unless `quantity` seats of `webinar` can be bought now."""
-    if webinar.status == WebinarStatus.CANCELLED:
-        raise Conflict("this webinar has been cancelled")
-    if webinar.status == WebinarStatus.ENDED or webinar.ends_at <= now:
-        raise Conflict("this webinar has ended")
+    """Raise Conflict unless `quantity` seats of `webinar` can be bought now (cancelled,
+    ended, sales closed, or too few seats left)."""
+    reason = closed_reason(webinar, now)
+    if reason is not None:
+        raise Conflict(reason)
     left = seats_left(webinar)
     if left is not None and left < quantity:
         raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
@@ -151,6 +152,25 @@ async def request_refund(session: AsyncSession, order: Order, reason: str) -> No
                   dedupe_key=f"payment.refund:{order.id}")
 
 
+# Why a payment came too late, by the reason its refund job and mail carry.
+LATE_PROBLEMS = {"ended": "paid after the webinar had ended", "sales_closed": "paid after sales had closed"}
+
+
+def late_payment(order: Order, webinar: Webinar, *, now: dt.datetime) -> str | None:
+    """Why a paid order without tickets came too late ("ended" or "sales_closed"), or None.
+
+    Late: the webinar has ended by now (a ticket would admit nobody), or it was not on sale
+    when the checkout completed (Stripe's time of the event, so a webhook that is merely
+    delivered late does not count against the buyer).
+    """
+    if now >= webinar.ends_at or webinar.status == WebinarStatus.ENDED:
+        return "ended"
+    completed = order.completed_at or order.paid_at or now
+    if not is_on_sale(webinar, completed):
+        return "sales_closed"
+    return None
+
+
 async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None = None,
                  tickets: list[Ticket] | None = None) -> OrderStatus:
     """Bring the order's status and tickets in line with its facts. Idempotent.
@@ -190,6 +210,15 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         status = OrderStatus.PAID if live or order.status == OrderStatus.PAID else order.status
     elif order.status == OrderStatus.OVERSOLD:
         status = OrderStatus.OVERSOLD
+    elif order.status == OrderStatus.LATE:
+        status = OrderStatus.LATE
+    elif (late := late_payment(order, webinar, now=utcnow())) is not None:
+        status = OrderStatus.LATE
+        refund = (order.amount_total or 0) > 0  # a free order has nothing to give back
+        order.problem = f"{LATE_PROBLEMS[late]}; {'refunded automatically' if refund else 'no ticket issued'}"
+        logger.warning("order paid too late", extra={"order_id": str(order.id), "reason": late})
+        if refund:
+            await request_refund(session, order, late)
     elif await _take_seats(session, webinar, order.quantity):
         await issue_tickets(session, order, webinar)
         status = OrderStatus.PAID

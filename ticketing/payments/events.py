@@ -65,11 +65,18 @@ async def process_event(session: AsyncSession, event: StripeEvent) -> str:
     obj = event.payload["data"]["object"]
     match event.type:
         case t if t in CHECKOUT_TYPES:
-            return await _checkout_session(session, obj, event.type)
+            return await _checkout_session(session, obj, event.type, _happened_at(event))
         case t if t in CHARGE_TYPES:
             return await _charge_event(session, obj, event)
         case _:
             return "ignored"
+
+
+def _happened_at(event: StripeEvent) -> dt.datetime:
+    """When Stripe says the event happened (its signed `created`), never later than now: a
+    checkout that completed before sales closed stays in time however late we hear of it."""
+    now = utcnow()
+    return min(event.created, now) if event.created is not None else now
 
 
 @dataclasses.dataclass
@@ -152,13 +159,13 @@ def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, n
     return learned_intent
 
 
-async def _checkout_session(session: AsyncSession, obj: dict[str, Any], event_type: str) -> str:
+async def _checkout_session(session: AsyncSession, obj: dict[str, Any], event_type: str, at: dt.datetime) -> str:
     found = await _order_for_checkout(session, obj)
     if isinstance(found, str):
         logger.warning("checkout event not matched", extra={"outcome": found, "session": _id(obj.get("id"))})
         return found
     order = found.order
-    if _record_checkout_facts(order, obj, event_type, utcnow()):
+    if _record_checkout_facts(order, obj, event_type, at):
         with session.no_autoflush:
             await _replay_charge_events(session, order)
     status = await settle(session, order, webinar=found.webinar, tickets=[] if found.created else None)

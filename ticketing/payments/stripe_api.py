@@ -10,6 +10,7 @@ import stripe
 from ticketing.db.models import Order, Webinar
 from ticketing.errors import Unavailable
 from ticketing.settings import Settings
+from ticketing.webinars.sales import checkout_expires_at
 
 # The API version this code reads events in; events in another version are logged.
 API_VERSION = stripe.api_version
@@ -55,7 +56,9 @@ def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, 
         "client_reference_id": str(order.id),
         "success_url": f"{settings.base_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.base_url}/w/{webinar.id}",
-        "expires_at": int((now + dt.timedelta(minutes=settings.checkout_expires_minutes)).timestamp()),
+        # Never after the sales end, so no session can complete once sales have closed.
+        "expires_at": int(checkout_expires_at(webinar, now, dt.timedelta(minutes=settings.checkout_expires_minutes))
+                          .timestamp()),
     }
     if order.email:
         params["customer_email"] = order.email

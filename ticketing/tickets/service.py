@@ -11,8 +11,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Job, JobStatus, Order, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Forbidden, NotFound
+from ticketing.db.models import Job, JobStatus, Order, Organizer, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
+from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.inputs import email_address
 from ticketing.jobs import NewJob, enqueue, enqueue_many
 
 # 32 random bytes: 256 bits from the CSPRNG, 43 URL-safe characters.
@@ -107,6 +108,7 @@ async def reissue(session: AsyncSession, ticket: Ticket, webinar: Webinar, kind:
     if not await enqueue(session, kind, {"ticket_id": str(ticket.id), "code": code, **payload}, dedupe_key=dedupe_key):
         return False
     ticket.code_hash = code_hash
+    ticket.delivery_status, ticket.delivery_error = TicketDelivery.QUEUED, None
     await drop_pending_reminders(session, ticket.id)
     await enqueue_many(session, reminder_jobs(ticket, webinar, code, now=now))
     return True
@@ -120,6 +122,17 @@ async def resend_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
     ticket no longer admits anyone.
     """
     now = now or utcnow()
+    ticket, webinar = await _own_valid_ticket(session, organizer, ticket_id, "sent again")
+    # The dedupe key names the new code, so each resend is one mail and a retry is not a second.
+    nonce = secrets.token_hex(8)
+    await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{nonce}", now=now)
+    await session.flush()
+    return ticket
+
+
+async def _own_valid_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID,
+                            action: str) -> tuple[Ticket, Webinar]:
+    """The organizer's ticket, locked, that still admits someone; NotFound, Forbidden or Conflict."""
     ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
     if ticket is None:
         raise NotFound("no such ticket")
@@ -129,12 +142,23 @@ async def resend_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
     if webinar.organizer_id != organizer.id:
         raise Forbidden("this ticket belongs to another organizer's webinar")
     if ticket.status != TicketStatus.VALID:
-        raise Conflict(f"this ticket is {ticket.status.value}; it cannot be sent again")
+        raise Conflict(f"this ticket is {ticket.status.value}; it cannot be {action}")
     if webinar.status != WebinarStatus.SCHEDULED:
-        raise Conflict(f"this webinar is {webinar.status.value}; its tickets cannot be sent again")
-    # The dedupe key names the new code, so each resend is one mail and a retry is not a second.
-    nonce = secrets.token_hex(8)
-    await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{nonce}", now=now)
+        raise Conflict(f"this webinar is {webinar.status.value}; its tickets cannot be {action}")
+    return ticket, webinar
+
+
+async def update_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID,
+                        data: dict[str, object]) -> Ticket:
+    """Correct a ticket's address (e.g. after the mail server refused it); the organizer then
+    resends, which mails a new link there. Invalid for a missing or malformed `email`;
+    NotFound, Forbidden, or Conflict for a ticket that no longer admits anyone."""
+    ticket, _ = await _own_valid_ticket(session, organizer, ticket_id, "changed")
+    email = data.get("email")
+    if not isinstance(email, str) or not email.strip():
+        raise Invalid("email is required: the address the ticket's mails go to", field="email")
+    email = email_address(email)
+    ticket.email = email
     await session.flush()
     return ticket
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ticketing.access.tokens import Tokens
 from ticketing.settings import Settings
 from ticketing.web.metrics import Metrics
-from ticketing.web.ratelimit import JoinLimits
+from ticketing.web.ratelimit import JoinLimits, RateLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -22,3 +22,4 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", Tokens)
 JOIN_LIMITS = web.AppKey("join_limits", JoinLimits)
+REGISTER_LIMIT = web.AppKey("register_limit", RateLimiter)

@@ -20,13 +20,16 @@ from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, Webinar, 
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.inputs import has_control
 from ticketing.jobs import enqueue
+from ticketing.payments.minimums import describe as describe_amount
+from ticketing.payments.minimums import minimum_charge
 
 ROOM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")
 # Codes ISO 4217 keeps for testing, metals and "no currency": nobody pays in these.
 _NOT_MONEY = {"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XSU", "XUA", "XBA", "XBB", "XBC", "XBD"}
 CURRENCIES = frozenset(list_currencies()) - _NOT_MONEY
 YEARS = (2000, 9000)
-EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room")
+EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room",
+            "sales_end")
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -116,6 +119,12 @@ def _check(fields: dict[str, Any], *, now: dt.datetime) -> None:
         raise Invalid("price_amount is larger than Stripe accepts", field="price_amount")
     if fields["currency"].upper() not in CURRENCIES:
         raise Invalid(f"unknown currency {fields['currency']!r}; use an ISO 4217 code like EUR", field="currency")
+    minimum = minimum_charge(fields["currency"])
+    if 0 < fields["price_amount"] and minimum is not None and fields["price_amount"] < minimum:
+        raise Invalid(f"price_amount is below Stripe's minimum charge of {describe_amount(minimum, fields['currency'])};"
+                      " use at least that, or 0 for a free webinar", field="price_amount")
+    if fields.get("sales_end") is not None and fields["sales_end"] > fields["ends_at"]:
+        raise Invalid("sales_end must not be after ends_at", field="sales_end")
     capacity = fields["capacity"]
     if capacity is not None and not 1 <= capacity <= 1_000_000:
         raise Invalid("capacity must be between 1 and 1000000, or null for no limit", field="capacity")
@@ -148,14 +157,18 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str
     if creating or "room" in data:
         room = _text(data, "room", limit=63, required=False)
         fields["room"] = room.lower() if room else "webinar-" + secrets.token_hex(6)
+    if creating or "sales_end" in data:
+        # null (or absent) means sales close when the webinar ends.
+        fields["sales_end"] = _when(data, "sales_end") if data.get("sales_end") is not None else None
     if "timezone" in data and data["timezone"] is not None:
         fields["timezone"] = _text(data, "timezone", limit=64, required=True)
     elif creating:
         fields["timezone"] = _zone_name(fields["starts_at"])
     # Kept in UTC from here on (the zone is in `timezone`), so a webinar reads the same
     # straight after this request as when loaded from the database later.
-    for name in ("starts_at", "ends_at"):
-        fields[name] = fields[name].astimezone(dt.UTC)
+    for name in ("starts_at", "ends_at", "sales_end"):
+        if fields[name] is not None:
+            fields[name] = fields[name].astimezone(dt.UTC)
     return fields
 
 

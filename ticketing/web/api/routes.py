@@ -17,13 +17,14 @@ from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
 from ticketing.webinars import service as webinars
 from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.webinars import sales
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.responses import json_response, read_json
 
 routes = web.RouteTableDef()
 
 TICKET_COLUMNS = ("id", "order_id", "email", "name", "status", "revoked_reason", "created_at",
-                  "first_joined_at", "last_joined_at", "join_count")
+                  "first_joined_at", "last_joined_at", "join_count", "delivery_status", "delivery_error")
 
 
 async def authenticate(request: web.Request) -> Organizer:
@@ -58,6 +59,7 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
         "public_url": f"{base}/w/{webinar.id}",
         "created_at": webinar.created_at,
         "updated_at": webinar.updated_at,
+        "sales_end": sales.sales_end(webinar),
     }
 
 
@@ -199,6 +201,17 @@ async def resend_ticket(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER].begin() as session:
         ticket = await ticket_service.resend_ticket(session, organizer, ticket_id)
     return json_response({**ticket_json(ticket), "resent": True})
+
+
+@routes.patch("/api/tickets/{id}")
+async def update_ticket(request: web.Request) -> web.Response:
+    """Correct a ticket's `email` (e.g. one the mail server refused); then resend."""
+    organizer = await authenticate(request)
+    ticket_id = webinars.parse_id(request.match_info["id"])
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        ticket = await ticket_service.update_ticket(session, organizer, ticket_id, data)
+    return json_response(ticket_json(ticket))
 
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:

@@ -9,12 +9,13 @@ from aiohttp import web
 from ticketing.db import utcnow
 from ticketing.errors import Conflict, Invalid, NotFound
 from ticketing.inputs import email_address, has_control
+from ticketing.orders import registrations
 from ticketing.orders import service as orders
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
 from ticketing.webinars import service as webinars
-from ticketing.web.keys import HTTP, SESSIONMAKER, SETTINGS, STRIPE
+from ticketing.web.keys import HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
 from ticketing.web.responses import render
 
 logger = logging.getLogger(__name__)
@@ -72,12 +73,13 @@ async def checkout(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
     quantity, email = await _checkout_input(request)
     settings = request.app[SETTINGS]
+    async with request.app[SESSIONMAKER]() as session:
+        free = (await webinars.get_webinar(session, webinar_id)).price_amount == 0
+    if free:
+        await _register(request, webinar_id, quantity, email)
+        raise web.HTTPSeeOther("/checkout/success?registered=1")
     async with request.app[SESSIONMAKER].begin() as session:
         order, webinar = await orders.start_order(session, webinar_id, quantity, email)
-        if webinar.price_amount == 0:
-            await orders.register_free(session, order, webinar)
-    if webinar.price_amount == 0:
-        raise web.HTTPSeeOther("/checkout/success?registered=1")
     client = request.app[STRIPE]
     if client is None:
         session_id = simulated.new_session_id()
@@ -88,6 +90,27 @@ async def checkout(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)
     raise web.HTTPSeeOther(url)
+
+
+async def _register(request: web.Request, webinar_id, quantity: int, email: str | None) -> None:
+    """A free registration: one seat for the address, confirmed by the link mailed to it."""
+    wait = request.app[REGISTER_LIMIT].hit(request.remote or "unknown")
+    if wait:
+        raise web.HTTPTooManyRequests(text="Too many registrations from your network; try again in a minute.",
+                                      headers={"Retry-After": str(wait)})
+    async with request.app[SESSIONMAKER].begin() as session:
+        await registrations.register(session, webinar_id, email, quantity=quantity, now=utcnow())
+
+
+@routes.get("/r/{code}")
+async def confirm_registration(request: web.Request) -> web.Response:
+    """The confirmation link of a free registration: takes the seat (once) and mails the join link."""
+    async with request.app[SESSIONMAKER].begin() as session:
+        confirmed = await registrations.confirm(session, request.match_info["code"], now=utcnow())
+    response = render(request, "buyer/confirmed.html", {"webinar": confirmed.webinar, "new": confirmed.new})
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @routes.get("/checkout/success")
