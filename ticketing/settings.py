@@ -67,6 +67,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
 
+    # Encrypts the organizer console's session cookie (at least 32 bytes; a Fernet key is derived from it).
+    session_key: str | None = None
+
     @property
     def dev_checkout(self) -> bool:
         """No Stripe key: checkout goes to the local test-payment page."""
@@ -242,6 +245,14 @@ class _Reader:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise self.fail("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
+        session_key = self.string("SESSION_KEY")
+        if session_key is None:
+            if stripe_key is not None:
+                raise self.fail("SESSION_KEY", "required (at least 32 bytes) when TICKETING_STRIPE_SECRET_KEY is set")
+            session_key = _kept_secret(var_dir / "session_key", "")
+        if len(session_key.encode()) < 32:
+            raise self.fail("SESSION_KEY", f"must be at least 32 bytes, got {len(session_key.encode())}")
+
         port = self.integer("PORT", 8080, 1, 65535)
         host = self.string("HOST", "127.0.0.1")
         return cls(
@@ -278,6 +289,7 @@ class _Reader:
             sweep_seconds=self.number("SWEEP_SECONDS", 30.0, 0.05, 86400),
             log_level=log_level,
             log_format=log_format,
+            session_key=session_key,
         )
 
 
