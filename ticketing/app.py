@@ -23,6 +23,8 @@ from ticketing.web.buyer import pages as buyer
 from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES, TOKENS
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
+from ticketing.web.org import auth as org_auth
+from ticketing.web.org import pages as org
 from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
 
@@ -80,6 +82,9 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(buyer.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(join.routes)
+    org_auth.setup(app, settings)
+    app.add_routes(org_auth.routes)
+    app.add_routes(org.routes)
     if settings.dev_checkout:
         app.add_routes(buyer.dev_routes)
     if settings.dev_mail:
