@@ -37,3 +37,24 @@ def signed_in(sessionmaker):
         await sign_in(client, sessionmaker, email)
 
     return do
+
+
+@pytest.fixture
+async def console(make_settings):
+    """The app with its job worker on a real loopback port whose TICKETING_BASE_URL is that
+    port, for a browser; yields the base URL and the settings (the dev mail sink is in their var dir)."""
+    from aiohttp.test_utils import TestServer
+
+    from ticketing.app import create_app
+
+    probe = TestServer(create_app(make_settings()), host="127.0.0.1")
+    await probe.start_server()
+    port = probe.port
+    await probe.close()
+    settings = make_settings(base_url=f"http://127.0.0.1:{port}")
+    server = TestServer(create_app(settings, worker=True), host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{port}", settings
+    finally:
+        await server.close()

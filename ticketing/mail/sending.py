@@ -148,7 +148,7 @@ class SinkedMail:
 
 
 _SINK_NAME = re.compile(r"[0-9]{8}T[0-9]{12}-[A-Za-z0-9._-]{1,80}-[0-9a-f]{4}\.eml")
-_LINK = re.compile(r"https?://[^\s<>\"']+/j/[A-Za-z0-9_-]+")
+_LINK = re.compile(r"https?://[^\s<>\"']+/(?:j|org/login)/[A-Za-z0-9_-]+")  # join and console sign-in links
 
 
 def _read_sinked(path: Path, *, full: bool) -> SinkedMail:

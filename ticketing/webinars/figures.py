@@ -19,6 +19,8 @@ from ticketing.webinars.service import get_own_webinar, seats_left
 
 # The mails that carry (or take back) a ticket's link; reminders are left out of the delivery state.
 TICKET_MAIL_KINDS = ("mail.join", "mail.resend", "mail.updated", "mail.revoked")
+MAIL_KIND_NAMES = {"mail.join": "join link", "mail.resend": "new link", "mail.updated": "new time",
+                   "mail.revoked": "revocation"}
 # Orders that paid but did not become tickets as bought: the organizer should look at them.
 PROBLEM_STATUSES = (OrderStatus.FLAGGED, OrderStatus.OVERSOLD)
 
@@ -91,6 +93,7 @@ class Attendee:
     order: Order
     mail: str  # the latest link mail: "sent", "queued", "retrying", "failed", or "none"
     mail_error: str | None
+    mail_kind: str | None = None  # which mail that was: "join link", "new link", "new time", "revocation"
 
 
 def _mail_state(job: Job | None) -> tuple[str, str | None]:
@@ -124,8 +127,10 @@ async def attendees(session: AsyncSession, organizer: Organizer, webinar_id: uui
             latest[str(job.payload.get("ticket_id"))] = job
     result = []
     for ticket, order in rows:
-        state, error = _mail_state(latest.get(str(ticket.id)))
-        result.append(Attendee(ticket=ticket, order=order, mail=state, mail_error=error))
+        job = latest.get(str(ticket.id))
+        state, error = _mail_state(job)
+        result.append(Attendee(ticket=ticket, order=order, mail=state, mail_error=error,
+                               mail_kind=MAIL_KIND_NAMES.get(job.kind) if job is not None else None))
     return result
 
 

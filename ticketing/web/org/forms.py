@@ -21,6 +21,16 @@ FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", 
 # The service's (and the API's) names for the form fields that are named differently.
 FORM_FIELD_OF = {"price_amount": "price", "timezone": "time_zone"}
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
+# The service speaks of its input's names; the form's reader knows the labels.
+_WORDS = (("ends_at", "the end"), ("starts_at", "the start"), ("price_amount", "the price"),
+          ("timezone", "the time zone"), ("capacity", "the number of seats"), ("null for no limit", "empty for no limit"))
+
+
+def in_form_words(message: str) -> str:
+    """A service message with the form's labels for the API's field names, as a sentence."""
+    for name, words in _WORDS:
+        message = message.replace(name, words)
+    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")
 
 
 @functools.cache

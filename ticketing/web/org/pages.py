@@ -59,9 +59,9 @@ def _form_page(request, organizer, *, webinar: Webinar | None, values: dict[str,
 
 
 def _field_errors(error: DomainError) -> tuple[dict[str, str], str | None]:
-    """A service error next to the form field it is about, or above the form."""
+    """A service error next to the form field it is about, or above the form, in the form's words."""
     field = forms.FORM_FIELD_OF.get(error.field or "", error.field)
-    message = error.message[:1].upper() + error.message[1:]
+    message = forms.in_form_words(error.message)
     if field in forms.FIELDS:
         return {field: message}, None
     return {}, message
