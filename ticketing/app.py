@@ -17,6 +17,7 @@ from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
 from ticketing.web import dev_mail, ops, webhooks
+from ticketing.web.api import keys as api_keys
 from ticketing.web.api import routes as api
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     org_auth.setup(app, settings)
     app.add_routes(org_auth.routes)
     app.add_routes(org.routes)
+    app.add_routes(api_keys.routes)
     if settings.dev_checkout:
         app.add_routes(buyer.dev_routes)
     if settings.dev_mail:

@@ -4,7 +4,6 @@ the CSRF check on every form, and the signed-in organizer of a request."""
 from __future__ import annotations
 
 import time
-import uuid
 import warnings
 from typing import Any
 
@@ -34,6 +33,8 @@ COOKIE = "ticketing_org"
 SIGNIN_PER_ADDRESS = 10
 SIGNIN_PER_EMAIL = 3
 SIGNIN_LIMITS = web.AppKey("signin_limits", tuple)
+# Where the browser that asked for a link wanted to go; used when the link is opened in it.
+AFTER_SIGNIN = "after_signin"
 
 
 class IdleCookieStorage(EncryptedCookieStorage):
@@ -82,13 +83,13 @@ async def session_of(request: web.Request) -> aiohttp_session.Session:
 async def organizer_of(request: web.Request) -> Organizer:
     """The signed-in organizer, or a redirect to the sign-in page (which comes back here)."""
     session = await session_of(request)
-    organizer_id = sessions.signed_in_as(session)
+    session_id = sessions.signed_in_as(session)
     organizer = None
-    if organizer_id is not None:
+    if session_id is not None:
         async with request.app[SESSIONMAKER]() as db:
-            organizer = await db.get(Organizer, uuid.UUID(organizer_id))
+            organizer = await sessions.organizer_of_session(db, session_id)
     if organizer is None:
-        session.pop(sessions.ORGANIZER, None)
+        session.pop(sessions.SESSION_ID, None)
         target = "/org/login"
         if request.method == "GET" and request.path != "/org":
             target += "?next=" + _quote(request.path_qs)
@@ -154,6 +155,7 @@ async def login_request(request: web.Request) -> web.Response:
             "error": f"Too many sign-in links asked for; try again in {wait} seconds."}, status=429)
         response.headers["Retry-After"] = str(wait)
         return response
+    (await session_of(request))[AFTER_SIGNIN] = next_path
     try:
         async with request.app[SESSIONMAKER].begin() as db:
             await signin.request_link(db, email)
@@ -180,19 +182,26 @@ async def login_link(request: web.Request) -> web.Response:
 @routes.post("/org/login/{token}")
 async def login_use(request: web.Request) -> web.Response:
     await checked_form(request)
+    after = _safe_next((await session_of(request)).get(AFTER_SIGNIN))
     async with request.app[SESSIONMAKER].begin() as db:
         used = await signin.use_token(db, request.match_info["token"])
-    if used.state != signin.LinkState.VALID:
-        return await page(request, "login_dead.html", {"state": used.state.value}, status=410 if used.state != signin.LinkState.UNKNOWN else 404)
+        session_id = await sessions.start(db, used.organizer_id) if used.state == signin.LinkState.VALID else None
+    if session_id is None:
+        return await page(request, "login_dead.html", {"state": used.state.value},
+                          status=410 if used.state != signin.LinkState.UNKNOWN else 404)
     session = await aiohttp_session.new_session(request)
-    sessions.sign_in(session, str(used.organizer_id))
-    raise web.HTTPSeeOther("/org")
+    sessions.sign_in(session, session_id)
+    raise web.HTTPSeeOther(after)
 
 
 @routes.post("/org/logout")
 async def logout(request: web.Request) -> web.Response:
     await checked_form(request)
     session = await session_of(request)
+    session_id = sessions.signed_in_as(session)
+    if session_id is not None:
+        async with request.app[SESSIONMAKER].begin() as db:
+            await sessions.end(db, session_id)
     session.invalidate()
     session = await aiohttp_session.new_session(request)
     sessions.flash(session, "You are signed out.")

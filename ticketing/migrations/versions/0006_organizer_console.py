@@ -1,4 +1,4 @@
-"""organizer console: one-time sign-in links and several API keys per organizer
+"""organizer console: one-time sign-in links, console sessions, several API keys per organizer
 
 Revision ID: 0006
 Revises: 0002
@@ -43,9 +43,20 @@ def upgrade() -> None:
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
     op.create_index(op.f('ix_api_keys_organizer_id'), 'api_keys', ['organizer_id'], unique=False)
+    op.create_table('console_sessions',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('organizer_id', sa.Uuid(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['organizer_id'], ['organizers.id'], name=op.f('fk_console_sessions_organizer_id_organizers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_console_sessions'))
+    )
+    op.create_index(op.f('ix_console_sessions_organizer_id'), 'console_sessions', ['organizer_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_console_sessions_organizer_id'), table_name='console_sessions')
+    op.drop_table('console_sessions')
     op.drop_index(op.f('ix_api_keys_organizer_id'), table_name='api_keys')
     op.drop_table('api_keys')
     op.drop_index(op.f('ix_login_tokens_organizer_id'), table_name='login_tokens')
