@@ -65,7 +65,9 @@ def _local_time(text: str, zone_name: str, field: str, errors: dict[str, str]) -
     try:
         tz = zone(zone_name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, KeyError):
-        return None  # the zone's own error says what is wrong
+        # Without a zone the local time cannot be read at all.
+        errors["time_zone"] = f"Unknown time zone {zone_name!r}; use an IANA name like Europe/Berlin."
+        return None
     aware = local.replace(tzinfo=tz)
     # A wall time skipped by a clock change does not survive the round trip through UTC.
     if aware.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) != local:

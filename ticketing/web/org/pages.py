@@ -110,8 +110,9 @@ async def update_webinar(request: web.Request) -> web.Response:
     confirmed = form.get("confirm") == "time"
     async with request.app[SESSIONMAKER]() as db:
         current = await webinars.get_own_webinar(db, organizer, webinar_id)
-        old = {"starts_at": current.starts_at, "ends_at": current.ends_at, "timezone": current.timezone,
-               "sequence": current.sequence}
+    old = {"starts_at": current.starts_at, "ends_at": current.ends_at, "timezone": current.timezone,
+           "sequence": current.sequence}
+    async with request.app[SESSIONMAKER]() as db:
         try:
             data = forms.webinar_input(form, editing=True)
             async with db.begin() as transaction:
