@@ -219,3 +219,44 @@ async def test_api_keys_through_the_api(client, sessionmaker):
     assert (await client.delete(f"/api/keys/{body['id']}", headers=auth)).status == 204
     assert (await client.delete(f"/api/keys/{body['id']}", headers=auth)).status == 404
     assert (await client.get("/api/keys", headers={"Authorization": f"Bearer {body['key']}"})).status == 401
+
+
+async def test_the_host_button_goes_into_the_room_as_moderator(client, sessionmaker, ada, settings):
+    import jwt
+
+    organizer, _ = ada
+    webinar = await factories.webinar(sessionmaker, organizer, room="ada-live")
+    csrf = await _csrf(client, f"/org/webinars/{webinar.id}")
+    response = await client.post(f"/org/webinars/{webinar.id}/host-link", data={"csrf_token": csrf},
+                                 allow_redirects=False)
+    assert response.status == 303
+    location = response.headers["Location"]
+    assert location.startswith(f"{settings.jitsi_url}/ada-live?jwt=")
+    claims = jwt.decode(location.split("jwt=")[1], settings.jitsi_app_secret, algorithms=["HS256"],
+                        audience=settings.jitsi_audience, options={"verify_nbf": False})
+    assert claims["context"]["user"]["moderator"] is True and claims["room"] == "ada-live"
+    assert (await client.post(f"/org/webinars/{webinar.id}/host-link", data={})).status == 403
+
+
+async def test_a_ticket_a_won_dispute_gave_back_is_restored_from_the_console(client, sessionmaker, ada):
+    from ticketing.db.models import Ticket, TicketStatus
+
+    organizer, _ = ada
+    webinar = await factories.webinar(sessionmaker, organizer)
+    checkout = factories.checkout_session(webinar, email="dora@example.com")
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", checkout))).status == 200
+    opened = factories.dispute(checkout["payment_intent"], amount=2500)
+    assert (await factories.post_event(client, factories.event("charge.dispute.created", opened))).status == 200
+    page = await (await client.get(f"/org/webinars/{webinar.id}")).text()
+    assert "/restore" not in page  # not while the dispute is open
+    won = dict(opened, status="won")
+    assert (await factories.post_event(client, factories.event("charge.dispute.closed", won))).status == 200
+    page = await (await client.get(f"/org/webinars/{webinar.id}")).text()
+    [path] = re.findall(r'href="(/org/tickets/[0-9a-f-]+/restore)"', page)
+    confirm = await (await client.get(path)).text()
+    assert "dora@example.com gets the seat back" in confirm
+    done = await client.post(path, data={"csrf_token": csrf_of(confirm)}, allow_redirects=False)
+    assert done.status == 303
+    async with sessionmaker() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.webinar_id == webinar.id))
+    assert ticket.status == TicketStatus.VALID

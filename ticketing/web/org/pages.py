@@ -146,11 +146,12 @@ async def webinar_page(request: web.Request) -> web.Response:
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
         people = await figures.attendees(db, organizer, webinar_id)
         problems = await figures.problem_orders(db, organizer, webinar_id)
+        orders = await webinars.list_orders(db, organizer, webinar_id)
     settings = request.app[SETTINGS]
     return await page(request, "webinar.html", {
         "webinar": webinar, "status": figures.status_label(webinar), "sales": sales,
         "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
-        "attendees": people, "problems": problems, "public_url": f"{settings.base_url}/w/{webinar.id}",
+        "attendees": people, "problems": problems, "orders": orders, "public_url": f"{settings.base_url}/w/{webinar.id}",
         "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
     }, organizer=organizer)
 
@@ -225,6 +226,9 @@ TICKET_ACTIONS = {
                "Send a new link"),
     "revoke": ("Revoke this ticket?", "{email} can no longer join and gets a mail saying so. No money is refunded.",
                "Revoke the ticket"),
+    "restore": ("Give this ticket back?",
+                "The dispute over this order was won: {email} gets the seat back and a mail with a new join link.",
+                "Restore the ticket"),
     "refund": ("Revoke and refund this ticket?",
                "{email} can no longer join, gets a mail saying so, and this ticket's share of the order ({amount}) is refunded.",
                "Revoke and refund"),
@@ -248,7 +252,7 @@ async def ticket_confirm(request: web.Request) -> web.Response:
     return await page(request, "confirm.html", {
         "heading": heading,
         "lines": [what.format(email=ticket.email, amount=money(webinar.price_amount, webinar.currency))],
-        "action": request.path, "button": button, "danger": request.match_info["action"] != "resend",
+        "action": request.path, "button": button, "danger": request.match_info["action"] in ("revoke", "refund"),
         "back": f"/org/webinars/{webinar.id}#attendees", "back_label": "Back",
     }, organizer=organizer)
 
@@ -263,6 +267,10 @@ async def ticket_action(request: web.Request) -> web.Response:
         if action == "resend":
             await ticket_service.resend_ticket(db, organizer, ticket.id)
             message = f"A new link is on its way to {ticket.email}."
+        elif action == "restore":
+            await ticket_lifecycle.restore_ticket(db, organizer, ticket.id,
+                                                  grace_minutes=request.app[SETTINGS].join_grace_minutes)
+            message = f"{ticket.email}'s ticket is valid again; a new link is on its way."
         else:
             _, refunded = await ticket_lifecycle.revoke_ticket(db, organizer, ticket.id, refund=action == "refund")
             message = f"{ticket.email}'s ticket is revoked" + ("; the refund is on its way." if refunded else ".")
