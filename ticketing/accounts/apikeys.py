@@ -12,6 +12,7 @@ import uuid
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransactionOrigin
 
 from ticketing.db import utcnow
 from ticketing.db.models import ApiKey, Organizer
@@ -76,5 +77,9 @@ async def organizer_for_named_key(session: AsyncSession, key: str, *, now: dt.da
     if last_used is None or now - last_used >= USE_GRANULARITY:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
                               .execution_options(synchronize_session=False))
-        await session.commit()
+        # A lookup session (autobegun, closed without a commit) keeps the note only if it
+        # commits here; a caller's own transaction commits it with everything else.
+        transaction = session.sync_session.get_transaction()
+        if transaction is not None and transaction.origin == SessionTransactionOrigin.AUTOBEGIN:
+            await session.commit()
     return organizer
