@@ -130,6 +130,13 @@ async def test_an_organizer_runs_a_paid_webinar_from_the_browser(browser, consol
     assert "Widgets in the Console" in row and "on sale" in row and "0 / 10" in row
     await check(page, screenshot_dir, "console-list")
 
+    # The public link copies with one click.
+    await page.goto(webinar_url)
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+    await page.click("button.copy[data-copy=public-url]")
+    assert await page.evaluate("navigator.clipboard.readText()") == f"{url}/w/{webinar.id}"
+    assert await page.inner_text("[data-live=tickets_sold]") == "0"
+
     # A buyer in a browser of their own buys three seats through the dev checkout.
     buyer = await browser.new_context(locale="en-US")
     shop = await buyer.new_page()
@@ -142,6 +149,14 @@ async def test_an_organizer_runs_a_paid_webinar_from_the_browser(browser, consol
     await shop.click("button:has-text('Pay')")
     await shop.wait_for_url(f"{url}/checkout/success**")
     await buyer.close()
+
+    # The sales figure refreshes itself, without a reload (here: when the tab comes back).
+    async def live_figure():
+        await page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+        return await page.inner_text("[data-live=tickets_sold]") == "3"
+
+    await until(live_figure)
+    assert await page.inner_text("[data-live=revenue]") == "€75.00"
 
     async def three_sent():
         await page.goto(webinar_url)
