@@ -218,6 +218,7 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 STRIPE_SECRET_KEY = "sk_test_" + "standin" + "0" * 24
 STRIPE_WEBHOOK_SECRET = "whsec_" + "standin" + "1" * 24
 JITSI_APP_SECRET = "jitsi-test-secret-" + "2" * 32
+SESSION_KEY = "session-test-key-" + "3" * 32
 
 
 @pytest.fixture
@@ -242,6 +243,7 @@ def stripe_settings(make_settings, stripe_standin: StripeStandin) -> Settings:
         stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
         stripe_api_base=stripe_standin.url,
         jitsi_app_secret=JITSI_APP_SECRET,
+        session_key=SESSION_KEY,
     )
 
 

@@ -57,7 +57,7 @@ def test_values_are_read_and_derived():
         base_url="https://tickets.example.com/", stripe_secret_key="sk_live_abc", stripe_webhook_secret="whsec_a",
         jitsi_app_secret=GOOD_SECRET, jitsi_url="https://Meet.Example.com/", checkout_expires_minutes="60",
         jitsi_features="recording=false,lobby_bypass", sweep_seconds="0.5", log_level="debug", log_format="json",
-        smtp_url="smtps://user:pw@mail.example.com:465", join_early_minutes="0",
+        smtp_url="smtps://user:pw@mail.example.com:465", join_early_minutes="0", session_key=GOOD_SECRET,
     )
     assert settings.database_url == "postgresql+asyncpg://u:p@db.example/tickets"
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
@@ -181,7 +181,7 @@ def test_dev_secrets_are_generated_once_and_kept(tmp_path):
 def test_configured_secrets_are_used_and_nothing_is_generated(tmp_path):
     var = tmp_path / "state"
     settings = from_env(var_dir=str(var), stripe_secret_key="sk_test_1", stripe_webhook_secret="whsec_x, whsec_y",
-                        jitsi_app_secret=GOOD_SECRET)
+                        jitsi_app_secret=GOOD_SECRET, session_key=GOOD_SECRET)
     assert settings.stripe_webhook_secrets == ("whsec_x", "whsec_y")
     assert settings.jitsi_app_secret == GOOD_SECRET
     assert not var.exists()

@@ -17,6 +17,7 @@ from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
 from ticketing.web import dev_mail, ops, webhooks
+from ticketing.web.api import keys as api_keys
 from ticketing.web.api import routes as api
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
@@ -24,6 +25,8 @@ from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER,
 from ticketing.web.keys import REGISTER_LIMIT
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
+from ticketing.web.org import auth as org_auth
+from ticketing.web.org import pages as org
 from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
 
@@ -82,6 +85,10 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(buyer.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(join.routes)
+    org_auth.setup(app, settings)
+    app.add_routes(org_auth.routes)
+    app.add_routes(org.routes)
+    app.add_routes(api_keys.routes)
     if settings.dev_checkout:
         app.add_routes(buyer.dev_routes)
     if settings.dev_mail:

@@ -163,6 +163,24 @@ def cmd_organizer_create(settings: Settings, args: argparse.Namespace) -> None:
     print(key)
 
 
+def cmd_organizer_login_link(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.accounts.signin import LIFETIME, cli_link
+    from ticketing.db import create_engine, create_sessionmaker
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                return await cli_link(session, args.email, settings.base_url)
+        finally:
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    link = _run(run())
+    print(f"sign-in link for {args.email} (works once, for {int(LIFETIME.total_seconds() // 60)} minutes):")
+    print(link)
+
+
 def cmd_simulate_checkout(settings: Settings, args: argparse.Namespace) -> None:
     import aiohttp
 
@@ -363,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="the organizer's name")
     create.add_argument("--email", required=True, type=_email, help="the organizer's email address")
     create.set_defaults(handler=cmd_organizer_create)
+    login_link = organizer_commands.add_parser("login-link", help="print a one-time sign-in link to the organizer console (last line)")
+    login_link.add_argument("--email", required=True, type=_email, help="the organizer's email address")
+    login_link.set_defaults(handler=cmd_organizer_login_link)
 
     simulate = commands.add_parser("simulate", help="post signed Stripe events to the running service")
     simulate_commands = simulate.add_subparsers(dest="simulate_command", metavar="EVENT", parser_class=_Parser, required=True)

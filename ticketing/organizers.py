@@ -37,8 +37,12 @@ async def create_organizer(session: AsyncSession, name: str, email: str) -> tupl
 
 
 async def organizer_for_key(session: AsyncSession, key: str) -> Organizer | None:
-    """The organizer holding `key`, if any. The lookup is by hash, so timing tells nothing."""
-    return await session.scalar(select(Organizer).where(Organizer.api_key_hash == hash_api_key(key)))
+    """The organizer holding `key`, if any: the key made with the organizer, or one of its
+    named keys (whose last use is then noted). The lookup is by hash, so timing tells nothing."""
+    from ticketing.accounts.apikeys import organizer_for_named_key  # it builds on this module
+
+    organizer = await session.scalar(select(Organizer).where(Organizer.api_key_hash == hash_api_key(key)))
+    return organizer if organizer is not None else await organizer_for_named_key(session, key)
 
 
 # What an organizer may change about how buyers see them; the sign-in address is not among them.

@@ -69,6 +69,9 @@ class Settings:
     # Free registrations per minute from one client address (bursts up to that many); 0 = no limit.
     register_rate_per_address: int = 10
 
+    # Encrypts the organizer console's session cookie (at least 32 bytes; a Fernet key is derived from it).
+    session_key: str | None = None
+
     @property
     def dev_checkout(self) -> bool:
         """No Stripe key: checkout goes to the local test-payment page."""
@@ -244,6 +247,14 @@ class _Reader:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise self.fail("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
+        session_key = self.string("SESSION_KEY")
+        if session_key is None:
+            # Kept in the var dir in every mode, so a deployment that never heard of the console
+            # still starts; processes on several machines must share one set explicitly.
+            session_key = _kept_secret(var_dir / "session_key", "")
+        if len(session_key.encode()) < 32:
+            raise self.fail("SESSION_KEY", f"must be at least 32 bytes, got {len(session_key.encode())}")
+
         port = self.integer("PORT", 8080, 1, 65535)
         host = self.string("HOST", "127.0.0.1")
         return cls(
@@ -281,6 +292,7 @@ class _Reader:
             log_level=log_level,
             log_format=log_format,
             register_rate_per_address=self.integer("REGISTER_RATE_PER_ADDRESS", 10, 0, 100_000),
+            session_key=session_key,
         )
 
 

@@ -17,7 +17,7 @@ from ticketing.db.models import Job, JobStatus, Order, OrderStatus, Refund, Tick
 from ticketing.jobs.worker import Worker
 
 from tests import factories
-from tests.conftest import JITSI_APP_SECRET, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
+from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 from tests.lifecycle.conftest import jobs_of, order_for, pay
 
 
@@ -182,7 +182,7 @@ async def test_cancellation_refunds_each_order_once_across_a_worker_crash(
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETING_")}
     env.update(TICKETING_DATABASE_URL=database_url, TICKETING_VAR_DIR=str(var_dir),
                TICKETING_STRIPE_SECRET_KEY=STRIPE_SECRET_KEY, TICKETING_STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
-               TICKETING_STRIPE_API_BASE=stripe_standin.url, TICKETING_JITSI_APP_SECRET=JITSI_APP_SECRET,
+               TICKETING_STRIPE_API_BASE=stripe_standin.url, TICKETING_JITSI_APP_SECRET=JITSI_APP_SECRET, TICKETING_SESSION_KEY=SESSION_KEY,
                TICKETING_LOG_LEVEL="WARNING")
     worker = await asyncio.create_subprocess_exec(sys.executable, "-m", "ticketing", "worker", env=env, cwd=tmp_path,
                                                   stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)

@@ -16,7 +16,7 @@ from ticketing.payments.reconcile import CURSOR, reconcile_periodically
 from ticketing.payments.webhooks import store_event
 
 from tests import factories
-from tests.conftest import JITSI_APP_SECRET, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
+from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 from tests.lifecycle.conftest import order_for
 
 
@@ -83,7 +83,7 @@ async def test_cli_reconcile(stripe_settings, stripe_standin, sessionmaker, data
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETING_")}
     env.update(TICKETING_DATABASE_URL=database_url, TICKETING_VAR_DIR=str(var_dir),
                TICKETING_STRIPE_SECRET_KEY=STRIPE_SECRET_KEY, TICKETING_STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
-               TICKETING_STRIPE_API_BASE=stripe_standin.url, TICKETING_JITSI_APP_SECRET=JITSI_APP_SECRET)
+               TICKETING_STRIPE_API_BASE=stripe_standin.url, TICKETING_JITSI_APP_SECRET=JITSI_APP_SECRET, TICKETING_SESSION_KEY=SESSION_KEY)
 
     async def run(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "ticketing", "stripe", "reconcile", *args,

@@ -221,7 +221,8 @@ async def test_livemode_mismatch_is_recorded_not_acted_on(client, sessionmaker, 
 
 async def test_live_key_acts_on_live_events_only(start_client, make_settings, sessionmaker):
     client = await start_client(make_settings(stripe_secret_key="sk_live_" + "x" * 24,
-                                              stripe_webhook_secret="whsec_live", jitsi_app_secret="j" * 32))
+                                              stripe_webhook_secret="whsec_live", jitsi_app_secret="j" * 32,
+                                              session_key="s" * 32))
     webinar = await factories.webinar(sessionmaker)
     test_evt = factories.event("checkout.session.completed", factories.checkout_session(webinar), livemode=False)
     assert (await (await factories.post_event(client, test_evt)).json())["outcome"] == "livemode_mismatch"

@@ -12,3 +12,4 @@ import ticketing.mail.jobs  # noqa: F401
 import ticketing.payments.reconcile  # noqa: F401
 import ticketing.payments.refunds  # noqa: F401
 import ticketing.webinars.lifecycle  # noqa: F401
+import ticketing.mail.signin  # noqa: F401

@@ -148,8 +148,8 @@ class SinkedMail:
 
 
 _SINK_NAME = re.compile(r"[0-9]{8}T[0-9]{12}-[A-Za-z0-9._-]{1,80}-[0-9a-f]{4}\.eml")
-# Join links and free registrations' confirmation links.
-_LINK = re.compile(r"https?://[^\s<>\"']+/[jr]/[A-Za-z0-9_-]+")
+# Join links, free registrations' confirmation links and console sign-in links.
+_LINK = re.compile(r"https?://[^\s<>\"']+/(?:j|r|org/login)/[A-Za-z0-9_-]+")
 
 
 def _read_sinked(path: Path, *, full: bool) -> SinkedMail:

@@ -1,0 +1,1 @@
+"""The organizer console under /org: server-rendered pages over the same services as the API."""

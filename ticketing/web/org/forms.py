@@ -1,0 +1,155 @@
+"""Parsing the console's forms into the same input the API takes, and back for display.
+
+Only parsing lives here (a local date-time in a zone, a price in major units); every rule
+about what a webinar may be is the webinar service's, which the API calls too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from babel.numbers import get_currency_precision
+
+from ticketing.db.models import Webinar
+from ticketing.webinars.service import zone
+
+FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room")
+# The service's (and the API's) names for the form fields that are named differently.
+FORM_FIELD_OF = {"price_amount": "price", "timezone": "time_zone"}
+LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
+# The service speaks of its input's names; the form's reader knows the labels.
+_WORDS = (("ends_at", "the end"), ("starts_at", "the start"), ("price_amount", "the price"),
+          ("timezone", "the time zone"), ("capacity", "the number of seats"), ("null for no limit", "empty for no limit"))
+
+
+def in_form_words(message: str) -> str:
+    """A service message with the form's labels for the API's field names, as a sentence."""
+    for name, words in _WORDS:
+        message = message.replace(name, words)
+    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """IANA zone names for the form's list: regions and UTC, without the legacy aliases."""
+    names = {n for n in zoneinfo.available_timezones()
+             if "/" in n and not n.startswith(("Etc/", "posix/", "right/", "SystemV/", "US/", "Canada/", "Mexico/",
+                                               "Brazil/", "Chile/"))}
+    return ("UTC", *sorted(names))
+
+
+class FormErrors(Exception):
+    """Fields that could not be read, each with what to fix."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def _local_time(text: str, zone_name: str, field: str, errors: dict[str, str]) -> str | None:
+    text = text.strip()
+    if not text:
+        errors[field] = "Enter a date and time."
+        return None
+    try:
+        local = dt.datetime.fromisoformat(text)
+    except ValueError:
+        errors[field] = "Enter a date and time like 2030-01-31 18:00."
+        return None
+    if local.tzinfo is not None:
+        return local.isoformat()
+    try:
+        tz = zone(zone_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, KeyError):
+        # Without a zone the local time cannot be read at all.
+        errors["time_zone"] = f"Unknown time zone {zone_name!r}; use an IANA name like Europe/Berlin."
+        return None
+    aware = local.replace(tzinfo=tz)
+    # A wall time skipped by a clock change does not survive the round trip through UTC.
+    if aware.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) != local:
+        errors[field] = f"{local:%Y-%m-%d %H:%M} does not exist in {zone_name} (the clocks change then)."
+        return None
+    return aware.isoformat()
+
+
+def _price(text: str, currency: str, errors: dict[str, str]) -> int | None:
+    text = text.strip().replace(" ", "")
+    if "," in text and "." not in text:
+        text = text.replace(",", ".")
+    try:
+        amount = Decimal(text or "x")
+    except InvalidOperation:
+        errors["price"] = "Enter a price like 25.00 (0 for free)."
+        return None
+    if not amount.is_finite():
+        errors["price"] = "Enter a price like 25.00 (0 for free)."
+        return None
+    places = get_currency_precision(currency.upper()) if currency.strip() else 2
+    minor = amount.scaleb(places)
+    if minor != minor.to_integral_value():
+        errors["price"] = f"{currency.upper() or 'This currency'} has {places} decimal places at most."
+        return None
+    return int(minor)
+
+
+def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
+    """The API's input for a webinar from the form; FormErrors for fields that cannot be read."""
+    values = {name: str(form.get(name) or "") for name in FIELDS}
+    errors: dict[str, str] = {}
+    zone_name = values["time_zone"].strip() or "UTC"
+    data: dict[str, Any] = {
+        "title": values["title"],
+        "description": values["description"].replace("\r\n", "\n"),
+        "timezone": zone_name,
+        "currency": values["currency"].strip().upper(),
+    }
+    for name in ("starts_at", "ends_at"):
+        data[name] = _local_time(values[name], zone_name, name, errors)
+    data["price_amount"] = _price(values["price"], values["currency"], errors)
+    capacity = values["capacity"].strip()
+    if capacity:
+        try:
+            data["capacity"] = int(capacity)
+        except ValueError:
+            errors["capacity"] = "Enter a whole number of seats, or leave it empty for no limit."
+    else:
+        data["capacity"] = None
+    room = values["room"].strip()
+    if room:
+        data["room"] = room
+    elif not editing:
+        pass  # the service makes one up
+    if errors:
+        raise FormErrors(errors)
+    return data
+
+
+def form_values(webinar: Webinar) -> dict[str, str]:
+    """A webinar as the form shows it: local times in its zone, the price in major units."""
+    tz = zone(webinar.timezone)
+    places = get_currency_precision(webinar.currency.upper())
+    return {
+        "title": webinar.title,
+        "description": webinar.description,
+        "starts_at": webinar.starts_at.astimezone(tz).strftime(LOCAL_FORMAT),
+        "ends_at": webinar.ends_at.astimezone(tz).strftime(LOCAL_FORMAT),
+        "time_zone": webinar.timezone,
+        "price": f"{Decimal(webinar.price_amount).scaleb(-places):.{places}f}",
+        "currency": webinar.currency.upper(),
+        "capacity": "" if webinar.capacity is None else str(webinar.capacity),
+        "room": webinar.room,
+    }
+
+
+def blank_values(time_zone: str = "UTC") -> dict[str, str]:
+    return {"title": "", "description": "", "starts_at": "", "ends_at": "", "time_zone": time_zone,
+            "price": "", "currency": "EUR", "capacity": "", "room": ""}
+
+
+def typed_values(form: Any) -> dict[str, str]:
+    """What was typed, to show again next to the errors."""
+    return {name: str(form.get(name) or "") for name in FIELDS}

@@ -1,0 +1,355 @@
+"""Console pages: webinars (list, create, edit, one webinar with its attendees and orders),
+ticket actions, cancelling, the organizer's settings and API keys. Each handler reads its
+form and calls the same service function as its API twin."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from ticketing.access import join as access
+from ticketing.accounts import apikeys, sessions
+from ticketing.db import utcnow
+from ticketing.db.models import Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.errors import Conflict, DomainError, Invalid, NotFound
+from ticketing.organizers import PROFILE_FIELDS, update_profile
+from ticketing.tickets import lifecycle as ticket_lifecycle
+from ticketing.tickets import service as ticket_service
+from ticketing.webinars import figures
+from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.webinars import service as webinars
+from ticketing.web.api.routes import _csv, ticket_json
+from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
+from ticketing.web.org import forms
+from ticketing.web.org.auth import checked_form, organizer_of, page, session_of
+from ticketing.web.templating import money
+
+routes = web.RouteTableDef()
+
+
+async def _flash_and_go(request: web.Request, message: str, target: str) -> web.Response:
+    sessions.flash(await session_of(request), message)
+    raise web.HTTPSeeOther(target)
+
+
+def _revenue_text(amounts: dict[str, int]) -> str:
+    return ", ".join(money(amount, currency) for currency, amount in amounts.items()) or "—"
+
+
+@routes.get("/org")
+async def webinar_list(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    async with request.app[SESSIONMAKER]() as db:
+        found = await webinars.list_webinars(db, organizer)
+        sales = await figures.sales_by_webinar(db, found)
+    now = utcnow()
+    rows = [{"webinar": w, "status": figures.status_label(w, now=now), "sales": sales[w.id],
+             "revenue": _revenue_text(sales[w.id].revenue)} for w in found]
+    return await page(request, "webinars.html", {"rows": rows}, organizer=organizer)
+
+
+def _form_page(request, organizer, *, webinar: Webinar | None, values: dict[str, str], errors: dict[str, str],
+               status: int = 200, general: str | None = None):
+    return page(request, "webinar_form.html", {
+        "webinar": webinar, "values": values, "errors": errors, "general": general,
+        "zones": forms.time_zones(),
+    }, status=status, organizer=organizer)
+
+
+def _field_errors(error: DomainError) -> tuple[dict[str, str], str | None]:
+    """A service error next to the form field it is about, or above the form, in the form's words."""
+    field = forms.FORM_FIELD_OF.get(error.field or "", error.field)
+    message = forms.in_form_words(error.message)
+    if field in forms.FIELDS:
+        return {field: message}, None
+    return {}, message
+
+
+@routes.get("/org/webinars/new")
+async def new_webinar(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    return await _form_page(request, organizer, webinar=None, values=forms.blank_values(), errors={})
+
+
+@routes.post("/org/webinars")
+async def create_webinar(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    form = await checked_form(request)
+    try:
+        data = forms.webinar_input(form, editing=False)
+        async with request.app[SESSIONMAKER].begin() as db:
+            webinar = await webinars.create_webinar(db, organizer, data)
+    except forms.FormErrors as error:
+        return await _form_page(request, organizer, webinar=None, values=forms.typed_values(form),
+                                errors=error.errors, status=422)
+    except (Invalid, Conflict) as error:
+        errors, general = _field_errors(error)
+        return await _form_page(request, organizer, webinar=None, values=forms.typed_values(form), errors=errors,
+                                general=general, status=422)
+    return await _flash_and_go(request, f"“{webinar.title}” is on sale.", f"/org/webinars/{webinar.id}")
+
+
+@routes.get("/org/webinars/{id}/edit")
+async def edit_webinar(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
+    return await _form_page(request, organizer, webinar=webinar, values=forms.form_values(webinar), errors={})
+
+
+@routes.post("/org/webinars/{id}/edit")
+async def update_webinar(request: web.Request) -> web.Response:
+    """Save the form. A change of time is checked by the service in a transaction that is
+    rolled back, then confirmed by the organizer, since every attendee gets a new mail."""
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    form = await checked_form(request)
+    confirmed = form.get("confirm") == "time"
+    async with request.app[SESSIONMAKER]() as db:
+        current = await webinars.get_own_webinar(db, organizer, webinar_id)
+    old = {"starts_at": current.starts_at, "ends_at": current.ends_at, "timezone": current.timezone,
+           "sequence": current.sequence}
+    async with request.app[SESSIONMAKER]() as db:
+        try:
+            data = forms.webinar_input(form, editing=True)
+            async with db.begin() as transaction:
+                webinar = await webinars.update_webinar(db, organizer, webinar_id, data)
+                moved = webinar.sequence != old["sequence"]
+                if moved and not confirmed:
+                    new = {"starts_at": webinar.starts_at, "ends_at": webinar.ends_at, "timezone": webinar.timezone}
+                    valid = await db.scalar(figures.valid_ticket_count(webinar.id))
+                    title = webinar.title
+                    await transaction.rollback()
+                    return await page(request, "webinar_move.html", {
+                        "webinar_id": webinar_id, "title": title, "old": old, "new": new, "attendees": valid,
+                        "values": forms.typed_values(form)}, organizer=organizer)
+        except forms.FormErrors as error:
+            return await _form_page(request, organizer, webinar=current, values=forms.typed_values(form),
+                                    errors=error.errors, status=422)
+        except (Invalid, Conflict) as error:
+            errors, general = _field_errors(error)
+            return await _form_page(request, organizer, webinar=current, values=forms.typed_values(form),
+                                    errors=errors, general=general, status=422 if isinstance(error, Invalid) else 409)
+    message = "Saved. Every attendee is being sent the new time and a new link." if moved else "Saved."
+    return await _flash_and_go(request, message, f"/org/webinars/{webinar_id}")
+
+
+@routes.get("/org/webinars/{id}")
+async def webinar_page(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
+        sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
+        people = await figures.attendees(db, organizer, webinar_id)
+        problems = await figures.problem_orders(db, organizer, webinar_id)
+        orders = await webinars.list_orders(db, organizer, webinar_id)
+    settings = request.app[SETTINGS]
+    return await page(request, "webinar.html", {
+        "webinar": webinar, "status": figures.status_label(webinar), "sales": sales,
+        "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
+        "attendees": people, "problems": problems, "orders": orders, "public_url": f"{settings.base_url}/w/{webinar.id}",
+        "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
+    }, organizer=organizer)
+
+
+@routes.get("/org/webinars/{id}/sales.json")
+async def webinar_sales(request: web.Request) -> web.Response:
+    """The live sales figure the webinar page refreshes itself with."""
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
+        sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
+    response = web.json_response({"tickets_sold": sales.tickets_sold, "seats_left": sales.seats_left,
+                                  "revenue": _revenue_text(sales.revenue), "paid_orders": sales.paid_orders})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@routes.get("/org/webinars/{id}/attendees.csv")
+async def attendees_csv(request: web.Request) -> web.Response:
+    """The same CSV as `GET /api/webinars/{id}/tickets` with `Accept: text/csv`."""
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        tickets = await webinars.list_tickets(db, organizer, webinar_id)
+    return _csv([ticket_json(t) for t in tickets], filename=f"tickets-{webinar_id}.csv")
+
+
+@routes.post("/org/webinars/{id}/host-link")
+async def host_link(request: web.Request) -> web.Response:
+    """Into the room as moderator: a fresh host link, straight away."""
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    await checked_form(request)
+    async with request.app[SESSIONMAKER]() as db:
+        link = await access.host_link(db, request.app[TOKENS], organizer, webinar_id, now=utcnow())
+    raise web.HTTPSeeOther(link.url)
+
+
+@routes.get("/org/webinars/{id}/cancel")
+async def cancel_confirm(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
+        preview = await figures.cancel_preview(db, organizer, webinar_id)
+    refunds = f"{preview.refunds} paid order{'' if preview.refunds == 1 else 's'} will be refunded"
+    mails = f"{preview.mails} attendee{'' if preview.mails == 1 else 's'} will get a mail saying so"
+    return await page(request, "confirm.html", {
+        "heading": f"Cancel “{webinar.title}”?",
+        "lines": [f"{refunds}, and {mails}.", "Sales stop and every join link stops working at once. This cannot be undone."],
+        "action": f"/org/webinars/{webinar_id}/cancel", "button": "Cancel the webinar", "danger": True,
+        "back": f"/org/webinars/{webinar_id}", "back_label": "Keep it",
+    }, organizer=organizer)
+
+
+@routes.post("/org/webinars/{id}/cancel")
+async def cancel_webinar(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    await checked_form(request)
+    settings = request.app[SETTINGS]
+    await webinar_lifecycle.cancel_webinar(request.app[SESSIONMAKER], organizer, webinar_id,
+                                           grace_minutes=settings.join_grace_minutes, settings=settings)
+    return await _flash_and_go(request, "The webinar is cancelled; refunds and mails are on their way.",
+                               f"/org/webinars/{webinar_id}")
+
+
+TICKET_ACTIONS = {
+    # action: (heading, what happens, button)
+    "resend": ("Send the join link again?", "{email} gets a mail with a new link; the old link stops working at once.",
+               "Send a new link"),
+    "revoke": ("Revoke this ticket?", "{email} can no longer join and gets a mail saying so. No money is refunded.",
+               "Revoke the ticket"),
+    "restore": ("Give this ticket back?",
+                "The dispute over this order was won: {email} gets the seat back and a mail with a new join link.",
+                "Restore the ticket"),
+    "refund": ("Revoke and refund this ticket?",
+               "{email} can no longer join, gets a mail saying so, and this ticket's share of the order ({amount}) is refunded.",
+               "Revoke and refund"),
+}
+
+
+async def _ticket(request: web.Request, organizer: Organizer) -> tuple[Ticket, Webinar]:
+    action = request.match_info["action"]
+    if action not in TICKET_ACTIONS:
+        raise NotFound("no such action")
+    ticket_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        return await figures.own_ticket(db, organizer, ticket_id)
+
+
+@routes.get("/org/tickets/{id}/{action}")
+async def ticket_confirm(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    ticket, webinar = await _ticket(request, organizer)
+    heading, what, button = TICKET_ACTIONS[request.match_info["action"]]
+    return await page(request, "confirm.html", {
+        "heading": heading,
+        "lines": [what.format(email=ticket.email, amount=money(webinar.price_amount, webinar.currency))],
+        "action": request.path, "button": button, "danger": request.match_info["action"] in ("revoke", "refund"),
+        "back": f"/org/webinars/{webinar.id}#attendees", "back_label": "Back",
+    }, organizer=organizer)
+
+
+@routes.post("/org/tickets/{id}/{action}")
+async def ticket_action(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    ticket, webinar = await _ticket(request, organizer)
+    await checked_form(request)
+    action = request.match_info["action"]
+    async with request.app[SESSIONMAKER].begin() as db:
+        if action == "resend":
+            await ticket_service.resend_ticket(db, organizer, ticket.id)
+            message = f"A new link is on its way to {ticket.email}."
+        elif action == "restore":
+            await ticket_lifecycle.restore_ticket(db, organizer, ticket.id,
+                                                  grace_minutes=request.app[SETTINGS].join_grace_minutes)
+            message = f"{ticket.email}'s ticket is valid again; a new link is on its way."
+        else:
+            _, refunded = await ticket_lifecycle.revoke_ticket(db, organizer, ticket.id, refund=action == "refund")
+            message = f"{ticket.email}'s ticket is revoked" + ("; the refund is on its way." if refunded else ".")
+    return await _flash_and_go(request, message, f"/org/webinars/{webinar.id}#attendees")
+
+
+@routes.get("/org/settings")
+async def settings_form(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    values = {name: getattr(organizer, name) or "" for name in PROFILE_FIELDS}
+    return await page(request, "settings.html", {"values": values, "errors": {}}, organizer=organizer)
+
+
+@routes.post("/org/settings")
+async def settings_save(request: web.Request) -> web.Response:
+    """The profile, through `update_profile` as `PATCH /api/organizer`."""
+    organizer = await organizer_of(request)
+    form = await checked_form(request)
+    data = {name: str(form.get(name) or "") for name in PROFILE_FIELDS}
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            await update_profile(db, organizer.id, data)
+    except Invalid as error:
+        field = error.field if error.field in PROFILE_FIELDS else "name"
+        message = error.message[:1].upper() + error.message[1:]
+        return await page(request, "settings.html", {"values": data, "errors": {field: message}}, status=422,
+                          organizer=organizer)
+    return await _flash_and_go(request, "Settings saved.", "/org/settings")
+
+
+async def _keys_page(request: web.Request, organizer: Organizer, *, new_key: str | None = None,
+                     new_name: str = "", error: str | None = None, status: int = 200) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        keys = await apikeys.list_keys(db, organizer)
+    response = await page(request, "keys.html", {"keys": keys, "new_key": new_key, "name": new_name, "error": error},
+                          status=status, organizer=organizer)
+    return response
+
+
+@routes.get("/org/keys")
+async def keys_page(request: web.Request) -> web.Response:
+    return await _keys_page(request, await organizer_of(request))
+
+
+@routes.post("/org/keys")
+async def create_key(request: web.Request) -> web.Response:
+    """A new key, shown on this one page and never again."""
+    organizer = await organizer_of(request)
+    form = await checked_form(request)
+    name = str(form.get("name") or "")
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            _, key = await apikeys.create_key(db, organizer, name)
+    except (Invalid, Conflict) as error:
+        return await _keys_page(request, organizer, new_name=name, error=error.message[:1].upper() + error.message[1:],
+                                status=422)
+    return await _keys_page(request, organizer, new_key=key)
+
+
+@routes.get("/org/keys/{id}/revoke")
+async def revoke_key_confirm(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    key_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        key = next((k for k in await apikeys.list_keys(db, organizer) if k.id == key_id), None)
+    if key is None:
+        raise NotFound("no such API key")
+    return await page(request, "confirm.html", {
+        "heading": f"Revoke the key “{key.name}”?",
+        "lines": [f"Programs using the key starting {key.prefix}… stop working at once. This cannot be undone."],
+        "action": request.path, "button": "Revoke the key", "danger": True, "back": "/org/keys", "back_label": "Keep it",
+    }, organizer=organizer)
+
+
+@routes.post("/org/keys/{id}/revoke")
+async def revoke_key(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    key_id = webinars.parse_id(request.match_info["id"])
+    await checked_form(request)
+    async with request.app[SESSIONMAKER].begin() as db:
+        key = await apikeys.revoke_key(db, organizer, key_id)
+    return await _flash_and_go(request, f"The key “{key.name}” is revoked.", "/org/keys")

@@ -1,0 +1,178 @@
+"""What an organizer reads about their webinars: where each stands, sales and revenue,
+attendees with the state of their latest mail, orders that need a look, and what a
+cancellation would set off. Read-only; the actions live in the services they belong to."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db import utcnow
+from ticketing.db.models import Job, JobStatus, Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.errors import NotFound
+from ticketing.webinars.service import get_own_webinar, seats_left
+
+# The mails that carry (or take back) a ticket's link; reminders are left out of the delivery state.
+TICKET_MAIL_KINDS = ("mail.join", "mail.resend", "mail.updated", "mail.revoked")
+MAIL_KIND_NAMES = {"mail.join": "join link", "mail.resend": "new link", "mail.updated": "new time",
+                   "mail.revoked": "revocation"}
+# Orders that paid but did not become tickets as bought: the organizer should look at them.
+PROBLEM_STATUSES = (OrderStatus.FLAGGED, OrderStatus.OVERSOLD)
+
+
+def status_label(webinar: Webinar, *, now: dt.datetime | None = None) -> str:
+    """"on sale", "sold out", "live", "ended" or "cancelled", as the organizer thinks of it."""
+    now = now or utcnow()
+    if webinar.status == WebinarStatus.CANCELLED:
+        return "cancelled"
+    if webinar.status == WebinarStatus.ENDED or now >= webinar.ends_at:
+        return "ended"
+    if now >= webinar.starts_at:
+        return "live"
+    left = seats_left(webinar)
+    if left is not None and left <= 0:
+        return "sales closed"
+    return "on sale"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sales:
+    """A webinar's sales: seats, and money by currency (minor units) paid, refunded and kept."""
+
+    tickets_sold: int
+    capacity: int | None
+    seats_left: int | None
+    paid_orders: int
+    pending_orders: int
+    paid: dict[str, int]
+    refunded: dict[str, int]
+
+    @property
+    def revenue(self) -> dict[str, int]:
+        """Paid less refunded, by currency."""
+        return {c: self.paid.get(c, 0) - self.refunded.get(c, 0) for c in sorted(set(self.paid) | set(self.refunded))}
+
+
+async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> dict[uuid.UUID, Sales]:
+    """The sales of each of `webinars`, in one grouped query over their orders."""
+    ids = [w.id for w in webinars]
+    paid: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+    refunded: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: {"paid": 0, "pending": 0})
+    if ids:
+        rows = await session.execute(
+            select(Order.webinar_id, Order.currency, Order.status,
+                   func.count(), func.coalesce(func.sum(Order.amount_total), 0), func.coalesce(func.sum(Order.amount_refunded), 0))
+            .where(Order.webinar_id.in_(ids))
+            .group_by(Order.webinar_id, Order.currency, Order.status)
+        )
+        for webinar_id, currency, status, count, total, refund in rows:
+            code = (currency or "").upper()
+            if status == OrderStatus.PENDING:
+                counts[webinar_id]["pending"] += count
+                continue
+            if status not in (OrderStatus.FAILED, OrderStatus.EXPIRED) and code:
+                counts[webinar_id]["paid"] += count
+                paid[webinar_id][code] = paid[webinar_id].get(code, 0) + int(total)
+                if refund:
+                    refunded[webinar_id][code] = refunded[webinar_id].get(code, 0) + int(refund)
+    return {w.id: Sales(tickets_sold=w.seats_taken, capacity=w.capacity, seats_left=seats_left(w),
+                        paid_orders=counts[w.id]["paid"], pending_orders=counts[w.id]["pending"],
+                        paid=paid[w.id], refunded=refunded[w.id])
+            for w in webinars}
+
+
+@dataclasses.dataclass(frozen=True)
+class Attendee:
+    ticket: Ticket
+    order: Order
+    mail: str  # the latest link mail: "sent", "queued", "retrying", "failed", or "none"
+    mail_error: str | None
+    mail_kind: str | None = None  # which mail that was: "join link", "new link", "new time", "revocation"
+
+
+def _mail_state(job: Job | None) -> tuple[str, str | None]:
+    if job is None:
+        return "none", None
+    if job.status == JobStatus.DONE:
+        return "sent", None
+    if job.status == JobStatus.DEAD:
+        return "failed", job.last_error
+    if job.attempts > 0:
+        return "retrying", job.last_error
+    return "queued", None
+
+
+async def attendees(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Attendee]:
+    """The webinar's tickets, oldest first, each with its order and its latest mail's delivery state."""
+    webinar = await get_own_webinar(session, organizer, webinar_id)
+    rows = (await session.execute(
+        select(Ticket, Order).join(Order, Order.id == Ticket.order_id).where(Ticket.webinar_id == webinar.id)
+        .order_by(Ticket.created_at, Ticket.order_id, Ticket.seq)
+    )).all()
+    latest: dict[str, Job] = {}
+    ids = [str(ticket.id) for ticket, _ in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        jobs = await session.scalars(
+            select(Job).where(Job.kind.in_(TICKET_MAIL_KINDS), Job.payload["ticket_id"].as_string().in_(chunk))
+            .order_by(Job.id)
+        )
+        for job in jobs:
+            latest[str(job.payload.get("ticket_id"))] = job
+    result = []
+    for ticket, order in rows:
+        job = latest.get(str(ticket.id))
+        state, error = _mail_state(job)
+        result.append(Attendee(ticket=ticket, order=order, mail=state, mail_error=error,
+                               mail_kind=MAIL_KIND_NAMES.get(job.kind) if job is not None else None))
+    return result
+
+
+async def problem_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Order]:
+    """Orders to look at, newest first: paid a wrong amount or currency, paid for a full or
+    ended webinar, or anything else the payment path noted a problem for."""
+    webinar = await get_own_webinar(session, organizer, webinar_id)
+    query = (select(Order).where(Order.webinar_id == webinar.id,
+                                 Order.status.in_(PROBLEM_STATUSES) | Order.problem.is_not(None))
+             .order_by(Order.created_at.desc(), Order.id))
+    return list(await session.scalars(query))
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelPreview:
+    refunds: int  # paid orders that will be refunded
+    mails: int  # buyers told: one per valid ticket
+
+
+async def cancel_preview(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> CancelPreview:
+    """What cancelling the webinar now would set off, for the confirmation to state."""
+    webinar = await get_own_webinar(session, organizer, webinar_id)
+    refunds = await session.scalar(select(func.count()).select_from(Order).where(
+        Order.webinar_id == webinar.id, Order.paid_at.is_not(None),
+        # The orders cancel_webinar settles, less those with nothing to give back.
+        Order.status.notin_([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
+        Order.amount_total.is_(None) | (Order.amount_total > Order.amount_refunded)))
+    mails = await session.scalar(select(func.count()).select_from(Ticket).where(
+        Ticket.webinar_id == webinar.id, Ticket.status == TicketStatus.VALID))
+    return CancelPreview(refunds=refunds or 0, mails=mails or 0)
+
+
+def valid_ticket_count(webinar_id: uuid.UUID):
+    """A statement counting the webinar's valid tickets (who a time change mails)."""
+    return select(func.count()).select_from(Ticket).where(Ticket.webinar_id == webinar_id,
+                                                          Ticket.status == TicketStatus.VALID)
+
+
+async def own_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID) -> tuple[Ticket, Webinar]:
+    """One of the organizer's tickets with its webinar; NotFound or Forbidden otherwise."""
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id))
+    if ticket is None:
+        raise NotFound("no such ticket")
+    webinar = await get_own_webinar(session, organizer, ticket.webinar_id)
+    return ticket, webinar
