@@ -254,6 +254,61 @@ def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
           f"{result.processed} processed; {retried} stored events retried")
 
 
+def cmd_events_list(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.payments.retries import list_events
+
+    async def run():
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                return await list_events(session, failed=args.failed, limit=args.limit)
+        finally:
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    events = _run(run())
+    if not events:
+        print("no failed events" if args.failed else "no stored events")
+        return
+    print(f"{'ID':<32} {'TYPE':<36} {'STATE':<8} {'TRIES':>5}  {'RECEIVED (UTC)':<19}  {'NEXT TRY (UTC)':<19}  ERROR")
+    for event in events:
+        error = " ".join((event.error or "").split())[:100]
+        next_try = f"{event.next_attempt_at:%Y-%m-%d %H:%M:%S}" if event.state == "retrying" and event.next_attempt_at else "-"
+        print(f"{event.id:<32} {event.type[:36]:<36} {event.state:<8} {event.attempts:>5}  "
+              f"{event.received_at:%Y-%m-%d %H:%M:%S}  {next_try:<19}  {error}")
+
+
+def cmd_events_retry(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.db.models import StripeEvent
+    from ticketing.payments.retries import release_for_retry
+    from ticketing.payments.webhooks import process_stored_event
+
+    async def run() -> tuple[str, str | None]:
+        engine = create_engine(settings.database_url)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            await release_for_retry(sessionmaker, args.id)
+            outcome = await process_stored_event(sessionmaker, settings, args.id)
+            async with sessionmaker() as session:
+                event = await session.get(StripeEvent, args.id)
+            return outcome, event.error if event is not None else None
+        finally:
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    if settings.log_level != "DEBUG":
+        # The command says itself how the retry went, in one line; the stack trace the sweep
+        # would log on a first failure is for the service's log (or TICKETING_LOG_LEVEL=DEBUG).
+        logging.getLogger("ticketing.payments.retries").setLevel(logging.CRITICAL)
+    outcome, error = _run(run())
+    if outcome == "error":
+        raise CommandError(f"event {args.id} failed again ({' '.join((error or '').split())[:200]}); "
+                           f"the sweep retries it with backoff")
+    print(f"event {args.id} processed: {outcome}")
+
+
 # --- parser ---------------------------------------------------------------------------
 
 
@@ -390,7 +445,25 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--since", type=_ttl, default=dt.timedelta(days=3),
                            help="how far back to look, e.g. 3d, 12h (default 3d, at most 30d)")
     reconcile.set_defaults(handler=cmd_stripe_reconcile)
+
+    events = commands.add_parser("events", help="look at and retry stored Stripe events")
+    events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=_Parser, required=True)
+    events_list = events_commands.add_parser("list", help="stored Stripe events, newest first (never their payloads)")
+    events_list.add_argument("--failed", action="store_true",
+                             help="only events whose processing failed: retrying with backoff, or parked")
+    events_list.add_argument("--limit", type=_concurrency, default=100, help="at most this many (default 100)")
+    events_list.set_defaults(handler=cmd_events_list)
+    events_retry = events_commands.add_parser("retry", help="process a failed or parked event again now")
+    events_retry.add_argument("id", type=_event_id, help="the event's id, e.g. evt_1Nq… (see `ticketing events list`)")
+    events_retry.set_defaults(handler=cmd_events_retry)
     return parser
+
+
+def _event_id(value: str) -> str:
+    event_id = value.strip()
+    if not event_id or len(event_id) > 255 or has_control(event_id) or any(c.isspace() for c in event_id):
+        raise argparse.ArgumentTypeError(f"not a Stripe event id: {value!r} (e.g. evt_1NqA…)")
+    return event_id
 
 
 def _safe_url(url: str) -> str:

@@ -163,7 +163,7 @@ async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], s
             raise
         # A bug, not an outage: keep the event unprocessed with the reason, answer 200 so
         # Stripe stops retrying, and let the worker's sweep try it again, with backoff.
-        attempts = await record_failure(sessionmaker, event_id, error)
+        attempts = await record_failure(sessionmaker, event_id, error, now=due_by)
         log_failure(event_id, attempts, error)
         return "error"
 
