@@ -74,7 +74,26 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         for line in mode:
             print(f"  {line}", flush=True)
 
-    web.run_app(app, host=settings.host, port=settings.port, print=announce, access_log=None)
+    try:
+        # aiohttp's access logger, with our AccessLogger class (web/access_log.py, given to the
+        # server through the app's handler_args): one line per request, no secrets.
+        web.run_app(app, host=settings.host, port=settings.port, print=announce)
+    except OSError as error:  # binding failed: port in use, not ours to take, or no such address
+        raise CommandError(_listen_problem(settings, error)) from None
+
+
+def _listen_problem(settings: Settings, error: OSError) -> str:
+    import errno
+
+    where = f"cannot listen on {settings.host}:{settings.port}"
+    if error.errno == errno.EADDRINUSE:
+        return f"{where}: the port is in use (another `ticketing serve`?); stop it or set TICKETING_PORT"
+    if error.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges); set TICKETING_PORT"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{where}: no such address on this machine; check TICKETING_HOST"
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{where}: {' '.join(reason.split())}; check TICKETING_HOST and TICKETING_PORT"
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
