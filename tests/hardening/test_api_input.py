@@ -118,3 +118,15 @@ async def test_a_non_utf8_authorization_header_is_401_json(client, key, value):
 async def test_the_right_key_still_works_next_to_a_bad_one(client, key):
     good = await raw_request(client, b"GET /api/webinars HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode())
     assert good.status == 200 and good.json() == {"webinars": []}
+
+
+async def test_a_non_utf8_stripe_signature_is_400_and_stores_nothing(client, sessionmaker):
+    from ticketing.db.models import StripeEvent
+
+    body = b'{"id": "evt_1", "type": "customer.created", "data": {"object": {}}}'
+    response = await raw_request(client, b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                 + f"Content-Length: {len(body)}\r\n".encode() + b"Stripe-Signature: t=1,v1=\xff\xfe",
+                                 body)
+    assert response.status == 400, response.body
+    assert response.json()["error"]["code"] == "bad_signature"
+    assert await _count(sessionmaker, StripeEvent) == 0
