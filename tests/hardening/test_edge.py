@@ -61,6 +61,7 @@ async def start_probed(make_settings):
         app = create_app(make_settings(**settings))
 
         async def probe(request: web.Request) -> web.Response:
+            assert request.host.startswith("127.0.0.1:")  # X-Forwarded-Host is never believed
             return web.json_response({"remote": request.remote, "scheme": request.scheme, "secure": request.secure})
 
         app.router.add_get("/probe", probe)
@@ -95,7 +96,8 @@ async def test_an_untrusted_peer_cannot_claim_an_address(start_probed):
 
 async def test_x_forwarded_for_and_proto_from_a_trusted_proxy(start_probed):
     client = await start_probed(trusted_proxies="127.0.0.1, 10.0.0.0/8")
-    assert await _seen(client, **{"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}) == {
+    assert await _seen(client, **{"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
+                                  "X-Forwarded-Host": "evil.example"}) == {
         "remote": "203.0.113.9", "scheme": "https", "secure": True}
     # What the client wrote itself (the left part) is not believed: the first untrusted hop from the right is.
     assert (await _seen(client, **{"X-Forwarded-For": "1.1.1.1, 203.0.113.9, 10.1.2.3"}))["remote"] == "203.0.113.9"

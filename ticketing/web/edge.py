@@ -96,6 +96,8 @@ class TrustedProxies:
             nonlocal entered
             entered = True
             request[CLIENT_ADDRESS] = forwarded.remote
+            if forwarded.host != request.host:  # X-Forwarded-Host is not ours to believe: links use BASE_URL
+                forwarded = forwarded.clone(host=request.host, remote=forwarded.remote or "", scheme=forwarded.scheme)
             return await handler(forwarded)
 
         try:
