@@ -38,12 +38,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_LINE_BYTES = 8190
 MAX_FIELD_BYTES = 8190
 MAX_HEADERS = 128
-# The parser's: far enough above ours that nearly every oversized request reaches `header_limits`.
+# The parser's: far enough above ours that nearly every oversized request reaches `header_limits`,
+# yet bounded: a request's headers are held in memory (at most about 10 MiB here, all sent by it).
 PARSER_LIMIT_BYTES = 64 * 1024
+PARSER_MAX_HEADERS = 160
 HANDLER_ARGS: dict[str, Any] = {
     "max_line_size": PARSER_LIMIT_BYTES,
     "max_field_size": PARSER_LIMIT_BYTES,
-    "max_headers": 4 * MAX_HEADERS,
+    "max_headers": PARSER_MAX_HEADERS,
     "access_log_class": AccessLogger,
 }
 
