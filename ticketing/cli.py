@@ -60,6 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.app import create_app
 
     _ensure_schema(settings)
+    _check_can_listen(settings)  # before the worker starts, so a taken port ends serve in one line
     app = create_app(settings, worker=not args.no_worker)
     mode = []
     if settings.dev_checkout:
@@ -80,6 +81,26 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         web.run_app(app, host=settings.host, port=settings.port, print=announce)
     except OSError as error:  # binding failed: port in use, not ours to take, or no such address
         raise CommandError(_listen_problem(settings, error)) from None
+
+
+def _check_can_listen(settings: Settings) -> None:
+    """Bind (and let go of) every address `serve` will listen on, as aiohttp will bind them."""
+    import socket
+
+    try:
+        found = socket.getaddrinfo(settings.host or None, settings.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as error:
+        raise CommandError(_listen_problem(settings, error)) from None
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as error:
+                raise CommandError(_listen_problem(settings, error)) from None
 
 
 def _listen_problem(settings: Settings, error: OSError) -> str:

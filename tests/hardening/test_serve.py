@@ -85,7 +85,7 @@ async def test_serve_on_a_port_in_use_is_one_line(cli_env, tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         result = await asyncio.wait_for(asyncio.create_subprocess_exec(
-            str(TICKETING), "serve", "--no-worker", env={**cli_env, "TICKETING_PORT": str(port)}, cwd=tmp_path,
+            str(TICKETING), "serve", env={**cli_env, "TICKETING_PORT": str(port)}, cwd=tmp_path,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE), START_TIMEOUT)
         _, stderr = await asyncio.wait_for(result.communicate(), START_TIMEOUT)
     stderr_text = stderr.decode()
@@ -93,6 +93,16 @@ async def test_serve_on_a_port_in_use_is_one_line(cli_env, tmp_path):
     assert stderr_text.strip().splitlines() == [
         f"ticketing: error: cannot listen on 127.0.0.1:{port}: the port is in use (another `ticketing serve`?); "
         "stop it or set TICKETING_PORT"]
+
+
+async def test_serve_on_an_address_not_on_this_machine_is_one_line(cli_env, tmp_path):
+    result = await asyncio.create_subprocess_exec(
+        str(TICKETING), "serve", env={**cli_env, "TICKETING_HOST": "192.0.2.1", "TICKETING_PORT": str(_free_port())},
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(result.communicate(), START_TIMEOUT)
+    assert result.returncode == 1
+    [line] = stderr.decode().strip().splitlines()
+    assert line.startswith("ticketing: error: cannot listen on 192.0.2.1:") and "TICKETING_HOST" in line
 
 
 @pytest.mark.browser
