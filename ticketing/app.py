@@ -16,7 +16,7 @@ from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
-from ticketing.web import dev_mail, ops, webhooks
+from ticketing.web import dev_mail, edge, home, ops, webhooks
 from ticketing.web.api import keys as api_keys
 from ticketing.web.api import routes as api
 from ticketing.web.buyer import join
@@ -65,7 +65,8 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """The web application for `settings`; the database and clients open on startup.
     With `worker`, the job worker runs in the same process (`ticketing serve`)."""
-    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES,
+                          handler_args=edge.HANDLER_ARGS)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TEMPLATES] = create_templates()
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
                                   per_address=RateLimiter(settings.join_rate_per_address))
     app[REGISTER_LIMIT] = RateLimiter(settings.register_rate_per_address)
+    edge.setup(app, settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_clients)
     if worker:
@@ -89,6 +91,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(org_auth.routes)
     app.add_routes(org.routes)
     app.add_routes(api_keys.routes)
+    app.add_routes(home.routes)
     if settings.dev_checkout:
         app.add_routes(buyer.dev_routes)
     if settings.dev_mail:

@@ -60,6 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.app import create_app
 
     _ensure_schema(settings)
+    _check_can_listen(settings)  # before the worker starts, so a taken port ends serve in one line
     app = create_app(settings, worker=not args.no_worker)
     mode = []
     if settings.dev_checkout:
@@ -74,7 +75,46 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         for line in mode:
             print(f"  {line}", flush=True)
 
-    web.run_app(app, host=settings.host, port=settings.port, print=announce, access_log=None)
+    try:
+        # aiohttp's access logger, with our AccessLogger class (web/access_log.py, given to the
+        # server through the app's handler_args): one line per request, no secrets.
+        web.run_app(app, host=settings.host, port=settings.port, print=announce)
+    except OSError as error:  # binding failed: port in use, not ours to take, or no such address
+        raise CommandError(_listen_problem(settings, error)) from None
+
+
+def _check_can_listen(settings: Settings) -> None:
+    """Bind (and let go of) every address `serve` will listen on, as aiohttp will bind them."""
+    import socket
+
+    try:
+        found = socket.getaddrinfo(settings.host or None, settings.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as error:
+        raise CommandError(_listen_problem(settings, error)) from None
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as error:
+                raise CommandError(_listen_problem(settings, error)) from None
+
+
+def _listen_problem(settings: Settings, error: OSError) -> str:
+    import errno
+
+    where = f"cannot listen on {settings.host}:{settings.port}"
+    if error.errno == errno.EADDRINUSE:
+        return f"{where}: the port is in use (another `ticketing serve`?); stop it or set TICKETING_PORT"
+    if error.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges); set TICKETING_PORT"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{where}: no such address on this machine; check TICKETING_HOST"
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{where}: {' '.join(reason.split())}; check TICKETING_HOST and TICKETING_PORT"
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -273,6 +313,61 @@ def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
           f"{result.processed} processed; {retried} stored events retried")
 
 
+def cmd_events_list(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.payments.retries import list_events
+
+    async def run():
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                return await list_events(session, failed=args.failed, limit=args.limit)
+        finally:
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    events = _run(run())
+    if not events:
+        print("no failed events" if args.failed else "no stored events")
+        return
+    print(f"{'ID':<32} {'TYPE':<36} {'STATE':<8} {'TRIES':>5}  {'RECEIVED (UTC)':<19}  {'NEXT TRY (UTC)':<19}  ERROR")
+    for event in events:
+        error = " ".join((event.error or "").split())[:100]
+        next_try = f"{event.next_attempt_at:%Y-%m-%d %H:%M:%S}" if event.state == "retrying" and event.next_attempt_at else "-"
+        print(f"{event.id:<32} {event.type[:36]:<36} {event.state:<8} {event.attempts:>5}  "
+              f"{event.received_at:%Y-%m-%d %H:%M:%S}  {next_try:<19}  {error}")
+
+
+def cmd_events_retry(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.db.models import StripeEvent
+    from ticketing.payments.retries import release_for_retry
+    from ticketing.payments.webhooks import process_stored_event
+
+    async def run() -> tuple[str, str | None]:
+        engine = create_engine(settings.database_url)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            await release_for_retry(sessionmaker, args.id)
+            outcome = await process_stored_event(sessionmaker, settings, args.id)
+            async with sessionmaker() as session:
+                event = await session.get(StripeEvent, args.id)
+            return outcome, event.error if event is not None else None
+        finally:
+            await engine.dispose()
+
+    _ensure_schema(settings)
+    if settings.log_level != "DEBUG":
+        # The command says itself how the retry went, in one line; the stack trace the sweep
+        # would log on a first failure is for the service's log (or TICKETING_LOG_LEVEL=DEBUG).
+        logging.getLogger("ticketing.payments.retries").setLevel(logging.CRITICAL)
+    outcome, error = _run(run())
+    if outcome == "error":
+        raise CommandError(f"event {args.id} failed again ({' '.join((error or '').split())[:200]}); "
+                           f"the sweep retries it with backoff")
+    print(f"event {args.id} processed: {outcome}")
+
+
 # --- parser ---------------------------------------------------------------------------
 
 
@@ -412,7 +507,25 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--since", type=_ttl, default=dt.timedelta(days=3),
                            help="how far back to look, e.g. 3d, 12h (default 3d, at most 30d)")
     reconcile.set_defaults(handler=cmd_stripe_reconcile)
+
+    events = commands.add_parser("events", help="look at and retry stored Stripe events")
+    events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=_Parser, required=True)
+    events_list = events_commands.add_parser("list", help="stored Stripe events, newest first (never their payloads)")
+    events_list.add_argument("--failed", action="store_true",
+                             help="only events whose processing failed: retrying with backoff, or parked")
+    events_list.add_argument("--limit", type=_concurrency, default=100, help="at most this many (default 100)")
+    events_list.set_defaults(handler=cmd_events_list)
+    events_retry = events_commands.add_parser("retry", help="process a failed or parked event again now")
+    events_retry.add_argument("id", type=_event_id, help="the event's id, e.g. evt_1Nq… (see `ticketing events list`)")
+    events_retry.set_defaults(handler=cmd_events_retry)
     return parser
+
+
+def _event_id(value: str) -> str:
+    event_id = value.strip()
+    if not event_id or len(event_id) > 255 or has_control(event_id) or any(c.isspace() for c in event_id):
+        raise argparse.ArgumentTypeError(f"not a Stripe event id: {value!r} (e.g. evt_1NqA…)")
+    return event_id
 
 
 def _safe_url(url: str) -> str:

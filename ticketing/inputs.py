@@ -1,16 +1,20 @@
-"""Checks shared by every way input arrives (API, pages, CLI): email addresses and plain text."""
+"""Checks shared by every way input arrives (API, pages, CLI): email addresses, plain text, and
+values no database column can hold."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from typing import Any
 
 from ticketing.errors import Invalid
 
 
 def has_control(value: str, *, allow_newlines: bool = False) -> bool:
-    """True when `value` holds a control character (NUL included), which no field here needs."""
+    """True when `value` holds a control character (NUL included) or a lone surrogate (JSON's
+    `\\ud800` alone, which no encoding can write), neither of which any field here needs."""
     allowed = "\n\r\t" if allow_newlines else ""
-    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in value)
+    return any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in value)
 
 
 def plain(value: str) -> str:
@@ -26,3 +30,41 @@ def email_address(value: str, *, field: str = "email") -> str:
             or any(c.isspace() for c in value) or has_control(value)):
         raise Invalid(f"not an email address: {value!r}", field=field)
     return value
+
+
+# The widest integer column (BIGINT) on either database.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_DEPTH = 32
+
+
+def check_storable(data: Any) -> None:
+    """Invalid (naming the field) when a string in `data` holds a NUL byte or a lone surrogate,
+    an integer lies outside 64 bits, or the nesting is deeper than any input here needs.
+
+    The databases refuse such values (PostgreSQL: NUL and integer range; both drivers: lone
+    surrogates), so input is checked once where it arrives, JSON body or form, and a bad
+    value is a 422 rather than an error deep in a transaction.
+    """
+    stack: list[tuple[str, Any, int]] = [("", data, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        field = path or None
+        if depth > MAX_DEPTH:
+            raise Invalid(f"{path or 'the input'} is nested too deeply", field=field)
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                raise Invalid(f"{path or 'the input'} must not contain NUL bytes or lone surrogates", field=field)
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise Invalid(f"{path or 'the input'} is out of range", field=field)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                if _UNSTORABLE.search(str(key)):
+                    raise Invalid("a field name must not contain NUL bytes or lone surrogates")
+                stack.append((name, item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))

@@ -54,6 +54,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # `serve` writes one access line per request at INFO (web/access_log.py); the level governs it.
+    logging.getLogger("aiohttp.access").setLevel(logging.NOTSET)
     # Alembic chatters at INFO on every schema check; commands print their own summary.
     logging.getLogger("alembic").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

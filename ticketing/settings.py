@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ PREFIX = "TICKETING_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/ticketing.db"
 _DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
 JITSI_FEATURES = ("recording", "livestreaming", "transcription", "outbound-call", "lobby_bypass")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -56,9 +58,10 @@ class Settings:
     jitsi_muc_domain: str = "conference.meet.jit.si"
     join_early_minutes: int = 15
     join_grace_minutes: int = 30
-    # Requests per minute to /j/… from one join code and from one client address; 0 = no limit.
+    # Requests per minute to /j/… from one join code, and failed look-ups (unknown or malformed
+    # codes) per minute from one client address; 0 = no limit.
     join_rate_per_code: int = 20
-    join_rate_per_address: int = 300
+    join_rate_per_address: int = 60
 
     smtp_url: str | None = None
     mail_from: str = "Webinars <no-reply@localhost>"
@@ -71,6 +74,11 @@ class Settings:
 
     # Encrypts the organizer console's session cookie (at least 32 bytes; a Fernet key is derived from it).
     session_key: str | None = None
+
+    # Reverse proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Failed API-key attempts per minute from one client address; 0 = no limit.
+    api_key_rate_per_address: int = 30
 
     @property
     def dev_checkout(self) -> bool:
@@ -181,6 +189,21 @@ class _Reader:
             result[key] = not sep or flag.lower() == "true"
         return result
 
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        """`10.0.0.1, 10.1.0.0/16, ::1` → the addresses and networks (an address is a /32 or /128)."""
+        value = self.raw(name)
+        if value is None:
+            return ()
+        result = []
+        for item in value.split(","):
+            item = item.strip()
+            try:
+                result.append(ipaddress.ip_network(item))
+            except ValueError as error:
+                raise self.fail(name, f"{item!r} is not an IP address or network ({error}); "
+                                      "give addresses or CIDRs separated by commas") from None
+        return tuple(result)
+
     def build(self, cls: type[Settings]) -> Settings:
         database_url = self.string("DATABASE_URL", DEFAULT_DATABASE_URL)
         if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
@@ -285,7 +308,7 @@ class _Reader:
             join_early_minutes=self.integer("JOIN_EARLY_MINUTES", 15, 0, 24 * 60),
             join_grace_minutes=self.integer("JOIN_GRACE_MINUTES", 30, 0, 24 * 60),
             join_rate_per_code=self.integer("JOIN_RATE_PER_CODE", 20, 0, 100_000),
-            join_rate_per_address=self.integer("JOIN_RATE_PER_ADDRESS", 300, 0, 1_000_000),
+            join_rate_per_address=self.integer("JOIN_RATE_PER_ADDRESS", 60, 0, 1_000_000),
             smtp_url=self.url("SMTP_URL", None, ("smtp", "smtps")),
             mail_from=mail_from,
             sweep_seconds=self.number("SWEEP_SECONDS", 30.0, 0.05, 86400),
@@ -293,6 +316,8 @@ class _Reader:
             log_format=log_format,
             register_rate_per_address=self.integer("REGISTER_RATE_PER_ADDRESS", 10, 0, 100_000),
             session_key=session_key,
+            trusted_proxies=self.networks("TRUSTED_PROXIES"),
+            api_key_rate_per_address=self.integer("API_KEY_RATE_PER_ADDRESS", 30, 0, 1_000_000),
         )
 
 

@@ -58,13 +58,46 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 # Errors about the statement or its data: retrying cannot help, so they are not outages.
 _STATEMENT_ERRORS = (IntegrityError, DataError, ProgrammingError)
+# SQLSTATE classes of a server that cannot take work right now: connection exceptions (08),
+# insufficient resources (53: too many connections, disk full), operator intervention (57:
+# shutting down, not accepting connections yet, statement timeout).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+# SQLite's words for "another process holds the file" or "the file cannot be reached".
+_SQLITE_OUTAGES = ("database is locked", "database table is locked", "unable to open database file", "disk i/o error")
 
 
 def is_unavailable(error: BaseException) -> bool:
     """True when `error` means the database cannot be reached or is overloaded right now
-    (answer 503, retry later), not that a statement or its data was at fault."""
+    (answer 503, retry later), not that a statement or its data was at fault.
+
+    Only connection-level failures count: pool and network timeouts, OS errors, invalidated
+    connections, and server answers of the connection, resource and shutdown classes. Data
+    the driver or the server refuses (too long, a NUL byte, a lone surrogate, an integer out
+    of range) is the statement's fault, and so is anything not known to be an outage: a
+    webhook then keeps its event for a later try instead of asking Stripe to retry for days.
+    """
     if isinstance(error, (PoolTimeout, OSError, TimeoutError)):
         return True
-    if isinstance(error, DBAPIError):
-        return error.connection_invalidated or not isinstance(error, _STATEMENT_ERRORS)
-    return False
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if isinstance(error, _STATEMENT_ERRORS):
+        return False
+    for cause in _causes(error.orig):
+        if isinstance(cause, (OSError, TimeoutError)):
+            return True
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+            return True
+    message = str(error.orig).lower()
+    return any(words in message for words in _SQLITE_OUTAGES)
+
+
+def _causes(error: BaseException | None) -> list[BaseException]:
+    """`error` and what it was raised from (the driver's own exception behind SQLAlchemy's adapter)."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain and len(chain) < 10:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain

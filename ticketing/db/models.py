@@ -223,6 +223,11 @@ class StripeEvent(Base):
     processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(Text)
+    # Failed processing is retried with backoff (payments/retries.py): how many tries failed,
+    # when the next may run, and when the event was parked for an operator after the last.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    parked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Job(Base):

@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import stripe
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db import utcnow
@@ -72,8 +72,8 @@ async def reconcile(
             if await store_event(sessionmaker, event):
                 result.stored += 1
                 logger.info("missed Stripe event recovered", extra={"event_id": event["id"], "type": event["type"]})
-            outcome = await process_stored_event(sessionmaker, settings, event["id"])
-            if outcome not in ("duplicate", "missing"):
+            outcome = await process_stored_event(sessionmaker, settings, event["id"], due_by=now)
+            if outcome not in ("duplicate", "missing", "not_due"):
                 result.processed += 1
         if not page.has_more or not page.data:
             break
@@ -87,25 +87,37 @@ async def reconcile(
 
 async def retry_unprocessed(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
                             *, now: dt.datetime | None = None, limit: int = 100) -> int:
-    """Process again the stored events left unprocessed: an error, a crash before processing,
-    or a refund or dispute whose order has since learned its payment intent."""
+    """Process again the stored events left unprocessed: an error whose backoff is over (not
+    parked; payments/retries.py), a crash before processing, or a refund or dispute whose
+    order has since learned its payment intent."""
     now = now or utcnow()
+    failed = StripeEvent.outcome == "error"
     async with sessionmaker() as session:
         stale = list(await session.scalars(
             select(StripeEvent.id).where(
                 StripeEvent.processed_at.is_(None),
-                StripeEvent.received_at < now - RETRY_AFTER,
-                StripeEvent.received_at > now - RETRY_FOR,
-                # A refund or dispute of a payment that is not (yet) one of ours waits until an
-                # order names its payment intent; charges of the account's other sales never do.
-                or_(StripeEvent.outcome.is_distinct_from("unmatched"),
-                    StripeEvent.payment_intent_id.in_(select(Order.stripe_payment_intent_id))),
+                StripeEvent.parked_at.is_(None),
+                or_(
+                    # Failed: when its backoff is over, however old (tries are bounded instead).
+                    and_(failed, or_(StripeEvent.next_attempt_at <= now,
+                                     and_(StripeEvent.next_attempt_at.is_(None),
+                                          StripeEvent.received_at < now - RETRY_AFTER))),
+                    and_(
+                        StripeEvent.outcome.is_distinct_from("error"),
+                        StripeEvent.received_at < now - RETRY_AFTER,
+                        StripeEvent.received_at > now - RETRY_FOR,
+                        # A refund or dispute of a payment that is not (yet) one of ours waits until an
+                        # order names its payment intent; charges of the account's other sales never do.
+                        or_(StripeEvent.outcome.is_distinct_from("unmatched"),
+                            StripeEvent.payment_intent_id.in_(select(Order.stripe_payment_intent_id))),
+                    ),
+                ),
             ).order_by(StripeEvent.created, StripeEvent.received_at).limit(limit)
         ))
     done = 0
     for event_id in stale:
-        outcome = await process_stored_event(sessionmaker, settings, event_id)
-        if outcome not in ("duplicate", "missing", "error"):
+        outcome = await process_stored_event(sessionmaker, settings, event_id, due_by=now)
+        if outcome not in ("duplicate", "missing", "error", "not_due"):
             done += 1
     if stale:
         logger.info("stored Stripe events retried", extra={"events": len(stale), "processed": done})

@@ -27,6 +27,8 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> dict[str,
     """
     if not header:
         raise BadSignature("missing Stripe-Signature header")
+    if not header.isascii():  # a header that was not UTF-8 arrives with lone surrogates in it
+        raise BadSignature("the Stripe-Signature header is not ASCII")
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(body, header, secret, tolerance=TOLERANCE_SECONDS)

@@ -14,6 +14,8 @@ from ticketing.db.dialect import insert
 from ticketing.db.models import StripeEvent
 from ticketing.errors import Unavailable
 from ticketing.payments.events import process_event, references
+from ticketing.payments.retries import describe, failure_values, is_due, log_failure, record_failure
+from ticketing.payments.sanitise import clean_text, storable_row
 from ticketing.payments.signature import verify
 from ticketing.payments.stripe_api import API_VERSION
 from ticketing.settings import Settings
@@ -27,15 +29,19 @@ async def receive_webhook(
     """Handle one delivery; returns (event type, outcome).
 
     Raises BadSignature or BadPayload (nothing stored) and Unavailable when the database
-    cannot be reached (nothing stored either: Stripe retries).
+    cannot be reached or the event could not be stored for any other reason (nothing stored
+    either: Stripe retries). A stored event is never answered with an error.
     """
     event = verify(body, signature, settings.stripe_webhook_secrets)
     try:
         outcome = await _process_and_store(sessionmaker, settings, event)
     except Exception as error:
-        if not is_unavailable(error):
-            raise
-        logger.warning("database unavailable for webhook", extra={"event_id": event["id"], "error": type(error).__name__})
+        if is_unavailable(error):
+            logger.warning("database unavailable for webhook",
+                           extra={"event_id": clean_text(str(event["id"]), 255), "error": type(error).__name__})
+        else:
+            logger.exception("a verified Stripe event could not be stored; Stripe will retry",
+                             extra={"event_id": clean_text(str(event["id"]), 255)})
         raise Unavailable("the database is unavailable; Stripe will retry") from error
     return event["type"], outcome
 
@@ -70,8 +76,8 @@ async def _process_and_store(sessionmaker: async_sessionmaker[AsyncSession], set
     except Exception as error:
         if is_unavailable(error):
             raise
-        logger.exception("processing a Stripe event failed", extra={"event_id": event["id"]})
-        await store_event(sessionmaker, event, error=f"{type(error).__name__}: {error}"[:2000])
+        log_failure(clean_text(str(event["id"]), 255), 1, error)
+        await store_event(sessionmaker, event, error=describe(error))
         return "error"
 
 
@@ -110,10 +116,16 @@ def _event_row(event: dict[str, Any]) -> dict[str, Any]:
 
 async def store_event(sessionmaker: async_sessionmaker[AsyncSession], event: dict[str, Any], *,
                       error: str | None = None) -> bool:
-    """Insert the event, unprocessed, unless its id is stored already; True when this call stored it."""
+    """Insert the event, unprocessed, unless its id is stored already; True when this call stored it.
+
+    The row is made storable first (payments/sanitise.py): a verified event is kept even when a
+    value in it is one the database refuses. With `error` (its first processing failed) the
+    event counts one failed try and is due again after the first backoff.
+    """
     values = _event_row(event)
     if error is not None:
-        values.update(error=error, outcome="error")
+        values.update(failure_values(1, error, utcnow()))
+    values = storable_row(values)
     async with sessionmaker.begin() as session:
         result = await session.execute(
             insert(session, StripeEvent).values(**values).on_conflict_do_nothing(index_elements=["id"])
@@ -121,11 +133,14 @@ async def store_event(sessionmaker: async_sessionmaker[AsyncSession], event: dic
     return result.rowcount == 1
 
 
-async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, event_id: str) -> str:
+async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, event_id: str,
+                               *, due_by: dt.datetime | None = None) -> str:
     """Process a stored event unless it has been already; returns its outcome.
 
     The event's row lock (PostgreSQL) or the write lock (SQLite) means two deliveries of the
     same event in two processes run this one after the other; the second finds it done.
+    With `due_by` (the sweep), an event whose processing failed is tried only when its
+    backoff is over by then and it is not parked ("not_due" otherwise).
     """
     try:
         async with sessionmaker.begin() as session:
@@ -134,22 +149,22 @@ async def process_stored_event(sessionmaker: async_sessionmaker[AsyncSession], s
                 return "missing"
             if event.processed_at is not None:
                 return "duplicate"
+            if due_by is not None and event.outcome == "error" and not is_due(event, due_by):
+                return "not_due"
             outcome = await _apply(session, settings, event)
             event.processed_at = None if outcome in UNSETTLED else utcnow()
             event.outcome = outcome
             event.error = None
+            event.next_attempt_at = None
+            event.parked_at = None
             return outcome
     except Exception as error:
         if is_unavailable(error):
             raise
         # A bug, not an outage: keep the event unprocessed with the reason, answer 200 so
-        # Stripe stops retrying, and let the worker's sweep try it again after a fix.
-        logger.exception("processing a Stripe event failed", extra={"event_id": event_id})
-        async with sessionmaker.begin() as session:
-            event = await session.get(StripeEvent, event_id)
-            if event is not None:
-                event.error = f"{type(error).__name__}: {error}"[:2000]
-                event.outcome = "error"
+        # Stripe stops retrying, and let the worker's sweep try it again, with backoff.
+        attempts = await record_failure(sessionmaker, event_id, error, now=due_by)
+        log_failure(event_id, attempts, error)
         return "error"
 
 

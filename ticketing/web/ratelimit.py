@@ -28,12 +28,25 @@ class RateLimiter:
         if self.per_minute <= 0:
             return 0
         now = time.monotonic() if now is None else now
+        wait = self.wait(key, now=now)
+        if wait:
+            return wait
+        self._full_at[key] = max(self._full_at.get(key, now), now) + self.interval
+        if len(self._full_at) > self.max_keys:
+            self._prune(now)
+        return 0
+
+    def wait(self, key: str, *, now: float | None = None) -> int:
+        """The whole seconds until `key` may make one more request, counting nothing; 0 = now.
+
+        For limits that count only failures: check before the attempt, `hit` after a failed one.
+        """
+        if self.per_minute <= 0:
+            return 0
+        now = time.monotonic() if now is None else now
         full_at = max(self._full_at.get(key, now), now) + self.interval
         if full_at - now > WINDOW:
             return max(1, math.ceil(full_at - now - WINDOW))
-        self._full_at[key] = full_at
-        if len(self._full_at) > self.max_keys:
-            self._prune(now)
         return 0
 
     def _prune(self, now: float) -> None:
@@ -48,7 +61,8 @@ class RateLimiter:
 
 @dataclasses.dataclass(frozen=True)
 class JoinLimits:
-    """The limiters of /j/: one keyed by join code, one by client address."""
+    """The limiters of /j/: one keyed by join code (every request), one by client address
+    (failed look-ups only: unknown or malformed codes)."""
 
     per_code: RateLimiter
     per_address: RateLimiter

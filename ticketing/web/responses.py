@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ticketing.inputs import check_storable
 from ticketing.web.keys import SETTINGS, TEMPLATES
 
 JSON_PREFIXES = ("/api/", "/webhooks/")
@@ -49,14 +50,25 @@ def error_response(request: web.Request, status: int, code: str, message: str, *
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object: 415 when it is not JSON, 400 when malformed, 413 when too large."""
+    """The request's JSON object: 415 when it is not JSON, 400 when malformed, 413 when too large,
+    422 when a value could not be stored (inputs.check_storable)."""
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(text="send the body as JSON with Content-Type: application/json")
     body = await request.read()
     try:
         data = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise web.HTTPBadRequest(text="the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="the body must be a JSON object")
+    check_storable(data)
+    return data
+
+
+async def read_form(request: web.Request) -> dict[str, Any]:
+    """The request's form fields (the last value of each), with the same check as JSON input:
+    Invalid (422) for a NUL byte or a lone surrogate in any of them."""
+    form = await request.post()
+    data = {key: value for key, value in form.items() if isinstance(value, str)}
+    check_storable(data)
     return data

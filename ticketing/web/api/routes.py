@@ -12,7 +12,8 @@ from ticketing.access import join as access
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar
 from ticketing.errors import Invalid
-from ticketing.organizers import organizer_for_key, update_profile
+from ticketing.organizers import update_profile
+from ticketing.web.api.auth import organizer_of_request
 from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
 from ticketing.webinars import service as webinars
@@ -28,16 +29,9 @@ TICKET_COLUMNS = ("id", "order_id", "email", "name", "status", "revoked_reason",
 
 
 async def authenticate(request: web.Request) -> Organizer:
-    """The organizer whose API key is in `Authorization: Bearer …`, or 401."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise web.HTTPUnauthorized(text="send your API key as Authorization: Bearer <key>",
-                                   headers={"WWW-Authenticate": "Bearer"})
-    async with request.app[SESSIONMAKER]() as session:
-        organizer = await organizer_for_key(session, key.strip())
-    if organizer is None:
-        raise web.HTTPUnauthorized(text="unknown API key", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    return organizer
+    """The organizer whose API key is in `Authorization: Bearer …`, or 401 (429 after too many
+    failed attempts from the address: web/api/auth.py)."""
+    return await organizer_of_request(request)
 
 
 def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:

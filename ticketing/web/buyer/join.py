@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ticketing.access import join
 from ticketing.db import utcnow
+from ticketing.errors import NotFound
 from ticketing.web.keys import JOIN_LIMITS, SESSIONMAKER, TOKENS
 from ticketing.web.responses import render
 
@@ -17,8 +18,10 @@ DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def _check_rate(request: web.Request, code: str) -> None:
+    # The per-address limit guards against guessing codes, so only failed look-ups count
+    # (see join_link): a whole office behind one NAT joins at once; the per-code limit counts all.
     limits = request.app[JOIN_LIMITS]
-    wait = limits.per_address.hit(request.remote or "unknown") or limits.per_code.hit(code)
+    wait = limits.per_address.wait(request.remote or "unknown") or limits.per_code.hit(code)
     if wait:
         raise web.HTTPTooManyRequests(text="Too many requests for this link; try again in a moment.",
                                       headers={"Retry-After": str(wait)})
@@ -29,7 +32,11 @@ async def join_link(request: web.Request) -> web.StreamResponse:
     """404 unknown, 410 with the reason, 200 waiting page, or 302 into the Jitsi room."""
     code = request.match_info["code"]
     _check_rate(request, code)
-    decision = await join.open_link(request.app[SESSIONMAKER], request.app[TOKENS], code, now=utcnow())
+    try:
+        decision = await join.open_link(request.app[SESSIONMAKER], request.app[TOKENS], code, now=utcnow())
+    except NotFound:
+        request.app[JOIN_LIMITS].per_address.hit(request.remote or "unknown")
+        raise
     match decision:
         case join.Admitted(url=url):
             # The token is in the Location only; nothing here may be cached or passed on.

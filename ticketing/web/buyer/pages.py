@@ -16,7 +16,7 @@ from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
 from ticketing.webinars import service as webinars
 from ticketing.web.keys import HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
-from ticketing.web.responses import render
+from ticketing.web.responses import read_form, read_json, render
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +47,9 @@ async def webinar_page(request: web.Request) -> web.Response:
 
 async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
     if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text="the body must be a JSON object")
+        data = await read_json(request)
     else:
-        data = dict(await request.post())
+        data = await read_form(request)
     quantity = data.get("quantity", 1)
     if isinstance(quantity, str):
         try:
@@ -138,7 +133,7 @@ async def dev_checkout_page(request: web.Request) -> web.Response:
 async def dev_checkout_pay(request: web.Request) -> web.Response:
     """Pay a test checkout: sign a `checkout.session.completed` and post it to our own webhook."""
     order, webinar = await _dev_order(request)
-    form = await request.post()
+    form = await read_form(request)
     name = str(form.get("name") or "").strip()
     try:
         email = email_address(str(form.get("email") or order.email or ""))
