@@ -17,6 +17,7 @@ from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
 from ticketing.web import dev_mail, ops, webhooks
+from ticketing.web.api import openapi
 from ticketing.web.api import routes as api
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(ops.routes)
     app.router.add_static("/static", STATIC_DIR)
     app.add_routes(api.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(buyer.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(join.routes)
