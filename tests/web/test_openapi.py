@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import copy
 import uuid
 from pathlib import Path
@@ -36,7 +37,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 # Examples per operation and generation mode: enough to reach every branch of the handlers'
 # input checks, few enough for well under a minute per database.
-EXAMPLES = 25
+EXAMPLES = 20
 
 
 def _operations(doc: dict) -> set[tuple[str, str]]:
@@ -115,10 +116,21 @@ def _pin(case: schemathesis.Case, path_parameters: dict[str, str] | None) -> sch
     return case
 
 
-def _fuzz(raw_schema: dict, base_url: str, api_key: str,
-          ids: dict[str, str]) -> tuple[list[str], dict[str, collections.Counter]]:
+def _signed_delivery(case: schemathesis.Case, secret: str) -> tuple[bytes, dict[str, str]] | None:
+    """The generated webhook body as Stripe would sign it, when it is JSON at all."""
+    if case.media_type != "application/json":
+        return None
+    try:
+        return factories.signed(json.dumps(case.body).encode(), secret)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fuzz(raw_schema: dict, base_url: str, api_key: str, ids: dict[str, str],
+          webhook_secret: str | None) -> tuple[list[str], dict[str, collections.Counter]]:
     """Run every operation through Schemathesis over real HTTP; returns the failures and the
-    status codes each operation answered. Runs in a thread of its own: its HTTP client blocks."""
+    status codes each operation answered. With `webhook_secret`, webhook bodies go signed, so
+    they reach the event handlers. Runs in a thread of its own: its HTTP client blocks."""
     schema = schemathesis.openapi.from_dict(raw_schema)
     headers = {"Authorization": f"Bearer {api_key}"}
     failures: list[str] = []
@@ -126,7 +138,14 @@ def _fuzz(raw_schema: dict, base_url: str, api_key: str,
     modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 
     def call(case: schemathesis.Case) -> None:
-        response = case.call(base_url=base_url, session=http, headers=headers)
+        signed = None
+        if webhook_secret and case.operation.path == "/webhooks/stripe":
+            signed = _signed_delivery(case, webhook_secret)
+        if signed is not None:
+            body, signed_headers = signed
+            response = http.post(f"{base_url}{case.formatted_path}", data=body, headers=signed_headers)
+        else:
+            response = case.call(base_url=base_url, session=http, headers=headers)
         statuses[case.operation.label][response.status_code] += 1
         case.validate_response(response, checks=CHECKS, headers=headers)
 
@@ -138,9 +157,12 @@ def _fuzz(raw_schema: dict, base_url: str, api_key: str,
                 pinned = {"id": ids[PINNED_ID.get(operation.label, "webinar")]}
             # The examples phase: the document's own examples, so the success answers are seen too.
             for strategy in operation.get_strategies_from_examples():
-                hypothesis.settings(max_examples=1, database=None, derandomize=True, deadline=None,
-                                    suppress_health_check=list(hypothesis.HealthCheck))(
-                    hypothesis.given(case=strategy)(lambda case: call(_pin(case, pinned))))()
+                try:
+                    hypothesis.settings(max_examples=1, database=None, derandomize=True, deadline=None,
+                                        suppress_health_check=list(hypothesis.HealthCheck))(
+                        hypothesis.given(case=strategy)(lambda case: call(_pin(case, pinned))))()
+                except Exception as error:
+                    failures.append(f"{operation.label} [examples]: {error}")
             # The coverage phase: each field at and past its bounds, wrong types, missing parts.
             for case in schema.iter_coverage_cases(operation, generation_modes=modes,
                                                    generation_config=schema.config.generation_for(operation=operation)):
@@ -170,20 +192,29 @@ def _fuzz(raw_schema: dict, base_url: str, api_key: str,
     return failures, statuses
 
 
+# Signed webhook bodies that PostgreSQL refuses (a NUL byte, an id over 255 characters) are
+# still answered 503, as if the database were down (issue 8, item 5): on PostgreSQL the
+# webhook is fuzzed unsigned until that is fixed.
+SIGNED_WEBHOOKS_ON = ("sqlite",)
+
+
 async def test_schemathesis_finds_no_server_error_and_no_answer_unlike_the_document(
-        start_client, settings, sessionmaker):
+        backend, start_client, settings, sessionmaker):
     client = await start_client(settings)
     _, api_key = await factories.organizer(sessionmaker)
     ids = await _fixture_ids(client, sessionmaker, api_key)
     raw_schema = await (await client.get("/api/openapi.json")).json()
     base_url = str(client.make_url("")).rstrip("/")
+    secret = settings.stripe_webhook_secrets[0] if backend in SIGNED_WEBHOOKS_ON else None
 
-    failures, statuses = await asyncio.to_thread(_fuzz, raw_schema, base_url, api_key, ids)
+    failures, statuses = await asyncio.to_thread(_fuzz, raw_schema, base_url, api_key, ids, secret)
 
+    print({label: dict(counts) for label, counts in sorted(statuses.items())})
     assert failures == [], "\n\n".join(failures)
     # Every operation was called, and the key got each organizer route past authentication.
     assert set(statuses) == {f"{method} {path}" for method, path in _operations(raw_schema)}
     for label, counts in statuses.items():
         if label.split()[1].startswith("/api/") and label != "GET /api/openapi.json":
             assert set(counts) - {401}, (label, counts)
-    print({label: dict(counts) for label, counts in sorted(statuses.items())})
+    if secret:
+        assert statuses["POST /webhooks/stripe"][200] > 0
