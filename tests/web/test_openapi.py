@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import copy
+import json
 import uuid
 from pathlib import Path
 
@@ -141,6 +141,19 @@ def _signed_delivery(case: schemathesis.Case, secret: str) -> tuple[bytes, dict[
         return None
 
 
+def _draw(strategy, max_examples: int, call) -> None:
+    """`call` on up to `max_examples` cases drawn from `strategy`, the same ones each run."""
+
+    @hypothesis.settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
+                         suppress_health_check=list(hypothesis.HealthCheck),
+                         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink])
+    @hypothesis.given(case=strategy)
+    def run(case: schemathesis.Case) -> None:
+        call(case)
+
+    run()
+
+
 def _fuzz(raw_schema: dict, base_url: str, api_key: str, ids: dict[str, str],
           webhook_secret: str | None) -> tuple[list[str], dict[str, collections.Counter]]:
     """Run every operation through Schemathesis over real HTTP; returns the failures and the
@@ -171,9 +184,7 @@ def _fuzz(raw_schema: dict, base_url: str, api_key: str, ids: dict[str, str],
             # The examples phase: the document's own examples, so the success answers are seen too.
             for strategy in operation.get_strategies_from_examples():
                 try:
-                    hypothesis.settings(max_examples=1, database=None, derandomize=True, deadline=None,
-                                        suppress_health_check=list(hypothesis.HealthCheck))(
-                        hypothesis.given(case=strategy)(lambda case: call(_pin(case, pinned))))()
+                    _draw(strategy, 1, lambda case: call(_pin(case, pinned)))
                 except Exception as error:
                     failures.append(f"{operation.label} [examples]: {error}")
             # The coverage phase: each field at and past its bounds, wrong types, missing parts.
@@ -186,17 +197,8 @@ def _fuzz(raw_schema: dict, base_url: str, api_key: str, ids: dict[str, str],
                     break
             # The fuzzing phase: random input, valid and invalid.
             for mode in modes:
-
-                @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                                     suppress_health_check=list(hypothesis.HealthCheck),
-                                     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate,
-                                             hypothesis.Phase.shrink])
-                @hypothesis.given(case=operation.as_strategy(generation_mode=mode, path_parameters=pinned))
-                def run(case: schemathesis.Case) -> None:
-                    call(case)
-
                 try:
-                    run()
+                    _draw(operation.as_strategy(generation_mode=mode, path_parameters=pinned), EXAMPLES, call)
                 except hypothesis.errors.Unsatisfiable:
                     # Nothing to make invalid: an operation without parameters or body.
                     assert mode == schemathesis.GenerationMode.NEGATIVE, operation.label
@@ -205,9 +207,9 @@ def _fuzz(raw_schema: dict, base_url: str, api_key: str, ids: dict[str, str],
     return failures, statuses
 
 
-# Signed webhook bodies that PostgreSQL refuses (a NUL byte, an id over 255 characters) are
-# still answered 503, as if the database were down (issue 8, item 5): on PostgreSQL the
-# webhook is fuzzed unsigned until that is fixed.
+# A signed webhook body that PostgreSQL refuses (a NUL byte in the event) is still answered
+# 503, as if the database were down (issue 8, item 5): on PostgreSQL the webhook is fuzzed
+# unsigned until that is fixed.
 SIGNED_WEBHOOKS_ON = ("sqlite",)
 
 
