@@ -1,8 +1,9 @@
 """Real databases for every test: a fresh SQLite file and a fresh PostgreSQL database each.
 
 Each backend is migrated once per run into a template (`alembic upgrade head`); every test
-gets its own copy, so tests never share rows. PostgreSQL comes from
-TICKETING_TEST_POSTGRES_URL; without it PostgreSQL tests skip, except under CI, where they fail.
+gets its own copy, so tests never share rows. PostgreSQL is found or started on first use
+(tests/postgres_server.py): TICKETING_TEST_POSTGRES_URL, else the server on the default
+address, else a throw-away one, so no test ever skips for want of it.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from ticketing.settings import Settings
 
 from ticketing.jobs.worker import Worker
 
+from tests.postgres_server import SuitePostgres, asyncpg_dsn
 from tests.smtp_sink import SmtpSink
 from tests.stripe_standin import StripeStandin
 from tests.tcp_proxy import TcpProxy
 
-POSTGRES_URL = os.environ.get("TICKETING_TEST_POSTGRES_URL")
+POSTGRES = SuitePostgres()
 IN_CI = bool(os.environ.get("CI"))
 BACKENDS = ["sqlite", "postgres"]
 
@@ -57,15 +59,8 @@ def _restore_logging() -> Iterator[None]:
         logging.getLogger(name).setLevel(value)
 
 
-def _asyncpg_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
 async def _pg_admin(url: str, *statements: str) -> None:
-    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=10)
+    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
         for statement in statements:
             await connection.execute(statement)
@@ -74,12 +69,21 @@ async def _pg_admin(url: str, *statements: str) -> None:
 
 
 def require_postgres() -> str:
-    if not POSTGRES_URL:
-        message = "TICKETING_TEST_POSTGRES_URL is not set"
-        if IN_CI:
-            pytest.fail(f"{message}; CI needs PostgreSQL")
-        pytest.skip(message)
-    return POSTGRES_URL
+    """The URL of the suite's PostgreSQL server, found or started on first use."""
+    try:
+        return POSTGRES.url()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A throw-away PostgreSQL server lives exactly as long as the run."""
+    POSTGRES.stop()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if POSTGRES.source:
+        terminalreporter.write_line(f"PostgreSQL tests ran against {POSTGRES.source}")
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +115,7 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url(postgres_template: str) -> Iterator[str]:
-    url = POSTGRES_URL
+    url = require_postgres()
     name = f"ticketing_t_{os.getpid()}_{uuid.uuid4().hex[:10]}"
     asyncio.run(_pg_admin(url, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
     yield make_url(url).set(database=name).render_as_string(hide_password=False)

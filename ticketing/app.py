@@ -18,6 +18,7 @@ from ticketing.payments.stripe_api import close_stripe_client, create_stripe_cli
 from ticketing.settings import Settings
 from ticketing.web import dev_mail, edge, home, ops, webhooks
 from ticketing.web.api import keys as api_keys
+from ticketing.web.api import openapi
 from ticketing.web.api import routes as api
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(ops.routes)
     app.router.add_static("/static", STATIC_DIR)
     app.add_routes(api.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(buyer.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(join.routes)

@@ -132,7 +132,8 @@ def _check(fields: dict[str, Any], *, now: dt.datetime) -> None:
         raise Invalid("room must be 2 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit", field="room")
     try:
         zone(fields["timezone"])
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the zone database ("America") or a name the file system refuses.
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise Invalid(f"unknown time zone {fields['timezone']!r}; use an IANA name like Europe/Berlin", field="timezone") from None
 
 
