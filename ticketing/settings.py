@@ -67,6 +67,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
 
+    # Bearer secret Prosody's event_sync_component sends to /jitsi/events/…; None = those routes answer 404.
+    jitsi_events_secret: str | None = None
+    # jitsi-meet's mod_muc_kick_participant endpoint, called with the system token when a ticket moves device.
+    jitsi_kick_url: str | None = None
+
     @property
     def dev_checkout(self) -> bool:
         """No Stripe key: checkout goes to the local test-payment page."""
@@ -214,13 +219,15 @@ class _Reader:
         if (next_public is None) != (next_kid is None):
             raise self.fail("JITSI_NEXT_KEY_ID", "set together with TICKETING_JITSI_NEXT_PUBLIC_KEY_FILE")
         end_meeting_url = self.url("JITSI_END_MEETING_URL", None, ("https", "http"))
+        kick_url = self.url("JITSI_KICK_URL", None, ("https", "http"))
         system_key = self.file("JITSI_SYSTEM_KEY_FILE")
         system_kid = self.string("JITSI_SYSTEM_KEY_ID")
-        if end_meeting_url is not None:
+        if end_meeting_url is not None or kick_url is not None:
+            needed_by = "TICKETING_JITSI_END_MEETING_URL" if end_meeting_url is not None else "TICKETING_JITSI_KICK_URL"
             if system_key is None:
-                raise self.fail("JITSI_SYSTEM_KEY_FILE", "required with TICKETING_JITSI_END_MEETING_URL")
+                raise self.fail("JITSI_SYSTEM_KEY_FILE", f"required with {needed_by}")
             if system_kid is None:
-                raise self.fail("JITSI_SYSTEM_KEY_ID", "required with TICKETING_JITSI_END_MEETING_URL")
+                raise self.fail("JITSI_SYSTEM_KEY_ID", f"required with {needed_by}")
         elif system_key is not None or system_kid is not None:
             raise self.fail("JITSI_END_MEETING_URL", "required with TICKETING_JITSI_SYSTEM_KEY_FILE and _KEY_ID")
         if system_kid is not None and system_kid in (key_id, next_kid):
@@ -241,6 +248,12 @@ class _Reader:
         log_level = self.string("LOG_LEVEL", "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise self.fail("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+
+        events_secret = self.string("JITSI_EVENTS_SECRET")
+        if events_secret is None and stripe_key is None:
+            events_secret = _kept_secret(var_dir / "jitsi_events_secret", "")
+        elif events_secret is not None and len(events_secret.encode()) < 16:
+            raise self.fail("JITSI_EVENTS_SECRET", f"must be at least 16 bytes, got {len(events_secret.encode())}")
 
         port = self.integer("PORT", 8080, 1, 65535)
         host = self.string("HOST", "127.0.0.1")
@@ -278,6 +291,8 @@ class _Reader:
             sweep_seconds=self.number("SWEEP_SECONDS", 30.0, 0.05, 86400),
             log_level=log_level,
             log_format=log_format,
+            jitsi_events_secret=events_secret,
+            jitsi_kick_url=kick_url,
         )
 
 
