@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ticketing.access.end_meeting import system_key
 from ticketing.access.tokens import Tokens
+from ticketing.attendance.kick import kick_key
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import create_worker
@@ -18,8 +19,12 @@ from ticketing.payments.stripe_api import close_stripe_client, create_stripe_cli
 from ticketing.settings import Settings
 from ticketing.web import dev_mail, ops, webhooks
 from ticketing.web.api import routes as api
+from ticketing.web.api import attendance as api_attendance
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
+from ticketing.web import jitsi_events
+from ticketing.web.buyer import certificates as certificate_pages
+from ticketing.web.buyer import devices as device_pages
 from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES, TOKENS
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
@@ -68,6 +73,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     # Loaded once here, so a bad RS256 key file (login or end-meeting) stops the start with one line.
     app[TOKENS] = Tokens.from_settings(settings)
     system_key(settings)
+    kick_key(settings)
     app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
                                   per_address=RateLimiter(settings.join_rate_per_address))
     app.cleanup_ctx.append(_database)
@@ -80,6 +86,10 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(buyer.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(join.routes)
+    app.add_routes(jitsi_events.routes)
+    app.add_routes(api_attendance.routes)
+    app.add_routes(device_pages.routes)
+    app.add_routes(certificate_pages.routes)
     if settings.dev_checkout:
         app.add_routes(buyer.dev_routes)
     if settings.dev_mail:
