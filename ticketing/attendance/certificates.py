@@ -167,6 +167,7 @@ def certificate_pdf(view: CertificateView) -> bytes:
     pdf.set_author(view.organizer)
     pdf.set_creator("ticketing")
     pdf.set_auto_page_break(auto=False)
+    pdf.set_margins(25, 25, 25)
     pdf.add_page()
     family, unicode = _font(pdf)
     text = (lambda s: s) if unicode else _latin1
@@ -181,7 +182,7 @@ def certificate_pdf(view: CertificateView) -> bytes:
         pdf.multi_cell(width, size * 0.5, text(value), align="C", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(gap)
 
-    pdf.set_y(32)
+    pdf.set_y(45)
     line("Certificate of attendance", 30, gap=10, color=(40, 70, 120))
     line("This certifies that", 14)
     line(view.name, 26, gap=8)
