@@ -78,6 +78,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
                                   per_address=RateLimiter(settings.join_rate_per_address))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_clients)
+    app.cleanup_ctx.append(jitsi_events.intake)
     if worker:
         app.cleanup_ctx.append(_worker)
     app.add_routes(ops.routes)

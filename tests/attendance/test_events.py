@@ -3,6 +3,7 @@ order, with leave events missing and rooms destroyed; figures checked to the min
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -71,25 +72,41 @@ def _scenario(room: str, s: dt.datetime, a: str, b: str, c: str, host: str) -> l
     ]
 
 
-@pytest.mark.parametrize("order", ["as_sent", "shuffled_twice"])
-async def test_figures_to_the_minute_whatever_the_order(client, settings, sessionmaker, order):
+@pytest.mark.parametrize("order", ["as_sent", "shuffled_twice", "all_at_once"])
+async def test_figures_to_the_minute_whatever_the_order(client, settings, sessionmaker, order, monkeypatch):
+    from ticketing.attendance import intake
+
+    batches: list[int] = []
+    receive_many = intake.receive_many
+
+    async def counted(sessionmaker, posts):
+        batches.append(len(posts))
+        return await receive_many(sessionmaker, posts)
+
+    monkeypatch.setattr(intake, "receive_many", counted)
     webinar, key, s = await _webinar(sessionmaker, certificate_min_percent=75)
     ann, _ = await add_ticket(sessionmaker, webinar, name="Ann", email="ann@example.com")
     ben, _ = await add_ticket(sessionmaker, webinar, name="Ben", email="ben@example.com")
     cy, _ = await add_ticket(sessionmaker, webinar, name="Cy", email="cy@example.com")
     dora, _ = await add_ticket(sessionmaker, webinar, name="Dora", email="dora@example.com")
     events = _scenario(webinar.room, s, str(ann.id), str(ben.id), str(cy.id), host=str(webinar.organizer_id))
-    if order == "shuffled_twice":
+    if order != "as_sent":
         events = events + events  # every post delivered twice, as the component's retries do
         random.Random(12).shuffle(events)
     secret = settings.jitsi_events_secret
     outcomes = []
-    for event in events:
-        response = await p.post(client, secret, event)
+    if order == "all_at_once":  # concurrent posts: written in batches, duplicates within one batch
+        responses = await asyncio.gather(*(p.post(client, secret, event) for event in events))
+    else:
+        responses = [await p.post(client, secret, event) for event in events]
+    for response in responses:
         assert response.status == 200, await response.text()
         outcomes.append((await response.json())["outcome"])
     assert set(outcomes) <= {"recorded", "duplicate"}
     assert outcomes.count("recorded") == 15
+    assert sum(batches) == len(events)
+    if order == "all_at_once":
+        assert max(batches) > 1
 
     # A retry whose JSON keys come in another order is the same event.
     kind, body = events[0]
@@ -243,16 +260,16 @@ async def test_a_failed_application_keeps_the_event_for_the_sweep(client, settin
 
     webinar, _, s = await _webinar(sessionmaker)
     ann, _ = await add_ticket(sessionmaker, webinar)
-    original = events.apply
+    original = events.apply_many
 
-    async def broken(session, event):
+    async def broken(session, posted):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(events, "apply", broken)
+    monkeypatch.setattr(events, "apply_many", broken)
     who = p.occupant("a@m/1", s, s + 30 * MIN, **p.user(str(ann.id)))
     response = await p.post(client, settings.jitsi_events_secret, p.left(webinar.room, who, 0))
     assert response.status == 200 and (await response.json())["outcome"] == "error"
-    monkeypatch.setattr(events, "apply", original)
+    monkeypatch.setattr(events, "apply_many", original)
     context = JobContext(settings=settings, sessionmaker=sessionmaker, stripe=None, http=None)
     assert await events.retry_events(context, now=utcnow() + 2 * MIN) == 1
     async with sessionmaker() as session:

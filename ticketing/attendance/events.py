@@ -20,9 +20,11 @@ import json
 import logging
 import re
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db import is_unavailable, utcnow
@@ -184,20 +186,6 @@ def fingerprint(kind: str, body: Any) -> str:
     return hashlib.sha256(f"{kind}\n{canonical}".encode()).hexdigest()
 
 
-async def webinar_for_room(session: AsyncSession, room: str, at: dt.datetime) -> Webinar | None:
-    """The webinar that uses `room` nearest to `at` (within MATCH_DISTANCE), or None.
-
-    Live webinars first: their room is unique, and the partial index on it makes this one
-    lookup; a room reused after an earlier webinar ended falls back to all of them.
-    """
-    live = await session.scalar(select(Webinar).where(Webinar.room == room, Webinar.status == WebinarStatus.SCHEDULED))
-    if live is not None and _distance(live, at) <= MATCH_DISTANCE:
-        return live
-    candidates = list(await session.scalars(select(Webinar).where(Webinar.room == room)))
-    candidates = [w for w in candidates if _distance(w, at) <= MATCH_DISTANCE]
-    return min(candidates, key=lambda w: (_distance(w, at), w.status != WebinarStatus.SCHEDULED), default=None)
-
-
 def _distance(webinar: Webinar, at: dt.datetime) -> dt.timedelta:
     if at < webinar.starts_at:
         return webinar.starts_at - at
@@ -206,60 +194,119 @@ def _distance(webinar: Webinar, at: dt.datetime) -> dt.timedelta:
     return dt.timedelta(0)
 
 
-async def _ticket_id(session: AsyncSession, webinar: Webinar, user_id: str | None) -> uuid.UUID | None:
-    """The ticket named by the token's user id when it is one of this webinar's, else None."""
-    if not user_id:
-        return None
+def _nearest(candidates: list[Webinar], at: dt.datetime) -> Webinar | None:
+    near = [w for w in candidates if _distance(w, at) <= MATCH_DISTANCE]
+    return min(near, key=lambda w: (_distance(w, at), w.status != WebinarStatus.SCHEDULED, str(w.id)), default=None)
+
+
+async def _webinars(session: AsyncSession, events: Sequence[Event]) -> list[Webinar | None]:
+    """For each event, the webinar that uses its room nearest to the event's time (within
+    MATCH_DISTANCE), or None. Live webinars first, whose room is unique and indexed; a room
+    whose live webinar is too far off looks at all webinars that ever used it."""
+    rooms = [room_of(e.room) for e in events]
+    wanted = {r for r in rooms if r}
+    by_room: dict[str, list[Webinar]] = defaultdict(list)
+    if wanted:
+        for webinar in await session.scalars(
+            select(Webinar).where(Webinar.status == WebinarStatus.SCHEDULED, Webinar.room.in_(wanted))
+        ):
+            by_room[webinar.room].append(webinar)
+    found = [_nearest(by_room.get(r, []), e.at) if r else None for r, e in zip(rooms, events, strict=True)]
+    missing = {r for r, w in zip(rooms, found, strict=True) if r and w is None}
+    if missing:
+        every: dict[str, list[Webinar]] = defaultdict(list)
+        for webinar in await session.scalars(select(Webinar).where(Webinar.room.in_(missing))):
+            every[webinar.room].append(webinar)
+        found = [w if w is not None or not r else _nearest(every.get(r, []), e.at)
+                 for r, w, e in zip(rooms, found, events, strict=True)]
+    return found
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
     try:
-        ticket_id = uuid.UUID(user_id)
+        return uuid.UUID(value) if value else None
     except ValueError:
         return None
-    return await session.scalar(select(Ticket.id).where(Ticket.id == ticket_id, Ticket.webinar_id == webinar.id))
 
 
-async def _record_stay(session: AsyncSession, webinar: Webinar, space: str, occupant: Occupant, *,
-                       left_at: dt.datetime | None, exact: bool) -> None:
-    """Insert the stay unless known, then set its end: an exact end (the occupant's own leave,
-    the same in every event that has it) always; the room's end only where none is known."""
-    key = {"webinar_id": webinar.id, "space": space, "occupant_jid": occupant.jid, "joined_at": occupant.joined_at}
-    ticket_id = await _ticket_id(session, webinar, occupant.user_id)
-    await session.execute(
-        insert(session, AttendanceSession).values(
-            **key, ticket_id=ticket_id, nick=occupant.nick, user_id=occupant.user_id, name=occupant.name,
-            email=occupant.email, left_at=None, left_exact=False,
-        ).on_conflict_do_nothing(index_elements=list(key))
-    )
-    if left_at is None:
+async def _tickets(session: AsyncSession, occupants: Iterable[Occupant]) -> dict[uuid.UUID, uuid.UUID]:
+    """Ticket id → its webinar, for the ticket ids the occupants' tokens name."""
+    ids = {i for i in (_uuid(o.user_id) for o in occupants) if i is not None}
+    if not ids:
+        return {}
+    return dict((await session.execute(select(Ticket.id, Ticket.webinar_id).where(Ticket.id.in_(ids)))).all())
+
+
+def _stay_rows(events: Sequence[Event], webinars: Sequence[Webinar | None],
+               tickets: dict[uuid.UUID, uuid.UUID]) -> list[dict[str, Any]]:
+    """One row per stay the events mention, merged where several mention the same stay: an exact
+    end (the occupant's own leave) wins over the room's end, and known details are kept."""
+    rows: dict[tuple, dict[str, Any]] = {}
+
+    def add(webinar: Webinar, space: str, occupant: Occupant, left_at: dt.datetime | None, exact: bool) -> None:
+        ticket_id = _uuid(occupant.user_id)
+        row = {"webinar_id": webinar.id, "space": space, "occupant_jid": occupant.jid, "joined_at": occupant.joined_at,
+               "ticket_id": ticket_id if ticket_id is not None and tickets.get(ticket_id) == webinar.id else None,
+               "nick": occupant.nick, "user_id": occupant.user_id, "name": occupant.name, "email": occupant.email,
+               "left_at": left_at, "left_exact": exact}
+        key = (webinar.id, space, occupant.jid, occupant.joined_at)
+        known = rows.get(key)
+        if known is None:
+            rows[key] = row
+            return
+        for name in ("ticket_id", "nick", "user_id", "name", "email"):
+            known[name] = known[name] or row[name]
+        if exact and not known["left_exact"]:
+            known["left_at"], known["left_exact"] = left_at, True
+        elif known["left_at"] is None:
+            known["left_at"] = left_at
+
+    for event, webinar in zip(events, webinars, strict=True):
+        if webinar is None:
+            continue
+        match event.kind:
+            case "occupant/joined":
+                add(webinar, event.space, event.occupant, None, False)
+            case "occupant/left":
+                add(webinar, event.space, event.occupant, event.occupant.left_at, True)
+            case "room/destroyed":
+                for occupant in event.occupants:
+                    exact = occupant.left_at is not None
+                    add(webinar, event.space, occupant, occupant.left_at or event.destroyed_at, exact)
+    # In key order, so two processes upserting overlapping stays lock them in the same order.
+    return [rows[key] for key in sorted(rows, key=lambda k: (str(k[0]), k[1], k[2], k[3]))]
+
+
+async def _upsert_stays(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """All stays in one INSERT … ON CONFLICT DO UPDATE: the statement count of a burst of events
+    does not grow with its size, which is what keeps a start-of-webinar burst fast."""
+    if not rows:
         return
-    where = [getattr(AttendanceSession, name) == value for name, value in key.items()]
-    if not exact:
-        where.append(AttendanceSession.left_exact.is_(False))
-    await session.execute(
-        update(AttendanceSession).where(*where).values(left_at=left_at, left_exact=exact)
-        .execution_options(synchronize_session=False)
+    table = AttendanceSession.__table__
+    statement = insert(session, AttendanceSession).values(rows)
+    new = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["webinar_id", "space", "occupant_jid", "joined_at"],
+        set_={
+            # An exact end always; the room's end only where no end is known yet.
+            "left_at": case((new.left_exact, new.left_at), (table.c.left_exact, table.c.left_at),
+                            else_=func.coalesce(table.c.left_at, new.left_at)),
+            "left_exact": or_(table.c.left_exact, new.left_exact),
+            "ticket_id": func.coalesce(table.c.ticket_id, new.ticket_id),
+            "nick": func.coalesce(table.c.nick, new.nick),
+        },
     )
+    await session.execute(statement)
 
 
-async def apply(session: AsyncSession, event: Event) -> tuple[str, uuid.UUID | None]:
-    """Apply a checked event; returns (outcome, webinar id). Idempotent and order-free."""
-    room = room_of(event.room)
-    webinar = await webinar_for_room(session, room, event.at) if room else None
-    if webinar is None:
-        return "ignored", None
-    match event.kind:
-        case "occupant/joined":
-            assert event.occupant is not None
-            await _record_stay(session, webinar, event.space, event.occupant, left_at=None, exact=False)
-        case "occupant/left":
-            assert event.occupant is not None
-            await _record_stay(session, webinar, event.space, event.occupant, left_at=event.occupant.left_at,
-                               exact=True)
-        case "room/destroyed":
-            assert event.destroyed_at is not None
-            for occupant in event.occupants:
-                exact = occupant.left_at is not None
-                await _record_stay(session, webinar, event.space, occupant,
-                                   left_at=occupant.left_at or event.destroyed_at, exact=exact)
+async def apply_many(session: AsyncSession, events: Sequence[Event]) -> list[tuple[str, uuid.UUID | None]]:
+    """Apply checked events; returns (outcome, webinar id) for each. Idempotent and order-free."""
+    webinars = await _webinars(session, events)
+    occupants = [o for e in events for o in ((e.occupant,) if e.occupant else e.occupants)]
+    tickets = await _tickets(session, occupants)
+    await _upsert_stays(session, _stay_rows(events, webinars, tickets))
+    for event, webinar in zip(events, webinars, strict=True):
+        if webinar is not None and event.kind == "room/destroyed":
             # Anyone still open in this room (a join whose leave never came) left when it closed.
             await session.execute(
                 update(AttendanceSession).where(
@@ -267,50 +314,80 @@ async def apply(session: AsyncSession, event: Event) -> tuple[str, uuid.UUID | N
                     AttendanceSession.left_at.is_(None), AttendanceSession.joined_at <= event.destroyed_at,
                 ).values(left_at=event.destroyed_at).execution_options(synchronize_session=False)
             )
-    return "recorded", webinar.id
+    return [("ignored", None) if w is None else ("recorded", w.id) for w in webinars]
 
 
-async def receive(sessionmaker: async_sessionmaker[AsyncSession], kind: str, body: Any) -> str:
-    """Check, store and apply one post; returns the outcome (recorded, ignored, duplicate, error).
+async def apply(session: AsyncSession, event: Event) -> tuple[str, uuid.UUID | None]:
+    """Apply one checked event; (outcome, webinar id)."""
+    return (await apply_many(session, [event]))[0]
 
-    Raises BadEvent (nothing stored) and Unavailable when the database cannot be reached, so
-    the component retries. A failure that is not the database's keeps the event unprocessed,
-    with the reason, for the worker to try again.
+
+@dataclasses.dataclass(frozen=True)
+class Posted:
+    """One post as received: its kind, the body as sent, and the checked event."""
+
+    kind: str
+    body: Any
+    event: Event
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.kind, self.body)
+
+
+def _raw(posted: Posted, now: dt.datetime) -> dict[str, Any]:
+    return {"kind": posted.kind, "fingerprint": posted.fingerprint, "room_name": posted.event.room,
+            "payload": posted.body, "received_at": now}
+
+
+async def receive_many(sessionmaker: async_sessionmaker[AsyncSession], posts: Sequence[Posted]) -> list[str]:
+    """Store and apply checked posts in one transaction; the outcome of each (recorded,
+    ignored, duplicate, error). Duplicates (retries) are kept once and applied once.
+
+    Raises Unavailable when the database cannot be reached (nothing stored: the component
+    retries). Any other failure keeps the posts unprocessed, with the reason, for the sweep.
     """
-    event = parse(kind, body)
-    values = {"kind": kind, "fingerprint": fingerprint(kind, body), "room_name": event.room, "payload": body}
+    first: dict[str, int] = {}
+    for index, posted in enumerate(posts):
+        first.setdefault(posted.fingerprint, index)
+    unique = sorted((posts[i] for i in first.values()), key=lambda p: p.fingerprint)
     try:
         try:
             async with sessionmaker.begin() as session:
-                stored = await session.execute(
-                    insert(session, JitsiEvent).values(**values, received_at=utcnow())
-                    .on_conflict_do_nothing(index_elements=["fingerprint"]).returning(JitsiEvent.id)
-                )
-                event_id = stored.scalar()
-                if event_id is None:
-                    return "duplicate"
-                outcome, webinar_id = await apply(session, event)
-                await session.execute(
-                    update(JitsiEvent).where(JitsiEvent.id == event_id)
-                    .values(outcome=outcome, webinar_id=webinar_id, processed_at=utcnow())
-                )
-                return outcome
+                now = utcnow()
+                results = await apply_many(session, [p.event for p in unique])
+                rows = [_raw(p, now) | {"outcome": outcome, "webinar_id": webinar_id, "processed_at": now}
+                        for p, (outcome, webinar_id) in zip(unique, results, strict=True)]
+                stored = set((await session.execute(
+                    insert(session, JitsiEvent).values(rows).on_conflict_do_nothing(index_elements=["fingerprint"])
+                    .returning(JitsiEvent.fingerprint)
+                )).scalars())
+                by_fingerprint = {p.fingerprint: outcome for p, (outcome, _) in zip(unique, results, strict=True)}
         except Exception as error:
             if is_unavailable(error):
                 raise
-            logger.exception("applying a Jitsi event failed", extra={"kind": kind})
+            logger.exception("applying Jitsi events failed", extra={"count": len(unique)})
+            reason = f"{type(error).__name__}: {error}"[:2000]
             async with sessionmaker.begin() as session:
-                await session.execute(
-                    insert(session, JitsiEvent).values(**values, received_at=utcnow(), outcome="error",
-                                                       error=f"{type(error).__name__}: {error}"[:2000])
-                    .on_conflict_do_nothing(index_elements=["fingerprint"])
-                )
-            return "error"
+                now = utcnow()
+                stored = set((await session.execute(
+                    insert(session, JitsiEvent).values([_raw(p, now) | {"outcome": "error", "error": reason}
+                                                        for p in unique])
+                    .on_conflict_do_nothing(index_elements=["fingerprint"]).returning(JitsiEvent.fingerprint)
+                )).scalars())
+            by_fingerprint = dict.fromkeys(stored, "error")
     except Exception as error:
         if not is_unavailable(error):
             raise
-        logger.warning("database unavailable for a Jitsi event", extra={"kind": kind, "error": type(error).__name__})
+        logger.warning("database unavailable for Jitsi events", extra={"error": type(error).__name__})
         raise Unavailable("the database is unavailable; Prosody will retry") from error
+    return [by_fingerprint[p.fingerprint] if index == first[p.fingerprint] and p.fingerprint in stored else "duplicate"
+            for index, p in enumerate(posts)]
+
+
+async def receive(sessionmaker: async_sessionmaker[AsyncSession], kind: str, body: Any) -> str:
+    """Check, store and apply one post; raises BadEvent (nothing stored) or Unavailable."""
+    return (await receive_many(sessionmaker, [Posted(kind, body, parse(kind, body))]))[0]
 
 
 async def process_stored(sessionmaker: async_sessionmaker[AsyncSession], event_id: int) -> str:

@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ticketing.attendance.events import KINDS, BadEvent, receive
+from ticketing.attendance.events import KINDS, BadEvent
+from ticketing.attendance.intake import EventIntake
 from ticketing.errors import Unavailable
 from ticketing.web.keys import SESSIONMAKER, SETTINGS
 from ticketing.web.responses import json_response
 
 routes = web.RouteTableDef()
+INTAKE = web.AppKey("attendance_intake", EventIntake)
+
+
+async def intake(app: web.Application) -> AsyncIterator[None]:
+    """The group-commit writer for events, for as long as the app runs (after the database opens)."""
+    app[INTAKE] = EventIntake(app[SESSIONMAKER])
+    app[INTAKE].start()
+    yield
+    await app[INTAKE].stop()
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
@@ -43,7 +54,7 @@ async def _event(request: web.Request, kind: str) -> web.Response:
     except (ValueError, UnicodeDecodeError):
         return _error(400, "bad_request", "the body is not valid JSON")
     try:
-        outcome = await receive(request.app[SESSIONMAKER], kind, body)
+        outcome = await request.app[INTAKE].submit(kind, body)
     except BadEvent as error:
         return _error(422, "invalid", str(error))
     except Unavailable as error:
