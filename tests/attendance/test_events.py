@@ -7,6 +7,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import json
 import random
 
 import pytest
@@ -312,3 +313,25 @@ async def test_jitsi_config_prints_the_event_sync_component(settings, capsys, mo
     assert f'api_headers = {{ ["Authorization"] = "Bearer {settings.jitsi_events_secret}"; }}' in out
     assert "include_user_info = true" in out
     assert "prosody-plugins-custom" in out and 'muc_component = "muc.meet.jitsi"' in out
+
+
+async def test_a_room_of_thousands_fits_in_one_post(client, settings, sessionmaker, monkeypatch):
+    from ticketing.attendance import events
+
+    monkeypatch.setattr(events, "CHUNK", 700)  # several statements for one post
+    webinar, key, s = await _webinar(sessionmaker)
+    ann, _ = await add_ticket(sessionmaker, webinar, name="Ann")
+    guests = [p.occupant(f"guest-{i:05d}-{'x' * 300}@meet.example.com/r{i}", s + (i % 50) * MIN, s + 55 * MIN,
+                         name=f"Guest {i}") for i in range(3000)]
+    guests.append(p.occupant("a@meet.example.com/1", s, s + 30 * MIN, **p.user(str(ann.id), "Ann")))
+    event = p.room_destroyed(webinar.room, s, s + 56 * MIN, guests)
+    body = json.dumps(event[1]).encode()
+    assert len(body) > 1024 * 1024  # more than the app's limit for other routes
+    response = await client.post("/jitsi/events/room/destroyed", data=io.BytesIO(body), headers={
+        "Authorization": f"Bearer {settings.jitsi_events_secret}", "Content-Type": "application/json"})
+    assert response.status == 200, await response.text()
+    response = await client.get(f"/api/webinars/{webinar.id}/attendance", headers={"Authorization": f"Bearer {key}"})
+    summary = await response.json()
+    assert summary["attendees"] == 1 and summary["occupants_without_ticket"] == 3000
+    metrics = await (await client.get("/metrics")).text()
+    assert 'type="jitsi.room/destroyed"' in metrics

@@ -50,6 +50,11 @@ MATCH_DISTANCE = dt.timedelta(hours=24)
 # Stored events whose processing failed are tried again by the worker after this long.
 RETRY_AFTER = dt.timedelta(minutes=1)
 _YEARS = (2000, 9000)
+# Rows per statement: a destroyed room may list thousands of occupants, and SQLite and asyncpg
+# cap the bound parameters of one statement (32766 and 32767; a stay has 12 columns).
+CHUNK = 1000
+# A stored event whose processing keeps failing is tried again for this long.
+RETRY_FOR = dt.timedelta(days=3)
 
 
 class BadEvent(ValueError):
@@ -231,10 +236,13 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 
 async def _tickets(session: AsyncSession, occupants: Iterable[Occupant]) -> dict[uuid.UUID, uuid.UUID]:
     """Ticket id → its webinar, for the ticket ids the occupants' tokens name."""
-    ids = {i for i in (_uuid(o.user_id) for o in occupants) if i is not None}
-    if not ids:
-        return {}
-    return dict((await session.execute(select(Ticket.id, Ticket.webinar_id).where(Ticket.id.in_(ids)))).all())
+    ids = sorted({i for i in (_uuid(o.user_id) for o in occupants) if i is not None})
+    found: dict[uuid.UUID, uuid.UUID] = {}
+    for start in range(0, len(ids), CHUNK):
+        found.update((await session.execute(
+            select(Ticket.id, Ticket.webinar_id).where(Ticket.id.in_(ids[start:start + CHUNK]))
+        )).all())
+    return found
 
 
 def _stay_rows(events: Sequence[Event], webinars: Sequence[Webinar | None],
@@ -280,8 +288,11 @@ def _stay_rows(events: Sequence[Event], webinars: Sequence[Webinar | None],
 async def _upsert_stays(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """All stays in one INSERT … ON CONFLICT DO UPDATE: the statement count of a burst of events
     does not grow with its size, which is what keeps a start-of-webinar burst fast."""
-    if not rows:
-        return
+    for start in range(0, len(rows), CHUNK):
+        await _upsert_chunk(session, rows[start:start + CHUNK])
+
+
+async def _upsert_chunk(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     table = AttendanceSession.__table__
     statement = insert(session, AttendanceSession).values(rows)
     new = statement.excluded
@@ -413,10 +424,12 @@ async def process_stored(sessionmaker: async_sessionmaker[AsyncSession], event_i
 @periodic("attendance.retry_events")
 async def retry_events(ctx: JobContext, *, now: dt.datetime | None = None) -> int:
     """Every sweep: apply again the stored events whose processing failed (oldest first)."""
-    cutoff = (now or utcnow()) - RETRY_AFTER
+    now = now or utcnow()
+    cutoff = now - RETRY_AFTER
     async with ctx.sessionmaker() as session:
         ids = list(await session.scalars(
-            select(JitsiEvent.id).where(JitsiEvent.processed_at.is_(None), JitsiEvent.received_at < cutoff)
+            select(JitsiEvent.id).where(JitsiEvent.processed_at.is_(None), JitsiEvent.received_at < cutoff,
+                                        JitsiEvent.received_at > now - RETRY_FOR)
             .order_by(JitsiEvent.id).limit(500)
         ))
     done = 0

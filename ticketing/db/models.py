@@ -258,6 +258,7 @@ class JitsiEvent(Base):
     """Every event Prosody's event_sync_component posted, kept as received; the fingerprint dedupes retries."""
 
     __tablename__ = "jitsi_events"
+    __table_args__ = (Index("ix_jitsi_events_processed_at", "processed_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(40))

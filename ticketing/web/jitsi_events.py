@@ -13,10 +13,12 @@ from aiohttp import web
 from ticketing.attendance.events import KINDS, BadEvent
 from ticketing.attendance.intake import EventIntake
 from ticketing.errors import Unavailable
-from ticketing.web.keys import SESSIONMAKER, SETTINGS
+from ticketing.web.keys import METRICS, SESSIONMAKER, SETTINGS
 from ticketing.web.responses import json_response
 
 routes = web.RouteTableDef()
+# A destroyed room lists every occupant it had; a large webinar's list passes the app's 1 MiB.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 INTAKE = web.AppKey("attendance_intake", EventIntake)
 
 
@@ -49,16 +51,27 @@ async def _event(request: web.Request, kind: str) -> web.Response:
                       **{"WWW-Authenticate": "Bearer"})
     if request.content_type != "application/json":
         return _error(415, "unsupported_media_type", "events are sent as application/json")
+    if (request.content_length or 0) > MAX_EVENT_BYTES:
+        return _error(413, "body_too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_EVENT_BYTES:
+            return _error(413, "body_too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+        chunks.append(chunk)
     try:
-        body = json.loads(await request.read())
+        body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError):
         return _error(400, "bad_request", "the body is not valid JSON")
     try:
         outcome = await request.app[INTAKE].submit(kind, body)
     except BadEvent as error:
+        request.app[METRICS].webhook_events.labels(f"jitsi.{kind}", "bad_payload").inc()
         return _error(422, "invalid", str(error))
     except Unavailable as error:
+        request.app[METRICS].webhook_events.labels(f"jitsi.{kind}", "unavailable").inc()
         return _error(503, "unavailable", error.message)
+    request.app[METRICS].webhook_events.labels(f"jitsi.{kind}", outcome).inc()
     return json_response({"received": True, "outcome": outcome})
 
 

@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('fingerprint', name=op.f('uq_jitsi_events_fingerprint'))
     )
     with op.batch_alter_table('jitsi_events', schema=None) as batch_op:
+        batch_op.create_index('ix_jitsi_events_processed_at', ['processed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_jitsi_events_webinar_id'), ['webinar_id'], unique=False)
 
     op.create_table('attendance_sessions',
@@ -131,5 +132,6 @@ def downgrade() -> None:
     op.drop_table('attendance_sessions')
     with op.batch_alter_table('jitsi_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_jitsi_events_webinar_id'))
+        batch_op.drop_index('ix_jitsi_events_processed_at')
 
     op.drop_table('jitsi_events')
