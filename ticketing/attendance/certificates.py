@@ -29,6 +29,7 @@ from ticketing.db.dialect import insert
 from ticketing.db.models import Certificate, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.jobs import NewJob, enqueue_many
 from ticketing.jobs.registry import JobContext, PermanentError, job, periodic
+from ticketing.settings import Settings
 from ticketing.webinars.service import zone
 
 logger = logging.getLogger(__name__)
@@ -100,14 +101,14 @@ async def queue_certificates(ctx: JobContext, *, now: dt.datetime | None = None)
     return queued
 
 
-async def issue_certificates(session: AsyncSession, ctx_settings, webinar_id: uuid.UUID, *,
+async def issue_certificates(session: AsyncSession, settings: Settings, webinar_id: uuid.UUID, *,
                              now: dt.datetime | None = None) -> int:
     """Issue the webinar's certificates not issued yet, each with its mail job; returns how many are new."""
     now = now or utcnow()
     webinar = await session.scalar(select(Webinar).where(Webinar.id == webinar_id).with_for_update())
     if webinar is None or webinar.certificate_min_percent is None or webinar.status == WebinarStatus.CANCELLED:
         return 0
-    figures = await attendance_by_ticket(session, webinar, ctx_settings, now=now)
+    figures = await attendance_by_ticket(session, webinar, settings, now=now)
     tickets = {t.id: t for t in await session.scalars(
         select(Ticket).where(Ticket.webinar_id == webinar.id, Ticket.status != TicketStatus.REVOKED)
     )}

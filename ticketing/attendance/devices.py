@@ -23,7 +23,7 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.access.tokens import Tokens, room_url, window
-from ticketing.db import UTCDateTime, utcnow
+from ticketing.db import UTCDateTime
 from ticketing.db.dialect import insert
 from ticketing.db.models import AttendanceSession, DeviceMove, Ticket, TicketDevice, Webinar
 from ticketing.errors import NotFound
