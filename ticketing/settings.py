@@ -252,8 +252,6 @@ class _Reader:
         events_secret = self.string("JITSI_EVENTS_SECRET")
         if events_secret is None and stripe_key is None:
             events_secret = _kept_secret(var_dir / "jitsi_events_secret", "")
-        elif events_secret is not None and len(events_secret.encode()) < 16:
-            raise self.fail("JITSI_EVENTS_SECRET", f"must be at least 16 bytes, got {len(events_secret.encode())}")
 
         port = self.integer("PORT", 8080, 1, 65535)
         host = self.string("HOST", "127.0.0.1")

@@ -138,6 +138,7 @@ async def test_move_link_edges(make_settings, start_client, sessionmaker, make_w
     _, other_code = await add_ticket(sessionmaker, other)
     for _ in range(2):
         assert (await _enter(client, other_code)).status == 302
+    assert (await client.post(f"/j/{other_code}/move")).status == 409
 
 
 def test_device_cookies_are_signed(settings):

@@ -335,3 +335,20 @@ async def test_a_room_of_thousands_fits_in_one_post(client, settings, sessionmak
     assert summary["attendees"] == 1 and summary["occupants_without_ticket"] == 3000
     metrics = await (await client.get("/metrics")).text()
     assert 'type="jitsi.room/destroyed"' in metrics
+
+
+async def test_the_intake_writes_what_is_pending_when_it_stops(settings, sessionmaker):
+    from ticketing.attendance.intake import EventIntake
+
+    webinar, _, s = await _webinar(sessionmaker)
+    intake = EventIntake(sessionmaker, max_batch=3)
+    intake.start()
+    posts = [p.joined(webinar.room, p.occupant(f"o{i}@m/r", s + i * MIN), i + 1) for i in range(10)]
+    waiting = [asyncio.create_task(intake.submit(*post)) for post in posts]
+    await asyncio.sleep(0)  # every submit is queued before the stop
+    await intake.stop()
+    assert [await task for task in waiting] == ["recorded"] * 10
+    # Stopped, it writes each post itself.
+    assert await intake.submit(*posts[0]) == "duplicate"
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(AttendanceSession)) == 10

@@ -26,7 +26,7 @@ from ticketing.access.tokens import Tokens, room_url, window
 from ticketing.db import UTCDateTime
 from ticketing.db.dialect import insert
 from ticketing.db.models import AttendanceSession, DeviceMove, Ticket, TicketDevice, Webinar
-from ticketing.errors import NotFound
+from ticketing.errors import Conflict, NotFound
 from ticketing.jobs import enqueue
 from ticketing.settings import Settings
 
@@ -272,4 +272,6 @@ async def ask_for_move(sessionmaker: async_sessionmaker[AsyncSession], settings:
         refused = decide(ticket, webinar, settings, now=now)
         if refused is not None:
             return refused
+        if not webinar.one_device:
+            raise Conflict("This ticket is not limited to one device: open your join link on any device.")
         return await request_move(session, ticket, webinar, device, now=now)

@@ -10,7 +10,6 @@ gathers whatever arrived meanwhile, so a lone post is written at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -33,20 +32,20 @@ class EventIntake:
         self._pending: list[tuple[Posted, asyncio.Future[str]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="attendance-intake")
 
     async def stop(self) -> None:
-        """Write what is pending, then end the loop."""
+        """Finish the batch being written and write what is pending, then end the loop."""
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        if self._pending:
-            await self._write(self._take())
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        await task
 
     async def submit(self, kind: str, body: Any) -> str:
         """Check the post (BadEvent), then wait until it is stored and applied; its outcome.
@@ -71,6 +70,8 @@ class EventIntake:
             self._wake.clear()
             while self._pending:
                 await self._write(self._take())
+            if self._stopping:
+                return
 
     async def _write(self, batch: list[tuple[Posted, asyncio.Future[str]]]) -> None:
         try:
