@@ -23,6 +23,7 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.access.tokens import Tokens, room_url, window
+from ticketing.attendance.kick import queue_kicks
 from ticketing.db import UTCDateTime
 from ticketing.db.dialect import insert
 from ticketing.db.models import AttendanceSession, DeviceMove, Ticket, TicketDevice, Webinar
@@ -226,8 +227,8 @@ async def complete_move(sessionmaker: async_sessionmaker[AsyncSession], tokens: 
     Returns Moved, the MoveLink when it cannot be used (used, expired), or the join decision
     (Waiting, Gone) when the ticket does not admit anyone now.
     """
-    from ticketing.access.join import decide  # the join rules, shared with /j/{code}
-    from ticketing.attendance.kick import queue_kicks
+    # Imported here: access.join imports this module for its one-device check.
+    from ticketing.access.join import decide
 
     settings = tokens.settings
     async with sessionmaker.begin() as session:
@@ -262,7 +263,8 @@ async def ask_for_move(sessionmaker: async_sessionmaker[AsyncSession], settings:
                        device: str | None, *, now: dt.datetime):
     """The in-use page's "send me a move link" button: MoveRequested, or the join decision
     (Waiting, Gone) when the ticket admits nobody now; NotFound for an unknown code."""
-    from ticketing.access.join import decide, find_ticket  # the join rules, shared with /j/{code}
+    # Imported here: access.join imports this module for its one-device check.
+    from ticketing.access.join import decide, find_ticket
 
     async with sessionmaker.begin() as session:
         found = await find_ticket(session, code)
