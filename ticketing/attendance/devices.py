@@ -211,6 +211,12 @@ async def find_move(session: AsyncSession, token: str, *, now: dt.datetime, for_
     return MoveLink(move, ticket, webinar, problem)
 
 
+def opens_directly(link: MoveLink, device: str | None) -> bool:
+    """Opening the link in the browser that asked for it moves the ticket at once; anywhere else
+    (another browser, a mail scanner following links) it asks for a button press first."""
+    return link.problem is None and device is not None and link.move.requested_by == device
+
+
 @dataclasses.dataclass(frozen=True)
 class Moved:
     """The ticket is now this device's: the Jitsi URL with a fresh token, and what became of the old device."""

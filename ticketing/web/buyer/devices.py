@@ -1,7 +1,8 @@
 """One device per ticket, at the edge: the device cookie, the "in use on another device" page,
 its "send me a link" button (`POST /j/{code}/move`) and the mailed move link (`/move/{token}`).
 
-Every step is a plain form, so it works without JavaScript; the move link's page asks for a
+Every step is a plain form, so it works without JavaScript. The move link moves the ticket at
+once in the browser that asked for it (its device cookie); anywhere else its page asks for a
 button press, so a mail scanner that follows links never uses it up.
 """
 
@@ -74,10 +75,14 @@ async def ask_for_move(request: web.Request) -> web.Response:
 
 
 @routes.get("/move/{token}")
-async def move_page(request: web.Request) -> web.Response:
-    """The mailed link: a page with one button that moves the ticket to this browser (410 once used or expired)."""
+async def move_page(request: web.Request) -> web.StreamResponse:
+    """The mailed link: in the browser that asked for it, straight into the room; elsewhere a
+    page with one button that moves the ticket to this browser (410 once used or expired)."""
+    device = device_of(request)
     async with request.app[SESSIONMAKER]() as session:
         link = await devices.find_move(session, request.match_info["token"], now=utcnow())
+    if not device.new and devices.opens_directly(link, device.id):
+        return await move_here(request)
     return render(request, "buyer/move.html", {"link": link, "webinar": link.webinar},
                   status=410 if link.problem else 200)
 
