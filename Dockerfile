@@ -9,6 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TICKETING_PORT=8080
 
 WORKDIR /app
+# A Unicode font for the names on certificates of attendance.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY ticketing ./ticketing
 RUN pip install . \

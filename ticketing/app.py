@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ticketing.access.end_meeting import system_key
 from ticketing.access.tokens import Tokens
+from ticketing.attendance.kick import kick_key
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import create_worker
@@ -20,8 +21,12 @@ from ticketing.web import dev_mail, edge, home, ops, webhooks
 from ticketing.web.api import keys as api_keys
 from ticketing.web.api import openapi
 from ticketing.web.api import routes as api
+from ticketing.web.api import attendance as api_attendance
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
+from ticketing.web import jitsi_events
+from ticketing.web.buyer import certificates as certificate_pages
+from ticketing.web.buyer import devices as device_pages
 from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES, TOKENS
 from ticketing.web.keys import REGISTER_LIMIT
 from ticketing.web.metrics import Metrics
@@ -74,12 +79,14 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     # Loaded once here, so a bad RS256 key file (login or end-meeting) stops the start with one line.
     app[TOKENS] = Tokens.from_settings(settings)
     system_key(settings)
+    kick_key(settings)
     app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
                                   per_address=RateLimiter(settings.join_rate_per_address))
     app[REGISTER_LIMIT] = RateLimiter(settings.register_rate_per_address)
     edge.setup(app, settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_clients)
+    app.cleanup_ctx.append(jitsi_events.intake)
     if worker:
         app.cleanup_ctx.append(_worker)
     app.add_routes(ops.routes)
@@ -94,6 +101,10 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(org.routes)
     app.add_routes(api_keys.routes)
     app.add_routes(home.routes)
+    app.add_routes(jitsi_events.routes)
+    app.add_routes(api_attendance.routes)
+    app.add_routes(device_pages.routes)
+    app.add_routes(certificate_pages.routes)
     if settings.dev_checkout:
         app.add_routes(buyer.dev_routes)
     if settings.dev_mail:

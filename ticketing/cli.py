@@ -274,6 +274,9 @@ def cmd_jitsi_config(settings: Settings, args: argparse.Namespace) -> None:
 
     Tokens.from_settings(settings)  # a bad key file fails here, not in Prosody
     print(jitsi_config(settings), end="")
+    from ticketing.attendance.prosody import event_sync_config
+
+    print("\n" + event_sync_config(settings), end="")
 
 
 

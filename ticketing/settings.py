@@ -80,6 +80,11 @@ class Settings:
     # Failed API-key attempts per minute from one client address; 0 = no limit.
     api_key_rate_per_address: int = 30
 
+    # Bearer secret Prosody's event_sync_component sends to /jitsi/events/…; None = those routes answer 404.
+    jitsi_events_secret: str | None = None
+    # jitsi-meet's mod_muc_kick_participant endpoint, called with the system token when a ticket moves device.
+    jitsi_kick_url: str | None = None
+
     @property
     def dev_checkout(self) -> bool:
         """No Stripe key: checkout goes to the local test-payment page."""
@@ -242,13 +247,15 @@ class _Reader:
         if (next_public is None) != (next_kid is None):
             raise self.fail("JITSI_NEXT_KEY_ID", "set together with TICKETING_JITSI_NEXT_PUBLIC_KEY_FILE")
         end_meeting_url = self.url("JITSI_END_MEETING_URL", None, ("https", "http"))
+        kick_url = self.url("JITSI_KICK_URL", None, ("https", "http"))
         system_key = self.file("JITSI_SYSTEM_KEY_FILE")
         system_kid = self.string("JITSI_SYSTEM_KEY_ID")
-        if end_meeting_url is not None:
+        if end_meeting_url is not None or kick_url is not None:
+            needed_by = "TICKETING_JITSI_END_MEETING_URL" if end_meeting_url is not None else "TICKETING_JITSI_KICK_URL"
             if system_key is None:
-                raise self.fail("JITSI_SYSTEM_KEY_FILE", "required with TICKETING_JITSI_END_MEETING_URL")
+                raise self.fail("JITSI_SYSTEM_KEY_FILE", f"required with {needed_by}")
             if system_kid is None:
-                raise self.fail("JITSI_SYSTEM_KEY_ID", "required with TICKETING_JITSI_END_MEETING_URL")
+                raise self.fail("JITSI_SYSTEM_KEY_ID", f"required with {needed_by}")
         elif system_key is not None or system_kid is not None:
             raise self.fail("JITSI_END_MEETING_URL", "required with TICKETING_JITSI_SYSTEM_KEY_FILE and _KEY_ID")
         if system_kid is not None and system_kid in (key_id, next_kid):
@@ -277,6 +284,9 @@ class _Reader:
             session_key = _kept_secret(var_dir / "session_key", "")
         if len(session_key.encode()) < 32:
             raise self.fail("SESSION_KEY", f"must be at least 32 bytes, got {len(session_key.encode())}")
+        events_secret = self.string("JITSI_EVENTS_SECRET")
+        if events_secret is None and stripe_key is None:
+            events_secret = _kept_secret(var_dir / "jitsi_events_secret", "")
 
         port = self.integer("PORT", 8080, 1, 65535)
         host = self.string("HOST", "127.0.0.1")
@@ -318,6 +328,8 @@ class _Reader:
             session_key=session_key,
             trusted_proxies=self.networks("TRUSTED_PROXIES"),
             api_key_rate_per_address=self.integer("API_KEY_RATE_PER_ADDRESS", 30, 0, 1_000_000),
+            jitsi_events_secret=events_secret,
+            jitsi_kick_url=kick_url,
         )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.access.tokens import Tokens, room_url, window
+from ticketing.attendance.devices import InUse, claim
 from ticketing.db import UTCDateTime
 from ticketing.db.models import Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict, NotFound
@@ -75,7 +76,7 @@ class Gone:
         return REASONS.get(self.reason, UNKNOWN_REASON)
 
 
-Decision = Admitted | Waiting | Gone
+Decision = Admitted | Waiting | Gone | InUse
 
 
 def decide(ticket: Ticket, webinar: Webinar, settings: Settings, *, now: dt.datetime) -> Waiting | Gone | None:
@@ -108,7 +109,7 @@ async def find_ticket(session: AsyncSession, code: str) -> tuple[Ticket, Webinar
 
 
 async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Tokens, code: str, *,
-                    now: dt.datetime) -> Decision:
+                    now: dt.datetime, device: str | None = None) -> Decision:
     """What `/j/{code}` does at `now`; records the join and mints the token when the doors are open.
 
     The token is signed after the transaction commits, so the signature (slow with RS256)
@@ -122,6 +123,10 @@ async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Toke
         refused = decide(ticket, webinar, tokens.settings, now=now)
         if refused is not None:
             return refused
+        # One device per ticket (when the webinar asks for it): `device` is the browser's cookie.
+        in_use = await claim(session, ticket, webinar, tokens.settings, device, now=now)
+        if in_use is not None:
+            return in_use
         await session.execute(
             update(Ticket).where(Ticket.id == ticket.id).values(
                 join_count=Ticket.join_count + 1,

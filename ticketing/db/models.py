@@ -125,6 +125,10 @@ class Webinar(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # One device per ticket: a second browser is refused while the first is in the room.
+    one_device: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Attendees present at least this share of the scheduled time get a certificate; NULL = none.
+    certificate_min_percent: Mapped[int | None] = mapped_column(Integer)
 
     # When sales close; NULL: at `ends_at` (see ticketing.webinars.sales).
     sales_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -338,3 +342,96 @@ class ConsoleSession(Base):
     organizer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizers.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+class JitsiEvent(Base):
+    """Every event Prosody's event_sync_component posted, kept as received; the fingerprint dedupes retries."""
+
+    __tablename__ = "jitsi_events"
+    __table_args__ = (Index("ix_jitsi_events_processed_at", "processed_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    # SHA-256 of the kind and the canonical JSON body: a retried post is the same event.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    room_name: Mapped[str | None] = mapped_column(String(255))
+    webinar_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webinars.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AttendanceSession(Base):
+    """One stay of one occupant in a webinar's room (or one of its breakout rooms)."""
+
+    __tablename__ = "attendance_sessions"
+    __table_args__ = (
+        # What identifies a stay in every event that mentions it, so any order of arrival meets the same row.
+        UniqueConstraint("webinar_id", "space", "occupant_jid", "joined_at"),
+        Index("ix_attendance_sessions_ticket_id_left_at", "ticket_id", "left_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    webinar_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"))
+    # NULL when the occupant's token named no ticket of this webinar (a host, a guest, a hand-made token).
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # "" for the main room, else the breakout room's id.
+    space: Mapped[str] = mapped_column(String(255), default="")
+    occupant_jid: Mapped[str] = mapped_column(String(512))
+    # The occupant's in-room nick when an event carried it: what mod_muc_kick_participant needs.
+    nick: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    left_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Whether left_at came from the occupant's own leave (or the room's record of it), not the room's end.
+    left_exact: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TicketDevice(Base):
+    """A browser (by its signed device cookie) that opened a ticket's link; the latest bound one holds it."""
+
+    __tablename__ = "ticket_devices"
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    joins: Mapped[int] = mapped_column(Integer, default=0)
+    # When this browser became the ticket's device (first join, or a move); NULL = never admitted.
+    bound_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeviceMove(Base):
+    """A one-time "move here" link mailed to a ticket holder whose ticket is in use on another device."""
+
+    __tablename__ = "device_moves"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the link's token; the token itself is only in the mail (and its queued job).
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    requested_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(String(64))
+    # What happened to the old device: "kick_queued" (Jitsi asked to remove it) or "recorded".
+    outcome: Mapped[str | None] = mapped_column(String(40))
+
+
+class Certificate(Base):
+    """A certificate of attendance: one per ticket, verifiable at /c/{code}."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    webinar_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    # As printed: the name, the minutes and the share at the time of issue.
+    name: Mapped[str] = mapped_column(String(200))
+    minutes: Mapped[int] = mapped_column(Integer)
+    percent: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.attendance import options as attendance_options
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
@@ -30,6 +31,7 @@ CURRENCIES = frozenset(list_currencies()) - _NOT_MONEY
 YEARS = (2000, 9000)
 EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room",
             "sales_end")
+EDITABLE = EDITABLE + attendance_options.FIELDS
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -170,6 +172,7 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str
     for name in ("starts_at", "ends_at", "sales_end"):
         if fields[name] is not None:
             fields[name] = fields[name].astimezone(dt.UTC)
+    fields.update(attendance_options.parse(data, creating=creating))
     return fields
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from ticketing.access import join as access
+from ticketing.attendance import figures as attendance
+from ticketing.attendance import options as attendance_options
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar
 from ticketing.errors import Invalid
@@ -54,6 +56,7 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
         "created_at": webinar.created_at,
         "updated_at": webinar.updated_at,
         "sales_end": sales.sales_end(webinar),
+        **attendance_options.as_json(webinar),
     }
 
 
@@ -107,9 +110,11 @@ async def list_tickets(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as session:
         tickets = await webinars.list_tickets(session, organizer, webinar_id)
+        attended = await attendance.for_tickets(session, webinar_id, request.app[SETTINGS])
     if "text/csv" in request.headers.get("Accept", ""):
-        return _csv([ticket_json(t) for t in tickets], filename=f"tickets-{webinar_id}.csv")
-    return json_response({"tickets": [ticket_json(t) for t in tickets]})
+        return _csv([ticket_json(t) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+                    filename=f"tickets-{webinar_id}.csv")
+    return json_response({"tickets": [ticket_json(t) | attendance.ticket_fields(attended.get(t.id)) for t in tickets]})
 
 
 ORDER_COLUMNS = ("id", "status", "email", "buyer_name", "quantity", "expected_amount", "amount_total", "currency",
@@ -210,7 +215,7 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=TICKET_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=TICKET_COLUMNS + attendance.TICKET_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})

@@ -7,9 +7,11 @@ import re
 from aiohttp import web
 
 from ticketing.access import join
+from ticketing.attendance.devices import InUse
 from ticketing.db import utcnow
 from ticketing.errors import NotFound
-from ticketing.web.keys import JOIN_LIMITS, SESSIONMAKER, TOKENS
+from ticketing.web.buyer import devices
+from ticketing.web.keys import JOIN_LIMITS, SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.responses import render
 
 routes = web.RouteTableDef()
@@ -32,15 +34,20 @@ async def join_link(request: web.Request) -> web.StreamResponse:
     """404 unknown, 410 with the reason, 200 waiting page, or 302 into the Jitsi room."""
     code = request.match_info["code"]
     _check_rate(request, code)
+    device = devices.device_of(request)
     try:
-        decision = await join.open_link(request.app[SESSIONMAKER], request.app[TOKENS], code, now=utcnow())
+        decision = await join.open_link(request.app[SESSIONMAKER], request.app[TOKENS], code, now=utcnow(),
+                                        device=device.id)
     except NotFound:
         request.app[JOIN_LIMITS].per_address.hit(request.remote or "unknown")
         raise
     match decision:
         case join.Admitted(url=url):
             # The token is in the Location only; nothing here may be cached or passed on.
-            raise web.HTTPFound(url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+            raise devices.remember(web.HTTPFound(url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}),
+                                   request.app[SETTINGS], device)
+        case InUse():
+            return devices.in_use_page(request, decision, code, device)
         case join.Waiting():
             return render(request, "buyer/waiting.html", {"waiting": decision, "webinar": decision.webinar})
         case join.Gone():

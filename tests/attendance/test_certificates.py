@@ -1,0 +1,155 @@
+"""Certificates of attendance: issued once per qualifying ticket after the webinar ends, mailed over
+real SMTP as a PDF whose text is read back with pypdf, and verifiable at /c/{code}."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+
+import aiohttp
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from ticketing.attendance import certificates
+from ticketing.attendance.events import apply, parse
+from ticketing.db import utcnow
+from ticketing.db.models import Certificate, Job, TicketStatus, Webinar, WebinarStatus
+from ticketing.jobs.registry import PERIODIC, JobContext
+from ticketing.webinars.lifecycle import expire
+
+from tests import factories
+from tests.access.conftest import add_ticket, move_webinar
+from tests.attendance import prosody as p
+from tests.attendance.test_events import _scenario
+
+MIN = dt.timedelta(minutes=1)
+
+
+def _pdf_text(data: bytes) -> str:
+    reader = PdfReader(io.BytesIO(data))
+    assert len(reader.pages) == 1
+    return " ".join(reader.pages[0].extract_text().split())
+
+
+async def test_certificates_go_once_to_those_present_long_enough(make_settings, smtp, start_client, sessionmaker,
+                                                                  make_worker):
+    settings = make_settings(smtp_url=smtp.url, base_url="https://tickets.example.com")
+    client = await start_client(settings)
+    owner, _ = await factories.organizer(sessionmaker, name="Olga Organizer", email="olga@example.com")
+    webinar = await factories.webinar(sessionmaker, owner, title="Widgets in Depth", certificate_min_percent=75)
+    start = (utcnow() - dt.timedelta(hours=3)).replace(second=0, microsecond=0)
+    await move_webinar(sessionmaker, webinar, start, start + 60 * MIN, timezone="Europe/Berlin")
+    ann, _ = await add_ticket(sessionmaker, webinar, name="Ann Attendee", email="ann@example.com")
+    ben, _ = await add_ticket(sessionmaker, webinar, name="Ben", email="ben@example.com")
+    cy, _ = await add_ticket(sessionmaker, webinar, name="", email="cy@example.com")
+    events = _scenario(webinar.room, start, str(ann.id), str(ben.id), str(cy.id), host=str(owner.id))
+    for event in events:
+        assert (await p.post(client, settings.jitsi_events_secret, event)).status == 200
+
+    http = aiohttp.ClientSession()
+    try:
+        context = JobContext(settings=settings, sessionmaker=sessionmaker, stripe=None, http=http)
+        assert "attendance.certificates" in PERIODIC
+        # Nothing before the webinar is over.
+        assert await certificates.queue_certificates(context) == 0
+        await expire(context)
+        async with sessionmaker() as session:
+            assert (await session.get(Webinar, webinar.id)).status == WebinarStatus.ENDED
+        assert await certificates.queue_certificates(context) == 1
+        assert await certificates.queue_certificates(context) == 0  # one issuing job per webinar
+        await make_worker(settings).run_until_idle()
+        # Running everything again sends nothing more.
+        await make_worker(settings).run_periodic()
+        await make_worker(settings).run_until_idle()
+        async with sessionmaker.begin() as session:
+            assert await certificates.issue_certificates(session, settings, webinar.id) == 0
+    finally:
+        await http.close()
+
+    # Ann: exactly 75 %; Cy: 91 %; Ben: 58 %, none.
+    assert smtp.to("ben@example.com") == []
+    [ann_mail] = smtp.to("ann@example.com")
+    [cy_mail] = smtp.to("cy@example.com")
+    assert ann_mail["Subject"] == "Your certificate of attendance: Widgets in Depth"
+    [attachment] = list(ann_mail.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf" and attachment.get_filename() == "certificate.pdf"
+    text = _pdf_text(attachment.get_content())
+    async with sessionmaker() as session:
+        issued = {c.ticket_id: c for c in await session.scalars(select(Certificate))}
+    assert set(issued) == {ann.id, cy.id}
+    date = certificates.webinar_date(webinar)
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}", date)
+    assert "Certificate of attendance" in text and "Ann Attendee" in text and "Widgets in Depth" in text
+    assert f"held on {date}, present for 45 minutes (75% of the scheduled time)" in text
+    assert "Organized by Olga Organizer" in text
+    url = f"https://tickets.example.com/c/{issued[ann.id].code}"
+    assert url in text
+    body = ann_mail.get_body(preferencelist=("plain",)).get_content()
+    assert url in body and "45 minutes" in body
+    cy_text = _pdf_text(next(cy_mail.iter_attachments()).get_content())
+    assert "cy" in cy_text.split("This certifies that")[1] and "65 minutes (91%" in cy_text
+
+    page = await client.get(f"/c/{issued[ann.id].code}")
+    assert page.status == 200
+    html = await page.text()
+    assert "This certificate is genuine" in html and "Ann Attendee" in html and "45 minutes" in html
+    assert "Olga Organizer" in html and date in html
+    assert (await client.get("/c/not-a-real-code-1234")).status == 404
+    assert (await client.get("/c/x")).status == 404
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Job).where(Job.kind == certificates.MAIL)) == 2
+
+
+async def test_revoked_tickets_and_webinars_without_the_option_get_none(settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)  # no certificate_min_percent
+    start = (utcnow() - dt.timedelta(hours=3)).replace(second=0, microsecond=0)
+    await move_webinar(sessionmaker, webinar, start, start + 60 * MIN, status=WebinarStatus.ENDED)
+    ticket, _ = await add_ticket(sessionmaker, webinar)
+    other = await factories.webinar(sessionmaker, certificate_min_percent=10)
+    await move_webinar(sessionmaker, other, start, start + 60 * MIN, status=WebinarStatus.ENDED)
+    revoked, _ = await add_ticket(sessionmaker, other, status=TicketStatus.REVOKED, revoked_reason="refunded")
+    async with sessionmaker.begin() as session:
+        for room, holder in ((webinar.room, ticket), (other.room, revoked)):
+            who = p.occupant(f"{holder.id}@m/1", start, start + 50 * MIN, **p.user(str(holder.id)))
+            await apply(session, parse(*p.left(room, who, 0)))
+    async with sessionmaker.begin() as session:
+        # Both were present 50 of 60 minutes: one webinar gives no certificates, the other ticket is revoked.
+        assert await certificates.issue_certificates(session, settings, webinar.id) == 0
+        assert await certificates.issue_certificates(session, settings, other.id) == 0
+        assert await session.scalar(select(func.count()).select_from(Certificate)) == 0
+
+
+@pytest.mark.parametrize("name", ["Zoë Ångström", "Łukasz Żółć", "Анна Каренина"])
+def test_the_pdf_names_anyone(name):
+    view = certificates.CertificateView(code="abc123", name=name, title="Widgets", date="1 March 2030", minutes=50,
+                                        percent=83, organizer="Olga", issued_at=utcnow(),
+                                        url="https://tickets.example.com/c/abc123")
+    text = _pdf_text(certificates.certificate_pdf(view))
+    if any(path.is_file() for path in certificates.UNICODE_FONTS):
+        assert name in text
+    else:  # Helvetica only: the Latin-1 part survives
+        assert name.encode("latin-1", "replace").decode("latin-1").split("?")[0] in text
+    assert "https://tickets.example.com/c/abc123" in text
+
+
+@pytest.mark.browser
+async def test_the_verification_page_in_a_browser(browser, client, sessionmaker, screenshot_dir):
+    from tests.pages import accessibility_problems, screenshots
+
+    owner, _ = await factories.organizer(sessionmaker, name="Olga Organizer")
+    webinar = await factories.webinar(sessionmaker, owner, title="Widgets in Depth")
+    ticket, _ = await add_ticket(sessionmaker, webinar, name="Ann Attendee")
+    async with sessionmaker.begin() as session:
+        session.add(Certificate(ticket_id=ticket.id, webinar_id=webinar.id, code="Xy3kQ9abcDEF0123", name="Ann Attendee",
+                                minutes=48, percent=80, issued_at=utcnow()))
+    page = await browser.new_page()
+    response = await page.goto(str(client.make_url("/c/Xy3kQ9abcDEF0123")))
+    assert response.status == 200
+    assert await page.locator("h1").inner_text() == "Certificate of attendance"
+    assert await page.locator("#attendee").inner_text() == "Ann Attendee"
+    assert await accessibility_problems(page) == []
+    await screenshots(page, screenshot_dir, "certificate")
+    response = await page.goto(str(client.make_url("/c/Xy3kQ9abcDEF0124")))
+    assert response.status == 404
