@@ -145,10 +145,11 @@ class SinkedMail:
     text: str = ""
     links: tuple[str, ...] = ()
     attachments: tuple[str, ...] = ()
+    html: str = ""
 
 
 _SINK_NAME = re.compile(r"[0-9]{8}T[0-9]{12}-[A-Za-z0-9._-]{1,80}-[0-9a-f]{4}\.eml")
-_LINK = re.compile(r"https?://[^\s<>\"']+/j/[A-Za-z0-9_-]+")
+_LINK = re.compile(r"https?://[^\s<>\"']+/[jo]/[A-Za-z0-9_-]+")
 
 
 def _read_sinked(path: Path, *, full: bool) -> SinkedMail:
@@ -159,9 +160,11 @@ def _read_sinked(path: Path, *, full: bool) -> SinkedMail:
         return mail
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
+    html_part = message.get_body(preferencelist=("html",))
+    html = html_part.get_content() if html_part is not None else ""
     attachments = tuple(part.get_filename() or part.get_content_type() for part in message.iter_attachments())
     return dataclasses.replace(mail, text=text, links=tuple(dict.fromkeys(_LINK.findall(text))),
-                               attachments=attachments)
+                               attachments=attachments, html=html)
 
 
 def list_sinked(directory: Path, *, limit: int = 200) -> list[SinkedMail]:

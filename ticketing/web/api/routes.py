@@ -58,6 +58,7 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
         "public_url": f"{base}/w/{webinar.id}",
         "created_at": webinar.created_at,
         "updated_at": webinar.updated_at,
+        "language": webinar.language,
     }
 
 

@@ -9,7 +9,8 @@ from aiohttp import web
 from ticketing.access import join
 from ticketing.db import utcnow
 from ticketing.web.keys import JOIN_LIMITS, SESSIONMAKER, TOKENS
-from ticketing.web.responses import render
+from ticketing.db.models import Organizer
+from ticketing.web.buyer.common import organizer_of, render_page
 
 routes = web.RouteTableDef()
 
@@ -24,6 +25,11 @@ def _check_rate(request: web.Request, code: str) -> None:
                                       headers={"Retry-After": str(wait)})
 
 
+async def _organizer(request: web.Request, webinar) -> Organizer | None:
+    async with request.app[SESSIONMAKER]() as session:
+        return await organizer_of(session, webinar)
+
+
 @routes.get("/j/{code}")
 async def join_link(request: web.Request) -> web.StreamResponse:
     """404 unknown, 410 with the reason, 200 waiting page, or 302 into the Jitsi room."""
@@ -35,9 +41,13 @@ async def join_link(request: web.Request) -> web.StreamResponse:
             # The token is in the Location only; nothing here may be cached or passed on.
             raise web.HTTPFound(url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
         case join.Waiting():
-            return render(request, "buyer/waiting.html", {"waiting": decision, "webinar": decision.webinar})
+            organizer = await _organizer(request, decision.webinar)
+            return render_page(request, "buyer/waiting.html", {"waiting": decision}, webinar=decision.webinar,
+                               organizer=organizer)
         case join.Gone():
-            return render(request, "buyer/gone.html", {"gone": decision, "webinar": decision.webinar}, status=410)
+            organizer = await _organizer(request, decision.webinar)
+            return render_page(request, "buyer/gone.html", {"gone": decision}, webinar=decision.webinar,
+                               organizer=organizer, status=410)
     raise AssertionError(f"unexpected decision {decision!r}")
 
 
