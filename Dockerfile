@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TICKETING_PORT=8080
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY ticketing ./ticketing
 RUN pip install . \
  && useradd --system --create-home --home-dir /home/ticketing --uid 10001 ticketing \
