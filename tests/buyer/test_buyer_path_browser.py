@@ -27,11 +27,12 @@ async def check(page, screenshot_dir, name: str) -> None:
         assert path.stat().st_size > 1000
 
 
-async def fits_a_phone(browser, html: str) -> bool:
-    """The mail's HTML part at phone width: nothing wider than the screen."""
+async def fits_a_phone(browser, html: str, screenshot_dir, name: str) -> bool:
+    """The mail's HTML part at phone width: nothing wider than the screen (and a picture of it)."""
     page = await browser.new_page(viewport=PHONE)
     try:
         await page.set_content(html)
+        await page.screenshot(path=str(screenshot_dir / f"{name}-phone.png"), full_page=True)
         return await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     finally:
         await page.close()
@@ -94,7 +95,7 @@ async def test_buy_three_seats_assign_two_and_each_link_goes_where_it_should(
     assert order_mail["Subject"] == "Your order for Widgets in Depth"
     assert order_mail["Reply-To"].addresses[0].addr_spec == "help@widgets.example"
     assert "3 × €25.00" in text_of(order_mail) and "€75.00 (EUR)" in text_of(order_mail)
-    assert await fits_a_phone(browser, html_of(order_mail))
+    assert await fits_a_phone(browser, html_of(order_mail), screenshot_dir, "mail-order")
     await page.goto(f"{live.url}/dev/mail")
     await page.click("a:has-text('Your order for Widgets in Depth')")
     assert await page.locator("iframe.dev-mail-html").count() == 1
@@ -129,7 +130,7 @@ async def test_buy_three_seats_assign_two_and_each_link_goes_where_it_should(
         [link] = set(JOIN.findall(text_of(mail)))
         assert link in html_of(mail) and link not in buyer_links
         attendee_links[address] = link
-        assert await fits_a_phone(browser, html_of(mail))
+        assert await fits_a_phone(browser, html_of(mail), screenshot_dir, f"mail-assigned-{address.split('@')[0]}")
 
     # The buyer's old link for a reassigned seat says what happened.
     response = await page.goto(buyer_links[0])

@@ -19,10 +19,9 @@ from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Invalid, NotFound
 from ticketing.inputs import email_address, has_control
-from ticketing.jobs import enqueue
+from ticketing.jobs import enqueue, enqueue_many
 from ticketing.tickets.service import (buyer_holds, drop_pending_reminders, hash_code, order_tickets, reminder_jobs,
                                        replace_code, seat_code)
-from ticketing.jobs import enqueue_many
 
 NAME_LIMIT = 200
 
