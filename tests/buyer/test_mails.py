@@ -10,9 +10,11 @@ from sqlalchemy import select, update
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, Ticket
+from ticketing.tickets.service import ticket_for_code
 from tests import factories
 from tests.buyer.conftest import html_of, profiled_organizer, text_of
 from tests.mail.test_delivery import buy
+from tests.seats import join_codes
 
 JOIN = re.compile(r"https?://[^\s<>\"]+/j/[A-Za-z0-9_-]{43}")
 ORDER = re.compile(r"https?://[^\s<>\"]+/o/[A-Za-z0-9_-]{43}")
@@ -168,3 +170,25 @@ async def test_rescheduled_link_answers_replaced_not_unknown(make_settings, smtp
     async with sessionmaker() as session:
         order = await session.scalar(select(Order))
     assert order.status.value == "paid"
+
+
+async def test_a_time_change_tells_the_buyer_once_and_their_seats_keep_their_links(
+        make_settings, smtp, start_client, sessionmaker, make_worker):
+    settings, client, key, webinar = await setup(make_settings, smtp, start_client, sessionmaker)
+    await buy(client, webinar, email="bea@example.com", quantity=3)
+    before = await join_codes(sessionmaker)
+    worker = make_worker(settings)
+    await worker.run_until_idle()
+    new_start = STARTS + dt.timedelta(days=1)
+    response = await client.patch(f"/api/webinars/{webinar.id}", headers=auth(key), json={
+        "starts_at": new_start.isoformat(), "ends_at": (new_start + dt.timedelta(hours=1)).isoformat()})
+    assert response.status == 200
+    await worker.run_until_idle()
+    [order_mail, moved] = smtp.to("bea@example.com")
+    assert moved["Subject"] == "New time: Widgets 101"
+    for body in both(moved):
+        assert "Friday 1 February 2030, 18:00 (Europe/Berlin)" in body
+        assert "keep their join links" in body and "/j/" not in body
+    async with sessionmaker() as session:  # the order page's links still open the webinar
+        for ticket_id, code in before.items():
+            assert (await ticket_for_code(session, code)).id == ticket_id

@@ -237,3 +237,14 @@ def order_refunded_mail(settings: Settings, order: Order, webinar: Webinar, reas
     return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
                     subject=_(lang, "Refunded: %(title)s", title=webinar.title), message_key=message_key,
                     template="order_refunded", context=context, now=now, lang=lang, organizer=organizer)
+
+
+def order_updated_mail(settings: Settings, order: Order, webinar: Webinar, *, message_key: str,
+                       now: dt.datetime | None = None, organizer: Organizer | None = None) -> EmailMessage:
+    """The webinar moved: to a buyer whose seats are still on their order page, whose links stay."""
+    now = now or utcnow()
+    lang = i18n.language(webinar.language)
+    return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                    subject=_(lang, N_("New time: %(title)s"), title=webinar.title), message_key=message_key,
+                    template="order_updated", context={"webinar": webinar, "order": order}, now=now, lang=lang,
+                    organizer=organizer)

@@ -1,4 +1,5 @@
-"""The mail job kinds: join, resend, time-change update, reminders, revocation and refund notices.
+"""The mail job kinds: the buyer's order mail, join (and an attendee's assigned seat), resend,
+time-change updates, reminders, revocation and refund notices.
 
 Each handler reads what it needs in a short session, closes it, and only then talks to
 the SMTP server, so a slow server never holds a database connection. A mail that no
@@ -17,8 +18,10 @@ from sqlalchemy import select
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.jobs import enqueue
 from ticketing.jobs.registry import JobContext, PermanentError, job
-from ticketing.mail.compose import BadAddress, order_mail, order_refunded_mail, revoked_mail, ticket_mail
+from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_updated_mail, revoked_mail,
+                                    ticket_mail)
 from ticketing.mail.sending import create_mailer
 from ticketing.tickets.service import hash_code, order_tickets, reissue, seat_code
 
@@ -154,6 +157,30 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     logger.info("mail sent", extra={"kind": "order", "order_id": str(order.id)})
 
 
+@job("mail.order_updated", max_attempts=MAIL_ATTEMPTS)
+async def send_order_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The new time, to a buyer whose seats are still on their order page (their links stay)."""
+    order_id, sequence = _uuid(payload, "order_id"), payload.get("sequence")
+    if not isinstance(sequence, int):
+        raise PermanentError("malformed payload: sequence missing")
+    async with ctx.sessionmaker() as session:
+        row = (await session.execute(
+            select(Order, Webinar, Organizer)
+            .join(Webinar, Webinar.id == Order.webinar_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Order.id == order_id)
+        )).first()
+    if row is None:
+        return
+    order, webinar, organizer = row
+    if webinar.sequence != sequence or webinar.status != WebinarStatus.SCHEDULED or order.status != OrderStatus.PAID:
+        logger.info("order update skipped", extra={"order_id": str(order_id), "sequence": sequence})
+        return
+    key = f"order-updated.{order.id}.{sequence}"
+    await _send(ctx, lambda: order_updated_mail(ctx.settings, order, webinar, message_key=key, organizer=organizer))
+    logger.info("mail sent", extra={"kind": "order_updated", "order_id": str(order.id)})
+
+
 @job("mail.resend", max_attempts=MAIL_ATTEMPTS)
 async def send_resend(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail again, with the new link an organizer's resend made."""
@@ -251,12 +278,17 @@ async def time_changed(ctx: JobContext, payload: dict[str, Any]) -> None:
         orders = {o.id: o for o in await session.scalars(
             select(Order).where(Order.id.in_({t.order_id for t in tickets})))} if tickets else {}
         updated = 0
+        buyers: set[uuid.UUID] = set()
         for ticket in tickets:
             if ticket.assigned_at is None:
                 # A seat still on the buyer's order page: its link was never mailed and still
-                # works; the order page shows the new time.
+                # works. The buyer hears of the new time once for all such seats.
+                buyers.add(ticket.order_id)
                 continue
             updated += await reissue(session, ticket, webinar, "mail.updated", f"mail.updated:{ticket.id}:{sequence}",
                                      now=now, reason="rescheduled", order=orders.get(ticket.order_id),
                                      sequence=sequence)
+        for order_id in sorted(buyers):
+            updated += await enqueue(session, "mail.order_updated", {"order_id": str(order_id), "sequence": sequence},
+                                     dedupe_key=f"mail.order_updated:{order_id}:{sequence}")
     logger.info("time change: update mails queued", extra={"webinar_id": str(webinar_id), "count": updated})
