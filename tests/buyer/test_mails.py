@@ -14,7 +14,7 @@ from ticketing.tickets.service import ticket_for_code
 from tests import factories
 from tests.buyer.conftest import html_of, profiled_organizer, text_of
 from tests.mail.test_delivery import buy
-from tests.seats import join_codes
+from tests.seats import join_codes, order_codes
 
 JOIN = re.compile(r"https?://[^\s<>\"]+/j/[A-Za-z0-9_-]{43}")
 ORDER = re.compile(r"https?://[^\s<>\"]+/o/[A-Za-z0-9_-]{43}")
@@ -192,3 +192,31 @@ async def test_a_time_change_tells_the_buyer_once_and_their_seats_keep_their_lin
     async with sessionmaker() as session:  # the order page's links still open the webinar
         for ticket_id, code in before.items():
             assert (await ticket_for_code(session, code)).id == ticket_id
+
+
+async def test_the_buyer_is_reminded_of_seats_still_on_the_order_page(make_settings, smtp, start_client,
+                                                                       sessionmaker, make_worker):
+    settings, client, _, webinar = await setup(make_settings, smtp, start_client, sessionmaker)
+    await buy(client, webinar, email="bea@example.com", quantity=2)
+    [order_code] = (await order_codes(sessionmaker)).values()
+    worker = make_worker(settings)
+    await worker.run_until_idle()
+    day_before = STARTS - dt.timedelta(hours=24)
+    assert await worker.run_until_idle(now=day_before) == 1
+    tomorrow = smtp.messages[-1]
+    assert tomorrow["Subject"] == "Tomorrow: Widgets 101"
+    for body in both(tomorrow):
+        assert "2 of your seats are not given to anyone yet" in body and "/j/" not in body
+
+    # Every seat given out: the attendees get their own reminders, the buyer none.
+    for n, name in ((1, "carl"), (2, "dana")):
+        response = await client.post(f"/o/{order_code}/seats/{n}", data={"name": name, "email": f"{name}@example.com"},
+                                     allow_redirects=False, headers={"X-Now": "ignored"})
+        assert response.status == 303
+    await worker.run_until_idle(now=day_before)
+    quarter = STARTS - dt.timedelta(minutes=15)
+    await worker.run_until_idle(now=quarter)
+    last = {m["To"].addresses[0].addr_spec: m["Subject"] for m in smtp.messages[-2:]}
+    assert last == {"carl@example.com": "Starting in 15 minutes: Widgets 101",
+                    "dana@example.com": "Starting in 15 minutes: Widgets 101"}
+    assert [m["Subject"] for m in smtp.to("bea@example.com")] == ["Your order for Widgets 101", "Tomorrow: Widgets 101"]

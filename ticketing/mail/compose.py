@@ -248,3 +248,17 @@ def order_updated_mail(settings: Settings, order: Order, webinar: Webinar, *, me
                     subject=_(lang, N_("New time: %(title)s"), title=webinar.title), message_key=message_key,
                     template="order_updated", context={"webinar": webinar, "order": order}, now=now, lang=lang,
                     organizer=organizer)
+
+
+def order_reminder_mail(settings: Settings, order: Order, webinar: Webinar, kind: str, seats: int, *,
+                        message_key: str, now: dt.datetime | None = None,
+                        organizer: Organizer | None = None) -> EmailMessage:
+    """A reminder (24 hours or 15 minutes) to a buyer whose `seats` are still on their order page."""
+    now = now or utcnow()
+    lang = i18n.language(webinar.language)
+    subject = TICKET_MAILS[kind][1]
+    return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                    subject=_(lang, subject, title=webinar.title), message_key=message_key,
+                    template="order_reminder", context={"webinar": webinar, "order": order, "kind": kind,
+                                                        "seats": seats},
+                    now=now, lang=lang, organizer=organizer)

@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.jobs import enqueue
+from ticketing.jobs import enqueue, enqueue_many
 from ticketing.jobs.registry import JobContext, PermanentError, job
-from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_updated_mail, revoked_mail,
-                                    ticket_mail)
+from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_reminder_mail, order_updated_mail,
+                                    revoked_mail, ticket_mail)
 from ticketing.mail.sending import create_mailer
-from ticketing.tickets.service import hash_code, order_tickets, reissue, seat_code
+from ticketing.tickets.service import hash_code, order_reminder_jobs, order_tickets, reissue, seat_code
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,35 @@ async def send_order_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
     logger.info("mail sent", extra={"kind": "order_updated", "order_id": str(order.id)})
 
 
+@job("mail.order_reminder", max_attempts=MAIL_ATTEMPTS)
+async def send_order_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """A reminder to a buyer whose seats are still on their order page; skipped once every
+    seat has been given out (their holders get their own), after the start, or after a move."""
+    order_id, which, sequence = _uuid(payload, "order_id"), payload.get("which"), payload.get("sequence")
+    if which not in ("24h", "15m") or not isinstance(sequence, int):
+        raise PermanentError("malformed payload: which or sequence missing")
+    async with ctx.sessionmaker() as session:
+        row = (await session.execute(
+            select(Order, Webinar, Organizer)
+            .join(Webinar, Webinar.id == Order.webinar_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Order.id == order_id)
+        )).first()
+        tickets = await order_tickets(session, order_id) if row is not None else []
+    if row is None:
+        return
+    order, webinar, organizer = row
+    waiting = [t for t in tickets if t.status == TicketStatus.VALID and t.assigned_at is None]
+    if (not waiting or order.status != OrderStatus.PAID or webinar.status != WebinarStatus.SCHEDULED
+            or webinar.sequence != sequence or utcnow() >= webinar.starts_at):
+        logger.info("order reminder skipped", extra={"order_id": str(order_id), "which": which})
+        return
+    key = f"order-reminder-{which}.{order.id}.{sequence}"
+    await _send(ctx, lambda: order_reminder_mail(ctx.settings, order, webinar, f"reminder_{which}", len(waiting),
+                                                 message_key=key, organizer=organizer))
+    logger.info("mail sent", extra={"kind": "order_reminder", "order_id": str(order.id), "which": which})
+
+
 @job("mail.resend", max_attempts=MAIL_ATTEMPTS)
 async def send_resend(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail again, with the new link an organizer's resend made."""
@@ -291,4 +320,5 @@ async def time_changed(ctx: JobContext, payload: dict[str, Any]) -> None:
         for order_id in sorted(buyers):
             updated += await enqueue(session, "mail.order_updated", {"order_id": str(order_id), "sequence": sequence},
                                      dedupe_key=f"mail.order_updated:{order_id}:{sequence}")
+            await enqueue_many(session, order_reminder_jobs(order_id, webinar, now=now))
     logger.info("time change: update mails queued", extra={"webinar_id": str(webinar_id), "count": updated})

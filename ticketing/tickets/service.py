@@ -81,7 +81,8 @@ def jobs_for_paid_order(order: Order, webinar: Webinar, seats: NewSeats, *, now:
     One mail to the buyer (`mail.order`): what was bought and paid, the order page link,
     and for a one-seat order the join link too. That one seat also gets its reminders (24 h
     and 15 min before the start). Seats of a larger order get their own join mail and
-    reminders when the buyer assigns them on the order page. The order code rides in the
+    reminders when the buyer assigns them on the order page; until then the buyer gets the
+    order's reminders (`mail.order_reminder`), which point to the order page. The order code rides in the
     mail job's payload only (dropped once the mail is out); the join codes of the buyer's
     seats are recovered from it.
     """
@@ -89,6 +90,8 @@ def jobs_for_paid_order(order: Order, webinar: Webinar, seats: NewSeats, *, now:
                    dedupe_key=f"mail.order:{order.id}")]
     if order.quantity == 1:
         jobs.extend(reminder_jobs(seats.tickets[0]["id"], webinar, seats.codes[0], now=now))
+    else:
+        jobs.extend(order_reminder_jobs(order.id, webinar, now=now))
     return jobs
 
 
@@ -127,6 +130,18 @@ def reminder_jobs(ticket_id: uuid.UUID, webinar: Webinar, code: str, *, now: dt.
                {"ticket_id": str(ticket_id), "code": code, "which": which, "sequence": webinar.sequence},
                due_at=webinar.starts_at - before,
                dedupe_key=f"{_reminder_prefix(ticket_id)}{webinar.sequence}:{which}")
+        for which, before in REMINDERS
+        if webinar.starts_at - before > now
+    ]
+
+
+def order_reminder_jobs(order_id: uuid.UUID, webinar: Webinar, *, now: dt.datetime) -> list[NewJob]:
+    """The buyer's reminders for the seats still on their order page (no link: the order
+    page has them), keyed by the webinar's sequence like the seats' own reminders."""
+    return [
+        NewJob("mail.order_reminder", {"order_id": str(order_id), "which": which, "sequence": webinar.sequence},
+               due_at=webinar.starts_at - before,
+               dedupe_key=f"mail.order_reminder:{order_id}:{webinar.sequence}:{which}")
         for which, before in REMINDERS
         if webinar.starts_at - before > now
     ]
