@@ -82,9 +82,9 @@ def jobs_for_paid_order(order: Order, webinar: Webinar, seats: NewSeats, *, now:
     and for a one-seat order the join link too. That one seat also gets its reminders (24 h
     and 15 min before the start). Seats of a larger order get their own join mail and
     reminders when the buyer assigns them on the order page; until then the buyer gets the
-    order's reminders (`mail.order_reminder`), which point to the order page. The order code rides in the
-    mail job's payload only (dropped once the mail is out); the join codes of the buyer's
-    seats are recovered from it.
+    order's reminders (`mail.order_reminder`), which point to the order page. The order
+    code rides in the mail job's payload only (dropped once the mail is out); the join codes
+    of the buyer's seats are opened with it (they are sealed to a key derived from it).
     """
     jobs = [NewJob("mail.order", {"order_id": str(order.id), "code": seats.order_code},
                    dedupe_key=f"mail.order:{order.id}")]
