@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 # A Unicode font for the names on certificates of attendance.
 RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY ticketing ./ticketing
 RUN pip install . \
  && useradd --system --create-home --home-dir /home/ticketing --uid 10001 ticketing \

@@ -26,8 +26,8 @@ async def test_sigterm_mid_batch_loses_nothing(make_settings, smtp, start_client
     settings = make_settings(smtp_url=smtp.url)
     client = await start_client(settings)
     webinar = await factories.webinar(sessionmaker, capacity=100)
-    for _ in range(2):
-        await buy(client, webinar, quantity=15)
+    for n in range(30):  # one mail per order: thirty one-seat orders
+        await buy(client, webinar, email=f"buyer{n}@example.com")
     smtp.delay = 0.05  # a slow server keeps mails in flight
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETING_")}
@@ -52,7 +52,7 @@ async def test_sigterm_mid_batch_loses_nothing(make_settings, smtp, start_client
     assert sent_before < 30  # it really was stopped mid-batch
 
     async with sessionmaker() as session:
-        statuses = list(await session.scalars(select(Job.status).where(Job.kind == "mail.join")))
+        statuses = list(await session.scalars(select(Job.status).where(Job.kind == "mail.order")))
     assert JobStatus.RUNNING not in statuses
     assert statuses.count(JobStatus.DONE) == sent_before
 

@@ -42,7 +42,7 @@ async def test_reminders_go_out_24_hours_and_15_minutes_before_the_start(make_se
                                                    webinar.starts_at - dt.timedelta(minutes=15)]
     worker = make_worker(settings)
     await worker.run_until_idle()
-    assert [m["Subject"] for m in smtp.messages] == ["Your link for Intro to Widgets"]
+    assert [m["Subject"] for m in smtp.messages] == ["Your order for Intro to Widgets"]
 
     day_before = webinar.starts_at - dt.timedelta(hours=24)
     assert await worker.run_until_idle(now=day_before - dt.timedelta(seconds=1)) == 0
@@ -172,7 +172,7 @@ async def test_dev_sink_writes_eml_files_listed_at_dev_mail(make_settings, start
     page = await client.get("/dev/mail")
     assert page.status == 200
     html = await page.text()
-    assert "Your link for &lt;b&gt;Bold&lt;/b&gt; widgets" in html and "dev@example.com" in html
+    assert "Your order for &lt;b&gt;Bold&lt;/b&gt; widgets" in html and "dev@example.com" in html
     detail = await client.get(f"/dev/mail/{files[0].name}")
     assert detail.status == 200
     assert f"{settings.base_url}/j/" in await detail.text()
@@ -189,5 +189,5 @@ async def test_metrics_show_queue_depth(client, sessionmaker):
     webinar = await factories.webinar(sessionmaker)
     await buy(client, webinar)
     text = await (await client.get("/metrics")).text()
-    assert 'ticketing_jobs{kind="mail.join",status="queued"} 1.0' in text
+    assert 'ticketing_jobs{kind="mail.order",status="queued"} 1.0' in text
     assert "ticketing_jobs_lag_seconds" in text

@@ -53,7 +53,7 @@ async def test_a_refused_address_is_shown_corrected_and_resent(make_settings, sm
     assert (as_csv["fine@example.com"]["delivery_status"], as_csv["fine@example.com"]["delivery_error"]) == ("sent", "")
     async with sessionmaker() as db:
         dead = list(await db.scalars(select(Job).where(Job.status == JobStatus.DEAD)))
-    assert [j.kind for j in dead] == ["mail.join"]
+    assert [j.kind for j in dead] == ["mail.order"]  # the buyer's one mail, with the seat's link
 
     ticket_url = f"/api/tickets/{bad['id']}"
     # Bad input and other people's tickets change nothing.

@@ -88,7 +88,8 @@ async def test_the_confirmation_link_takes_the_one_seat(mail_settings, smtp, sta
 
     await make_worker(mail_settings).run_until_idle()
     join = [m for m in smtp.to("bea@example.com") if links(m)]
-    assert len(join) == 1 and "Your registration is confirmed" in join[0].get_body(preferencelist=("plain",)).get_content()
+    # One mail for the (free, one-seat) order, with its join link and order page.
+    assert len(join) == 1 and "you are registered" in join[0].get_body(preferencelist=("plain",)).get_content()
     assert (await client.get(f"/j/{links(join[0])[0]}", allow_redirects=False)).status == 200  # the waiting page
     assert (await client.get("/r/" + "x" * 43)).status == 404
     assert stripe_standin.calls == []
@@ -121,7 +122,7 @@ async def test_the_same_address_again_gets_its_link_again_never_a_second_seat(ma
     await worker.run_until_idle()
     [_, resent] = [m for m in smtp.messages if links(m)]
     assert resent["Subject"].startswith("Your new link")
-    assert (await client.get(f"/j/{links(join)[0]}", allow_redirects=False)).status == 404  # replaced
+    assert (await client.get(f"/j/{links(join)[0]}", allow_redirects=False)).status == 410  # replaced
     assert (await client.get(f"/j/{links(resent)[0]}", allow_redirects=False)).status == 200
     assert (await _seats(sessionmaker, webinar), await _count(sessionmaker, Ticket)) == (1, 1)
 

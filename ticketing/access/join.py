@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ticketing.access.tokens import Tokens, room_url, window
 from ticketing.attendance.devices import InUse, claim
 from ticketing.db import UTCDateTime
-from ticketing.db.models import Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.models import Organizer, ReplacedCode, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict, NotFound
 from ticketing.settings import Settings
 from ticketing.tickets.service import hash_code
@@ -32,8 +32,13 @@ logger = logging.getLogger(__name__)
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
 
 ENDED = "ended"
+# A newer link replaced this one (time change, resend, restore), or the seat went to someone else.
+REPLACED = "replaced"
+REASSIGNED = "reassigned"
 # What the page says for each way a link stops working (tickets.revoked_reason, or "ended").
 REASONS = {
+    REPLACED: "This link was replaced by a newer one, sent by email.",
+    REASSIGNED: "This link was replaced by a newer one: the seat now belongs to someone else.",
     "refunded": "This ticket was refunded, so its link no longer opens the webinar.",
     "disputed": "The payment for this ticket was disputed, so its link no longer opens the webinar.",
     "cancelled": "This webinar has been cancelled by its organizer. Paid tickets are refunded.",
@@ -70,6 +75,8 @@ class Gone:
 
     reason: str
     webinar: Webinar
+    # For REPLACED and REASSIGNED: when the newer link was made (and sent).
+    replaced_at: dt.datetime | None = None
 
     @property
     def message(self) -> str:
@@ -108,6 +115,22 @@ async def find_ticket(session: AsyncSession, code: str) -> tuple[Ticket, Webinar
     return row[0], row[1]
 
 
+async def find_replaced(session: AsyncSession, code: str) -> tuple[Ticket, Webinar, ReplacedCode] | None:
+    """The ticket whose earlier code was `code`, with its webinar and what replaced the code."""
+    if not CODE_PATTERN.fullmatch(code):
+        return None
+    code_hash = hash_code(code)
+    row = (await session.execute(
+        select(Ticket, Webinar, ReplacedCode)
+        .join(Webinar, Webinar.id == Ticket.webinar_id)
+        .join(ReplacedCode, ReplacedCode.ticket_id == Ticket.id)
+        .where(ReplacedCode.code_hash == code_hash)
+    )).first()
+    if row is None or not compare_digest(row[2].code_hash, code_hash):
+        return None
+    return row[0], row[1], row[2]
+
+
 async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Tokens, code: str, *,
                     now: dt.datetime, device: str | None = None) -> Decision:
     """What `/j/{code}` does at `now`; records the join and mints the token when the doors are open.
@@ -118,7 +141,15 @@ async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Toke
     async with sessionmaker.begin() as session:
         found = await find_ticket(session, code)
         if found is None:
-            raise NotFound("This join link is not known. Check that the whole link was copied from the email.")
+            replaced = await find_replaced(session, code)
+            if replaced is None:
+                raise NotFound("This join link is not known. Check that the whole link was copied from the email.")
+            ticket, webinar, replacement = replaced
+            refused = decide(ticket, webinar, tokens.settings, now=now)
+            if isinstance(refused, Gone):
+                return refused  # cancelled, revoked or over says more than "replaced"
+            reason = REASSIGNED if replacement.reason == "reassigned" else REPLACED
+            return Gone(reason, webinar, replaced_at=replacement.replaced_at)
         ticket, webinar = found
         refused = decide(ticket, webinar, tokens.settings, now=now)
         if refused is not None:

@@ -134,6 +134,8 @@ class Webinar(Base):
     sales_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     organizer: Mapped[Organizer] = relationship(lazy="raise_on_sql")
+    # The language of its buyer pages and mails (a locale with a catalog, e.g. "en", "de").
+    language: Mapped[str] = mapped_column(String(10), default="en", server_default="en")
 
 
 class Order(Base):
@@ -175,6 +177,15 @@ class Order(Base):
 
     webinar: Mapped[Webinar] = relationship(lazy="raise_on_sql")
     tickets: Mapped[list[Ticket]] = relationship(lazy="raise_on_sql", back_populates="order", order_by="Ticket.seq")
+    # The order page /o/{code}: SHA-256 of its code (made with the tickets, mailed to the buyer).
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # X25519 public key whose private half is derived from the order code: join codes of the
+    # buyer's own seats are sealed to it, so only the order page (which has the code) shows them.
+    page_key: Mapped[str | None] = mapped_column(String(64))
+    # X25519 public key of the browser that started the checkout (its private half is in a
+    # cookie); the order code sealed to it lets that browser's success page link the order page.
+    browser_key: Mapped[str | None] = mapped_column(String(64))
+    code_sealed: Mapped[str | None] = mapped_column(Text)
 
 
 class Ticket(Base):
@@ -207,6 +218,11 @@ class Ticket(Base):
 
     order: Mapped[Order] = relationship(lazy="raise_on_sql", back_populates="tickets")
     webinar: Mapped[Webinar] = relationship(lazy="raise_on_sql")
+    # When the seat was given to its holder by mail (one-seat orders: at payment; otherwise
+    # when the buyer assigned it); NULL while the seat waits on the buyer's order page.
+    assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The join code sealed to the order's page_key while the buyer holds the seat.
+    code_sealed: Mapped[str | None] = mapped_column(Text)
 
 
 class StripeEvent(Base):
@@ -435,3 +451,14 @@ class Certificate(Base):
     minutes: Mapped[int] = mapped_column(Integer)
     percent: Mapped[int] = mapped_column(Integer)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+class ReplacedCode(Base):
+    """A join code that a newer one replaced (time change, resend, seat reassigned): kept as
+    its hash, so the old link can say what happened instead of "not known"."""
+
+    __tablename__ = "replaced_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # "rescheduled", "resent", "reassigned" or "restored"
+    reason: Mapped[str] = mapped_column(String(20))
+    replaced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,6 +7,7 @@ the invitation replaces it when the time changes instead of adding a second even
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
@@ -64,3 +65,34 @@ def invitation(
         event.add("description", description)
     calendar.add_component(event)
     return calendar.to_ical()
+
+
+def webinar_event(webinar: Webinar, *, domain: str, page_url: str, now: dt.datetime | None = None) -> bytes:
+    """A plain calendar entry for the webinar (no personal link: that comes by mail), for the
+    success page's add-to-calendar download."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"webinar-{webinar.id}@{domain}")
+    event.add("dtstamp", (now or utcnow()).replace(microsecond=0))
+    event.add("dtstart", webinar.starts_at.astimezone(dt.UTC))
+    event.add("dtend", webinar.ends_at.astimezone(dt.UTC))
+    event.add("sequence", webinar.sequence)
+    event.add("summary", webinar.title)
+    event.add("url", page_url)
+    event.add("description", f"{page_url}\n\nYour personal join link is in your email.")
+    calendar.add_component(event)
+    return calendar.to_ical()
+
+
+def google_calendar_url(webinar: Webinar, *, page_url: str) -> str:
+    """Google Calendar's "add event" link for the webinar (times in UTC, the page as details)."""
+    def stamp(value: dt.datetime) -> str:
+        return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    query = urlencode({"action": "TEMPLATE", "text": webinar.title,
+                       "dates": f"{stamp(webinar.starts_at)}/{stamp(webinar.ends_at)}", "details": page_url})
+    return f"https://calendar.google.com/calendar/render?{query}"

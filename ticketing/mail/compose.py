@@ -8,36 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import jinja2
-from babel.numbers import format_currency, get_currency_precision
 
+from ticketing import i18n
 from ticketing.db import utcnow
-from ticketing.db.models import Order, Registration, Ticket, Webinar
+from ticketing.db.models import Order, Organizer, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
 from ticketing.settings import Settings
-from ticketing.webinars.service import zone
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-
-REVOKED_BECAUSE = {
-    "refunded": "your payment was refunded",
-    "disputed": "the payment was disputed with your bank",
-    "cancelled": "the organizer cancelled the webinar",
-    "organizer": "the organizer withdrew it",
-}
-REFUNDED_BECAUSE = {
-    "oversold": "the webinar sold out before your payment arrived",
-    "cancelled": "the organizer cancelled the webinar",
-    "ended": "the webinar had already ended when your payment went through",
-    "sales_closed": "sales for the webinar had closed when your payment went through",
-}
-
 
 class BadAddress(ValueError):
     """The recipient's address cannot be used in a mail header."""
@@ -75,20 +59,17 @@ def join_link(settings: Settings, code: str) -> str:
     return f"{settings.base_url}/j/{code}"
 
 
-def local_time(value: dt.datetime, zone_name: str) -> str:
-    """`Saturday 31 January 2030, 18:00 (Europe/Berlin)`; fixed offsets read `UTC+01:00`."""
-    label = zone_name if zone_name[:1] not in "+-" else f"UTC{zone_name}"
-    local = value.astimezone(zone(zone_name))
-    return f"{local:%A %d %B %Y, %H:%M} ({label})"
+def local_time(value: dt.datetime, zone_name: str, lang: str = i18n.DEFAULT) -> str:
+    """`Thursday 31 January 2030, 18:00 (Europe/Berlin)`; fixed offsets read `UTC+01:00`."""
+    return i18n.local_time(value, zone_name, lang)
 
 
-def utc_time(value: dt.datetime) -> str:
-    return f"{value.astimezone(dt.UTC):%A %d %B %Y, %H:%M} UTC"
+def utc_time(value: dt.datetime, lang: str = i18n.DEFAULT) -> str:
+    return i18n.utc_time(value, lang)
 
 
-def money(amount: int, currency: str) -> str:
-    code = currency.upper()
-    return format_currency(Decimal(amount).scaleb(-get_currency_precision(code)), code, locale="en_US")
+def money(amount: int, currency: str, lang: str = i18n.DEFAULT) -> str:
+    return i18n.money(amount, currency, lang)
 
 
 def _environment() -> jinja2.Environment:
@@ -99,20 +80,34 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters.update(local_time=local_time, utc_time=utc_time, money=money)
+    i18n.install(env)
     return env
 
 
 _ENV = _environment()
 
 
+def reply_to(organizer: Organizer | None) -> Address | None:
+    """The organizer's contact address as a Reply-To, or None when it cannot be one."""
+    if organizer is None or not organizer.reply_to:
+        return None
+    try:
+        return recipient(organizer.reply_to, organizer.name)
+    except BadAddress:
+        return None
+
+
 def _message(settings: Settings, *, to: Address, subject: str, message_key: str, template: str,
-             context: dict[str, Any], now: dt.datetime) -> EmailMessage:
+             context: dict[str, Any], now: dt.datetime, lang: str = i18n.DEFAULT,
+             organizer: Organizer | None = None) -> EmailMessage:
     domain = mail_domain(settings)
-    context = {"base_url": settings.base_url, **context}
+    context = {"base_url": settings.base_url, "organizer": organizer, **i18n.gettext_context(lang), **context}
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
+    if (answer := reply_to(organizer)) is not None:
+        # Buyers answer the organizer, who knows about their webinar, not our no-reply sender.
+        message["Reply-To"] = answer
     message["Subject"] = one_line(subject, 250)
     message["Date"] = format_datetime(now)
     # Stable per ticket (or order) and kind: a mail sent again after a crash between the
@@ -131,40 +126,99 @@ def _attach_invitation(message: EmailMessage, ics: bytes, *, cancel: bool) -> No
                            params={"method": method, "charset": "utf-8"})
 
 
+def _(lang: str, text: str, **values: object) -> str:
+    """A translated subject line, with the values put in."""
+    return i18n.translations(lang).gettext(text) % values
+
+
+def N_(text: str) -> str:
+    """Marks a message for the catalog; it is translated later, when the language is known."""
+    return text
+
+
+# kind: (template, subject); the subjects are marked here and translated when a mail is built.
 TICKET_MAILS = {
-    # kind: (template, subject)
-    "join": ("join", "Your link for {title}"),
-    "resend": ("join", "Your new link for {title}"),
-    "updated": ("join", "New time: {title}"),
-    "reminder_24h": ("reminder", "Tomorrow: {title}"),
-    "reminder_15m": ("reminder", "Starting in 15 minutes: {title}"),
+    "join": ("join", N_("Your link for %(title)s")),
+    "assigned": ("join", N_("Your seat at %(title)s")),
+    "resend": ("join", N_("Your new link for %(title)s")),
+    "updated": ("join", N_("New time: %(title)s")),
+    "reminder_24h": ("reminder", N_("Tomorrow: %(title)s")),
+    "reminder_15m": ("reminder", N_("Starting in 15 minutes: %(title)s")),
+}
+REVOKED_SUBJECTS = {
+    "cancelled": N_("Cancelled: %(title)s"),
+    "refunded": N_("Refunded: %(title)s"),
+    "disputed": N_("Ticket cancelled: %(title)s"),
+    "organizer": N_("Ticket withdrawn: %(title)s"),
 }
 
 
+REFUND_DAYS = "5–10"  # Stripe: refunds reach the customer's account in 5 to 10 business days.
+
+
 def ticket_mail(settings: Settings, kind: str, ticket: Ticket, webinar: Webinar, code: str, *,
-                message_key: str, now: dt.datetime | None = None) -> EmailMessage:
-    """A mail with the personal join link and the invitation: join, resend, updated or a reminder."""
+                message_key: str, now: dt.datetime | None = None, organizer: Organizer | None = None,
+                buyer: str | None = None) -> EmailMessage:
+    """A mail with the personal join link and the invitation: join, assigned (a seat the buyer
+    gave to this person, named in `buyer`), resend, updated or a reminder."""
     now = now or utcnow()
+    lang = i18n.language(webinar.language)
     template, subject = TICKET_MAILS[kind]
     link = join_link(settings, code)
     context = {"kind": kind, "webinar": webinar, "ticket": ticket, "link": link,
-               "early_minutes": settings.join_early_minutes}
-    message = _message(settings, to=recipient(ticket.email, ticket.name), subject=subject.format(title=webinar.title),
-                       message_key=message_key, template=template, context=context, now=now)
+               "early_minutes": settings.join_early_minutes, "buyer": buyer or ""}
+    message = _message(settings, to=recipient(ticket.email, ticket.name),
+                       subject=_(lang, subject, title=webinar.title), message_key=message_key, template=template,
+                       context=context, now=now, lang=lang, organizer=organizer)
     ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
                      link=link, now=now)
     _attach_invitation(message, ics, cancel=False)
     return message
 
 
-def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: str, *,
-                 message_key: str, now: dt.datetime | None = None) -> EmailMessage:
-    """Your ticket no longer admits you, and why; no link, and a calendar cancellation."""
+def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list[Ticket], order_code: str,
+               join_code: str | None, *, message_key: str, now: dt.datetime | None = None,
+               organizer: Organizer | None = None) -> EmailMessage:
+    """The buyer's one mail about a paid order: what was bought and paid, the order page link,
+    and for a one-seat order the personal join link with the invitation."""
     now = now or utcnow()
-    because = REVOKED_BECAUSE.get(reason, "it was withdrawn")
-    context = {"webinar": webinar, "ticket": ticket, "reason": reason, "because": because}
-    message = _message(settings, to=recipient(ticket.email, ticket.name), subject=f"Ticket cancelled: {webinar.title}",
-                       message_key=message_key, template="revoked", context=context, now=now)
+    lang = i18n.language(webinar.language)
+    link = join_link(settings, join_code) if join_code else None
+    paid = order.amount_total if order.amount_total is not None else (order.expected_amount or 0)
+    context = {"webinar": webinar, "order": order, "seats": order.quantity, "paid": paid,
+               "unit_price": paid // order.quantity if order.quantity else paid,
+               "currency": (order.currency or webinar.currency), "link": link,
+               "order_link": f"{settings.base_url}/o/{order_code}", "early_minutes": settings.join_early_minutes}
+    message = _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                       subject=_(lang, N_("Your order for %(title)s"), title=webinar.title), message_key=message_key,
+                       template="order", context=context, now=now, lang=lang, organizer=organizer)
+    if link is not None and tickets:
+        ics = invitation(tickets[0], webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
+                         link=link, now=now)
+        _attach_invitation(message, ics, cancel=False)
+    return message
+
+
+def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: str, *,
+                 message_key: str, now: dt.datetime | None = None, organizer: Organizer | None = None,
+                 order: Order | None = None, refund_amount: int | None = None) -> EmailMessage:
+    """The ticket no longer admits its holder, and exactly why; no link, and a calendar
+    cancellation. The buyer (not an attendee they gave the seat to) also reads what is
+    refunded and when to expect it: `refund_amount`, or the whole order when it is refunded
+    because the webinar was cancelled."""
+    now = now or utcnow()
+    lang = i18n.language(webinar.language)
+    to_buyer = order is None or (order.email or "").lower() == (ticket.email or "").lower()
+    if refund_amount is None and order is not None and reason in ("cancelled", "refunded"):
+        refund_amount = order.amount_total if order.amount_total is not None else order.expected_amount
+    currency = (order.currency if order is not None and order.currency else webinar.currency)
+    context = {"webinar": webinar, "ticket": ticket, "reason": reason, "to_buyer": to_buyer,
+               "refund_amount": refund_amount if to_buyer and refund_amount else None, "currency": currency,
+               "refund_days": REFUND_DAYS}
+    subject = REVOKED_SUBJECTS.get(reason, N_("Ticket cancelled: %(title)s"))
+    message = _message(settings, to=recipient(ticket.email, ticket.name), subject=_(lang, subject, title=webinar.title),
+                       message_key=message_key, template="revoked", context=context, now=now, lang=lang,
+                       organizer=organizer)
     ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
                      link=None, cancel=True, now=now)
     _attach_invitation(message, ics, cancel=True)
@@ -172,16 +226,42 @@ def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: s
 
 
 def order_refunded_mail(settings: Settings, order: Order, webinar: Webinar, reason: str, *,
-                        message_key: str, now: dt.datetime | None = None) -> EmailMessage:
+                        message_key: str, now: dt.datetime | None = None,
+                        organizer: Organizer | None = None) -> EmailMessage:
     """Your payment was refunded and no ticket was issued, and why."""
     now = now or utcnow()
-    because = REFUNDED_BECAUSE.get(reason, "the order could not be fulfilled")
+    lang = i18n.language(webinar.language)
     amount = order.amount_total if order.amount_total is not None else order.expected_amount
-    context = {"webinar": webinar, "order": order, "reason": reason, "because": because,
-               "amount": amount, "currency": order.currency or webinar.currency}
+    context = {"webinar": webinar, "order": order, "reason": reason,
+               "amount": amount, "currency": order.currency or webinar.currency, "refund_days": REFUND_DAYS}
     return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
-                    subject=f"Refunded: {webinar.title}", message_key=message_key, template="order_refunded",
-                    context=context, now=now)
+                    subject=_(lang, "Refunded: %(title)s", title=webinar.title), message_key=message_key,
+                    template="order_refunded", context=context, now=now, lang=lang, organizer=organizer)
+
+
+def order_updated_mail(settings: Settings, order: Order, webinar: Webinar, *, message_key: str,
+                       now: dt.datetime | None = None, organizer: Organizer | None = None) -> EmailMessage:
+    """The webinar moved: to a buyer whose seats are still on their order page, whose links stay."""
+    now = now or utcnow()
+    lang = i18n.language(webinar.language)
+    return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                    subject=_(lang, N_("New time: %(title)s"), title=webinar.title), message_key=message_key,
+                    template="order_updated", context={"webinar": webinar, "order": order}, now=now, lang=lang,
+                    organizer=organizer)
+
+
+def order_reminder_mail(settings: Settings, order: Order, webinar: Webinar, kind: str, seats: int, *,
+                        message_key: str, now: dt.datetime | None = None,
+                        organizer: Organizer | None = None) -> EmailMessage:
+    """A reminder (24 hours or 15 minutes) to a buyer whose `seats` are still on their order page."""
+    now = now or utcnow()
+    lang = i18n.language(webinar.language)
+    subject = TICKET_MAILS[kind][1]
+    return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                    subject=_(lang, subject, title=webinar.title), message_key=message_key,
+                    template="order_reminder", context={"webinar": webinar, "order": order, "kind": kind,
+                                                        "seats": seats},
+                    now=now, lang=lang, organizer=organizer)
 
 
 def confirmation_link(settings: Settings, code: str) -> str:
@@ -189,9 +269,12 @@ def confirmation_link(settings: Settings, code: str) -> str:
 
 
 def confirm_registration_mail(settings: Settings, registration: Registration, webinar: Webinar, code: str, *,
-                              message_key: str, now: dt.datetime | None = None) -> EmailMessage:
+                              message_key: str, now: dt.datetime | None = None,
+                              organizer: Organizer | None = None) -> EmailMessage:
     """The link that confirms a free registration (and takes its seat when opened)."""
     now = now or utcnow()
+    lang = i18n.language(webinar.language)
     context = {"webinar": webinar, "link": confirmation_link(settings, code)}
-    return _message(settings, to=recipient(registration.email), subject=f"Confirm your seat: {webinar.title}",
-                    message_key=message_key, template="confirm_registration", context=context, now=now)
+    return _message(settings, to=recipient(registration.email),
+                    subject=_(lang, N_("Confirm your seat: %(title)s"), title=webinar.title), message_key=message_key,
+                    template="confirm_registration", context=context, now=now, lang=lang, organizer=organizer)

@@ -1,4 +1,5 @@
-"""The mail job kinds: join, resend, time-change update, reminders, revocation and refund notices.
+"""The mail job kinds: the buyer's order mail, join (and an attendee's assigned seat), resend,
+time-change updates, reminders, revocation and refund notices.
 
 Each handler reads what it needs in a short session, closes it, and only then talks to
 the SMTP server, so a slow server never holds a database connection. A mail that no
@@ -8,6 +9,7 @@ one it carries, the webinar moved) is skipped: the job is done without sending.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -15,11 +17,13 @@ from typing import Any
 from sqlalchemy import select, update
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
+from ticketing.jobs import enqueue, enqueue_many
 from ticketing.jobs.registry import JobContext, PermanentError, job
-from ticketing.mail.compose import BadAddress, order_refunded_mail, revoked_mail, ticket_mail
+from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_reminder_mail, order_updated_mail,
+                                    revoked_mail, ticket_mail)
 from ticketing.mail.sending import create_mailer
-from ticketing.tickets.service import hash_code, reissue
+from ticketing.tickets.service import buyer_holds, hash_code, order_reminder_jobs, order_tickets, reissue, seat_code
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +46,32 @@ def _code(payload: dict[str, Any]) -> str:
     return code
 
 
-async def _ticket(ctx: JobContext, ticket_id: uuid.UUID) -> tuple[Ticket, Webinar] | None:
+@dataclasses.dataclass(frozen=True)
+class _Seat:
+    ticket: Ticket
+    webinar: Webinar
+    order: Order
+    organizer: Organizer
+
+
+async def _seat(ctx: JobContext, ticket_id: uuid.UUID) -> _Seat | None:
     async with ctx.sessionmaker() as session:
         row = (await session.execute(
-            select(Ticket, Webinar).join(Webinar, Webinar.id == Ticket.webinar_id).where(Ticket.id == ticket_id)
+            select(Ticket, Webinar, Order, Organizer)
+            .join(Webinar, Webinar.id == Ticket.webinar_id)
+            .join(Order, Order.id == Ticket.order_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Ticket.id == ticket_id)
         )).first()
     if row is None:
         logger.info("mail skipped: the ticket no longer exists", extra={"ticket_id": str(ticket_id)})
         return None
-    return row[0], row[1]
+    return _Seat(*row)
+
+
+async def _ticket(ctx: JobContext, ticket_id: uuid.UUID) -> tuple[Ticket, Webinar] | None:
+    seat = await _seat(ctx, ticket_id)
+    return None if seat is None else (seat.ticket, seat.webinar)
 
 
 def _still_admits(ticket: Ticket, webinar: Webinar, code: str) -> str | None:
@@ -77,18 +98,20 @@ async def _send(ctx: JobContext, build) -> None:
 async def _send_link(ctx: JobContext, payload: dict[str, Any], kind: str, message_key: str,
                      sequence: int | None = None) -> None:
     ticket_id, code = _uuid(payload, "ticket_id"), _code(payload)
-    found = await _ticket(ctx, ticket_id)
-    if found is None:
+    seat = await _seat(ctx, ticket_id)
+    if seat is None:
         return
-    ticket, webinar = found
+    ticket, webinar = seat.ticket, seat.webinar
     why_not = _still_admits(ticket, webinar, code)
     if why_not is None and sequence is not None and sequence != webinar.sequence:
         why_not = "the webinar's time changed again"
     if why_not is not None:
         logger.info("mail skipped", extra={"kind": kind, "ticket_id": str(ticket.id), "reason": why_not})
         return
+    buyer = (seat.order.buyer_name or seat.order.email or "") if kind == "assigned" else None
     try:
-        await _send(ctx, lambda: ticket_mail(ctx.settings, kind, ticket, webinar, code, message_key=message_key))
+        await _send(ctx, lambda: ticket_mail(ctx.settings, kind, ticket, webinar, code, message_key=message_key,
+                                             organizer=seat.organizer, buyer=buyer))
     except PermanentError as error:
         # The address was refused for good: the organizer sees it on the attendee list and
         # can correct the address and resend.
@@ -119,6 +142,111 @@ async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: T
 async def send_join(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail of a new ticket."""
     await _send_link(ctx, payload, "join", f"join.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
+
+
+@job("mail.assigned", max_attempts=MAIL_ATTEMPTS)
+async def send_assigned(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The join mail of an attendee the buyer gave a seat to, with the attendee's own link."""
+    await _send_link(ctx, payload, "assigned", f"assigned.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
+
+
+@job("mail.order", max_attempts=MAIL_ATTEMPTS)
+async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The buyer's one mail about a paid order: what was paid, the order page link, and the
+    join link when the order has one seat. Skipped when the order was refunded or disputed
+    meanwhile (that notice says enough)."""
+    order_id, order_code = _uuid(payload, "order_id"), _code(payload)
+    async with ctx.sessionmaker() as session:
+        row = (await session.execute(
+            select(Order, Webinar, Organizer)
+            .join(Webinar, Webinar.id == Order.webinar_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Order.id == order_id)
+        )).first()
+        tickets = await order_tickets(session, order_id) if row is not None else []
+    if row is None:
+        logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
+        return
+    order, webinar, organizer = row
+    if order.code_hash != hash_code(order_code):
+        raise PermanentError("the order code in the payload is not this order's")
+    if order.status != OrderStatus.PAID or not any(t.status == TicketStatus.VALID for t in tickets):
+        logger.info("order mail skipped", extra={"order_id": str(order.id), "status": order.status.value})
+        return
+    join_code = None
+    if order.quantity == 1 and tickets and tickets[0].status == TicketStatus.VALID:
+        join_code = seat_code(order_code, tickets[0])
+    try:
+        await _send(ctx, lambda: order_mail(ctx.settings, order, webinar, tickets, order_code, join_code,
+                                            message_key=f"order.{order.id}", organizer=organizer))
+    except PermanentError as error:
+        await _record_order_delivery(ctx, order, tickets, order_code, TicketDelivery.FAILED, str(error)[:2000])
+        raise
+    await _record_order_delivery(ctx, order, tickets, order_code, TicketDelivery.SENT, None)
+    logger.info("mail sent", extra={"kind": "order", "order_id": str(order.id)})
+
+
+async def _record_order_delivery(ctx: JobContext, order: Order, tickets: list[Ticket], order_code: str,
+                                 status: TicketDelivery, error: str | None) -> None:
+    """The order mail carries the links of the seats still with the buyer: their delivery
+    state is this mail's (a seat given to someone else has its own mail)."""
+    for ticket in tickets:
+        code = seat_code(order_code, ticket) if buyer_holds(ticket, order) else None
+        if code is not None and ticket.delivery_status != status:
+            await _record_delivery(ctx, ticket, code, status, error)
+
+
+@job("mail.order_updated", max_attempts=MAIL_ATTEMPTS)
+async def send_order_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The new time, to a buyer whose seats are still on their order page (their links stay)."""
+    order_id, sequence = _uuid(payload, "order_id"), payload.get("sequence")
+    if not isinstance(sequence, int):
+        raise PermanentError("malformed payload: sequence missing")
+    async with ctx.sessionmaker() as session:
+        row = (await session.execute(
+            select(Order, Webinar, Organizer)
+            .join(Webinar, Webinar.id == Order.webinar_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Order.id == order_id)
+        )).first()
+    if row is None:
+        return
+    order, webinar, organizer = row
+    if webinar.sequence != sequence or webinar.status != WebinarStatus.SCHEDULED or order.status != OrderStatus.PAID:
+        logger.info("order update skipped", extra={"order_id": str(order_id), "sequence": sequence})
+        return
+    key = f"order-updated.{order.id}.{sequence}"
+    await _send(ctx, lambda: order_updated_mail(ctx.settings, order, webinar, message_key=key, organizer=organizer))
+    logger.info("mail sent", extra={"kind": "order_updated", "order_id": str(order.id)})
+
+
+@job("mail.order_reminder", max_attempts=MAIL_ATTEMPTS)
+async def send_order_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """A reminder to a buyer whose seats are still on their order page; skipped once every
+    seat has been given out (their holders get their own), after the start, or after a move."""
+    order_id, which, sequence = _uuid(payload, "order_id"), payload.get("which"), payload.get("sequence")
+    if which not in ("24h", "15m") or not isinstance(sequence, int):
+        raise PermanentError("malformed payload: which or sequence missing")
+    async with ctx.sessionmaker() as session:
+        row = (await session.execute(
+            select(Order, Webinar, Organizer)
+            .join(Webinar, Webinar.id == Order.webinar_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Order.id == order_id)
+        )).first()
+        tickets = await order_tickets(session, order_id) if row is not None else []
+    if row is None:
+        return
+    order, webinar, organizer = row
+    waiting = [t for t in tickets if t.status == TicketStatus.VALID and t.assigned_at is None]
+    if (not waiting or order.status != OrderStatus.PAID or webinar.status != WebinarStatus.SCHEDULED
+            or webinar.sequence != sequence or utcnow() >= webinar.starts_at):
+        logger.info("order reminder skipped", extra={"order_id": str(order_id), "which": which})
+        return
+    key = f"order-reminder-{which}.{order.id}.{sequence}"
+    await _send(ctx, lambda: order_reminder_mail(ctx.settings, order, webinar, f"reminder_{which}", len(waiting),
+                                                 message_key=key, organizer=organizer))
+    logger.info("mail sent", extra={"kind": "order_reminder", "order_id": str(order.id), "which": which})
 
 
 @job("mail.resend", max_attempts=MAIL_ATTEMPTS)
@@ -158,15 +286,19 @@ async def send_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
 async def send_revoked(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Tell the holder their ticket no longer admits them, and why (no link)."""
     reason = str(payload.get("reason") or "organizer")
-    found = await _ticket(ctx, _uuid(payload, "ticket_id"))
-    if found is None:
+    refund_amount = payload.get("refund_amount")
+    if not isinstance(refund_amount, int) or isinstance(refund_amount, bool):
+        refund_amount = None
+    seat = await _seat(ctx, _uuid(payload, "ticket_id"))
+    if seat is None:
         return
-    ticket, webinar = found
+    ticket, webinar = seat.ticket, seat.webinar
     if ticket.status != TicketStatus.REVOKED:
         logger.info("revocation mail skipped: the ticket is valid again", extra={"ticket_id": str(ticket.id)})
         return
     key = f"revoked.{ticket.id}.{int(ticket.revoked_at.timestamp()) if ticket.revoked_at else 0}"
-    await _send(ctx, lambda: revoked_mail(ctx.settings, ticket, webinar, reason, message_key=key))
+    await _send(ctx, lambda: revoked_mail(ctx.settings, ticket, webinar, reason, message_key=key,
+                                          organizer=seat.organizer, order=seat.order, refund_amount=refund_amount))
     logger.info("mail sent", extra={"kind": "revoked", "ticket_id": str(ticket.id), "reason": reason})
 
 
@@ -177,16 +309,19 @@ async def send_order_refunded(ctx: JobContext, payload: dict[str, Any]) -> None:
     reason = str(payload.get("reason") or "")
     async with ctx.sessionmaker() as session:
         row = (await session.execute(
-            select(Order, Webinar).join(Webinar, Webinar.id == Order.webinar_id).where(Order.id == order_id)
+            select(Order, Webinar, Organizer)
+            .join(Webinar, Webinar.id == Order.webinar_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Order.id == order_id)
         )).first()
     if row is None:
         logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
         return
-    order, webinar = row
+    order, webinar, organizer = row
     if not order.email:
         raise PermanentError("the order has no email address")
     await _send(ctx, lambda: order_refunded_mail(ctx.settings, order, webinar, reason,
-                                                 message_key=f"refunded.{order.id}"))
+                                                 message_key=f"refunded.{order.id}", organizer=organizer))
     logger.info("mail sent", extra={"kind": "order_refunded", "order_id": str(order.id), "reason": reason})
 
 
@@ -208,8 +343,21 @@ async def time_changed(ctx: JobContext, payload: dict[str, Any]) -> None:
         tickets = list(await session.scalars(
             select(Ticket).where(Ticket.webinar_id == webinar.id, Ticket.status == TicketStatus.VALID).with_for_update()
         ))
+        orders = {o.id: o for o in await session.scalars(
+            select(Order).where(Order.id.in_({t.order_id for t in tickets})))} if tickets else {}
         updated = 0
+        buyers: set[uuid.UUID] = set()
         for ticket in tickets:
+            if ticket.assigned_at is None:
+                # A seat still on the buyer's order page: its link was never mailed and still
+                # works. The buyer hears of the new time once for all such seats.
+                buyers.add(ticket.order_id)
+                continue
             updated += await reissue(session, ticket, webinar, "mail.updated", f"mail.updated:{ticket.id}:{sequence}",
-                                     now=now, sequence=sequence)
+                                     now=now, reason="rescheduled", order=orders.get(ticket.order_id),
+                                     sequence=sequence)
+        for order_id in sorted(buyers):
+            updated += await enqueue(session, "mail.order_updated", {"order_id": str(order_id), "sequence": sequence},
+                                     dedupe_key=f"mail.order_updated:{order_id}:{sequence}")
+            await enqueue_many(session, order_reminder_jobs(order_id, webinar, now=now))
     logger.info("time change: update mails queued", extra={"webinar_id": str(webinar_id), "count": updated})

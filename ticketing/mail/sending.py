@@ -145,11 +145,12 @@ class SinkedMail:
     text: str = ""
     links: tuple[str, ...] = ()
     attachments: tuple[str, ...] = ()
+    html: str = ""
 
 
 _SINK_NAME = re.compile(r"[0-9]{8}T[0-9]{12}-[A-Za-z0-9._-]{1,80}-[0-9a-f]{4}\.eml")
-# Join links, free registrations' confirmation links and console sign-in links.
-_LINK = re.compile(r"https?://[^\s<>\"']+/(?:j|r|org/login)/[A-Za-z0-9_-]+")
+# Join links, order pages, free registrations' confirmation links and console sign-in links.
+_LINK = re.compile(r"https?://[^\s<>\"']+/(?:j|o|r|org/login)/[A-Za-z0-9_-]+")
 
 
 def _read_sinked(path: Path, *, full: bool) -> SinkedMail:
@@ -160,9 +161,11 @@ def _read_sinked(path: Path, *, full: bool) -> SinkedMail:
         return mail
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
+    html_part = message.get_body(preferencelist=("html",))
+    html = html_part.get_content() if html_part is not None else ""
     attachments = tuple(part.get_filename() or part.get_content_type() for part in message.iter_attachments())
     return dataclasses.replace(mail, text=text, links=tuple(dict.fromkeys(_LINK.findall(text))),
-                               attachments=attachments)
+                               attachments=attachments, html=html)
 
 
 def list_sinked(directory: Path, *, limit: int = 200) -> list[SinkedMail]:

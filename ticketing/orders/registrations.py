@@ -90,7 +90,8 @@ async def register(session: AsyncSession, webinar_id: uuid.UUID, email: str | No
     ticket = next((t for t in await order_tickets(session, registration.order_id) if t.status == TicketStatus.VALID), None)
     if ticket is not None:
         registration.sent_at = now
-        await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{secrets.token_hex(8)}", now=now)
+        await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{secrets.token_hex(8)}", now=now,
+                      reason="resent")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,12 +58,16 @@ def _new_order(webinar: Webinar, quantity: int) -> dict[str, object]:
     }
 
 
-async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: int, email: str | None) -> tuple[Order, Webinar]:
-    """A pending order for a checkout about to be created; raises Conflict when not on sale."""
+async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: int, email: str | None, *,
+                      browser_key: str | None = None) -> tuple[Order, Webinar]:
+    """A pending order for a checkout about to be created; raises Conflict when not on sale.
+
+    `browser_key` is the buying browser's public key: the order page code is sealed to it
+    once the order is paid, so that browser's success page can link the order page."""
     quantity = check_quantity(quantity)
     webinar = await get_webinar(session, webinar_id)
     check_on_sale(webinar, quantity, now=utcnow())
-    order = Order(**_new_order(webinar, quantity), email=email)
+    order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)
     session.add(order)
     await session.flush()
     return order, webinar

@@ -14,8 +14,8 @@ from ticketing.db.models import Order, Organizer, Ticket, TicketStatus, Webinar,
 from ticketing.errors import Conflict, Forbidden, NotFound, SoldOut
 from ticketing.jobs import enqueue
 from ticketing.orders.service import lock_order, settle
-from ticketing.payments.refunds import request_ticket_refund
-from ticketing.tickets.service import new_code, revoke_tickets
+from ticketing.payments.refunds import request_ticket_refund, ticket_share
+from ticketing.tickets.service import replace_code, revoke_tickets
 from ticketing.webinars.service import get_webinar
 
 
@@ -44,8 +44,9 @@ async def revoke_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
         raise Conflict("this ticket is already revoked")
     if ticket.status == TicketStatus.EXPIRED:
         raise Conflict("this ticket has expired with its webinar")
-    await revoke_tickets(session, [ticket], "organizer")
     refund_queued = await request_ticket_refund(session, order, ticket, "organizer") if refund else False
+    # The notice says how much comes back (one seat's share), so it is queued knowing that.
+    await revoke_tickets(session, [ticket], "organizer", refund_amount=ticket_share(order) if refund_queued else None)
     return ticket, refund_queued
 
 
@@ -75,11 +76,13 @@ async def restore_ticket(session: AsyncSession, organizer: Organizer, ticket_id:
     )
     if taken.rowcount != 1:
         raise SoldOut("the webinar has sold out since this ticket was revoked")
-    code, code_hash = new_code()
     ticket.status = TicketStatus.VALID
     ticket.revoked_reason = None
     ticket.revoked_at = None
-    ticket.code_hash = code_hash
+    if ticket.assigned_at is None:
+        ticket.assigned_at = now  # its new link goes out by mail to its holder
+    code = await replace_code(session, ticket, order, "restored", now=now)
+    code_hash = ticket.code_hash
     await session.flush()
     await enqueue(session, "mail.join", {"ticket_id": str(ticket.id), "code": code},
                   dedupe_key=f"mail.join:{ticket.id}:{code_hash[:16]}")

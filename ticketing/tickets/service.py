@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
 import uuid
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Job, JobStatus, Order, Organizer, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.dialect import insert
+from ticketing.db.models import (Job, JobStatus, Order, Organizer, ReplacedCode, Ticket, TicketDelivery, TicketStatus,
+                                 Webinar, WebinarStatus)
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.inputs import email_address
 from ticketing.jobs import NewJob, enqueue, enqueue_many
+from ticketing.orders import sealing
 
 # 32 random bytes: 256 bits from the CSPRNG, 43 URL-safe characters.
 CODE_BYTES = 32
@@ -30,36 +35,81 @@ def new_code() -> tuple[str, str]:
     return code, hash_code(code)
 
 
-async def issue_tickets(session: AsyncSession, order: Order, webinar: Webinar) -> list[Ticket]:
-    """Create the order's `quantity` tickets and queue one join mail each, in this transaction.
+@dataclasses.dataclass(frozen=True)
+class NewSeats:
+    """What a newly paid order gets, before anything is written: the order page code, the
+    order's new column values, one ticket row per seat and each seat's join code.
 
-    The caller has already taken the seats. The join code travels only in the mail job's
-    payload, which the mail job clears once the mail is out.
+    The codes exist only here and in the jobs `jobs_for_paid_order` builds from this; the
+    rows keep their hashes (and the buyer-held seats' codes sealed to the order page key).
     """
-    tickets = []
+
+    order_code: str
+    order_values: dict[str, Any]
+    tickets: list[dict[str, Any]]
+    codes: list[str]
+
+
+def new_seats(order: Order, webinar: Webinar, *, now: dt.datetime) -> NewSeats:
+    """The order page code, the order's columns and the ticket rows for a paid `order`.
+
+    Every seat starts with the buyer. A one-seat order's seat counts as given at once (its
+    link is in the order mail); the seats of a larger order wait on the order page until
+    the buyer assigns them or uses them. Pure: no database, so a Core insert can use it too.
+    """
+    order_code, order_code_hash = new_code()
+    page_key = sealing.public_key(sealing.page_private_key(order_code))
+    order_values: dict[str, Any] = {"code_hash": order_code_hash, "page_key": page_key}
+    if order.browser_key:
+        order_values["code_sealed"] = sealing.seal(order.browser_key, order_code)
+    rows, codes = [], []
     for seq in range(order.quantity):
         code, code_hash = new_code()
-        ticket = Ticket(
-            id=uuid.uuid4(),
-            order_id=order.id,
-            webinar_id=webinar.id,
-            seq=seq,
-            email=order.email or "",
-            name=order.buyer_name or "",
-            code_hash=code_hash,
-            status=TicketStatus.VALID,
-            join_count=0,
-        )
-        tickets.append((ticket, code))
-    session.add_all([ticket for ticket, _ in tickets])
-    await session.flush()
+        rows.append({
+            "id": uuid.uuid4(), "order_id": order.id, "webinar_id": webinar.id, "seq": seq,
+            "email": order.email or "", "name": order.buyer_name or "", "code_hash": code_hash,
+            "status": TicketStatus.VALID, "join_count": 0, "created_at": now,
+            "assigned_at": now if order.quantity == 1 else None,
+            "code_sealed": sealing.seal(page_key, code),
+        })
+        codes.append(code)
+    return NewSeats(order_code, order_values, rows, codes)
+
+
+def jobs_for_paid_order(order: Order, webinar: Webinar, seats: NewSeats, *, now: dt.datetime) -> list[NewJob]:
+    """The jobs a newly paid order queues, in the transaction that inserts its tickets.
+
+    One mail to the buyer (`mail.order`): what was bought and paid, the order page link,
+    and for a one-seat order the join link too. That one seat also gets its reminders (24 h
+    and 15 min before the start). Seats of a larger order get their own join mail and
+    reminders when the buyer assigns them on the order page; until then the buyer gets the
+    order's reminders (`mail.order_reminder`), which point to the order page. The order
+    code rides in the mail job's payload only (dropped once the mail is out); the join codes
+    of the buyer's seats are opened with it (they are sealed to a key derived from it).
+    """
+    jobs = [NewJob("mail.order", {"order_id": str(order.id), "code": seats.order_code},
+                   dedupe_key=f"mail.order:{order.id}")]
+    if order.quantity == 1:
+        jobs.extend(reminder_jobs(seats.tickets[0]["id"], webinar, seats.codes[0], now=now))
+    else:
+        jobs.extend(order_reminder_jobs(order.id, webinar, now=now))
+    return jobs
+
+
+async def issue_tickets(session: AsyncSession, order: Order, webinar: Webinar) -> list[Ticket]:
+    """Create the order's `quantity` tickets and queue `jobs_for_paid_order`, in this transaction.
+
+    The caller has already taken the seats.
+    """
     now = utcnow()
-    jobs = []
-    for ticket, code in tickets:
-        jobs.append(NewJob("mail.join", {"ticket_id": str(ticket.id), "code": code}, dedupe_key=f"mail.join:{ticket.id}"))
-        jobs.extend(reminder_jobs(ticket, webinar, code, now=now))
-    await enqueue_many(session, jobs)
-    return [ticket for ticket, _ in tickets]
+    seats = new_seats(order, webinar, now=now)
+    for name, value in seats.order_values.items():
+        setattr(order, name, value)
+    tickets = [Ticket(**row) for row in seats.tickets]
+    session.add_all(tickets)
+    await session.flush()
+    await enqueue_many(session, jobs_for_paid_order(order, webinar, seats, now=now))
+    return tickets
 
 
 # Reminder mails: (name, how long before the start).
@@ -70,7 +120,7 @@ def _reminder_prefix(ticket_id: uuid.UUID) -> str:
     return f"mail.reminder:{ticket_id}:"
 
 
-def reminder_jobs(ticket: Ticket, webinar: Webinar, code: str, *, now: dt.datetime) -> list[NewJob]:
+def reminder_jobs(ticket_id: uuid.UUID, webinar: Webinar, code: str, *, now: dt.datetime) -> list[NewJob]:
     """The ticket's reminders that are still ahead (24 h and 15 min before the start).
 
     They carry the join code, as the join mail does; the dedupe key names the webinar's
@@ -78,9 +128,21 @@ def reminder_jobs(ticket: Ticket, webinar: Webinar, code: str, *, now: dt.dateti
     """
     return [
         NewJob("mail.reminder",
-               {"ticket_id": str(ticket.id), "code": code, "which": which, "sequence": webinar.sequence},
+               {"ticket_id": str(ticket_id), "code": code, "which": which, "sequence": webinar.sequence},
                due_at=webinar.starts_at - before,
-               dedupe_key=f"{_reminder_prefix(ticket.id)}{webinar.sequence}:{which}")
+               dedupe_key=f"{_reminder_prefix(ticket_id)}{webinar.sequence}:{which}")
+        for which, before in REMINDERS
+        if webinar.starts_at - before > now
+    ]
+
+
+def order_reminder_jobs(order_id: uuid.UUID, webinar: Webinar, *, now: dt.datetime) -> list[NewJob]:
+    """The buyer's reminders for the seats still on their order page (no link: the order
+    page has them), keyed by the webinar's sequence like the seats' own reminders."""
+    return [
+        NewJob("mail.order_reminder", {"order_id": str(order_id), "which": which, "sequence": webinar.sequence},
+               due_at=webinar.starts_at - before,
+               dedupe_key=f"mail.order_reminder:{order_id}:{webinar.sequence}:{which}")
         for which, before in REMINDERS
         if webinar.starts_at - before > now
     ]
@@ -96,10 +158,39 @@ async def drop_pending_reminders(session: AsyncSession, ticket_id: uuid.UUID) ->
     )
 
 
+def seat_code(order_code: str, ticket: Ticket) -> str | None:
+    """The seat's current join code, opened with the order code; None when the buyer no longer
+    holds the seat (or its code was made where the order code was not known)."""
+    code = sealing.unseal(sealing.page_private_key(order_code), ticket.code_sealed)
+    return code if code is not None and hash_code(code) == ticket.code_hash else None
+
+
+def buyer_holds(ticket: Ticket, order: Order) -> bool:
+    """Whether the order's buyer holds this seat (not given to anyone else)."""
+    return ticket.assigned_at is None or (ticket.email or "").lower() == (order.email or "").lower()
+
+
+async def replace_code(session: AsyncSession, ticket: Ticket, order: Order, reason: str, *,
+                       now: dt.datetime, new: tuple[str, str] | None = None) -> str:
+    """Give `ticket` a new join code (`new`, or a fresh one) and return it. The old code's hash
+    is kept with `reason` ("rescheduled", "resent", "reassigned", "restored"), so its link can
+    say it was replaced instead of "not known"."""
+    code, code_hash = new or new_code()
+    await session.execute(
+        insert(session, ReplacedCode)
+        .values(code_hash=ticket.code_hash, ticket_id=ticket.id, reason=reason, replaced_at=now)
+        .on_conflict_do_nothing(index_elements=["code_hash"])
+    )
+    ticket.code_hash = code_hash
+    ticket.code_sealed = sealing.seal(order.page_key, code) if order.page_key and buyer_holds(ticket, order) else None
+    return code
+
+
 async def reissue(session: AsyncSession, ticket: Ticket, webinar: Webinar, kind: str, dedupe_key: str, *,
-                  now: dt.datetime, **payload: object) -> bool:
+                  now: dt.datetime, reason: str, order: Order | None = None, **payload: object) -> bool:
     """Give `ticket` a new join code and queue the `kind` mail that carries it; the old link
-    stops working and the pending reminders move to the new code.
+    stops working (and says it was replaced, with `reason`) and the pending reminders move to
+    the new code.
 
     Nothing happens (False) when a job with `dedupe_key` exists already, so a job that runs
     this twice never leaves a queued mail holding a code that no longer opens anything.
@@ -107,10 +198,12 @@ async def reissue(session: AsyncSession, ticket: Ticket, webinar: Webinar, kind:
     code, code_hash = new_code()
     if not await enqueue(session, kind, {"ticket_id": str(ticket.id), "code": code, **payload}, dedupe_key=dedupe_key):
         return False
-    ticket.code_hash = code_hash
+    if order is None:
+        order = await session.scalar(select(Order).where(Order.id == ticket.order_id))
+    await replace_code(session, ticket, order, reason, now=now, new=(code, code_hash))
     ticket.delivery_status, ticket.delivery_error = TicketDelivery.QUEUED, None
     await drop_pending_reminders(session, ticket.id)
-    await enqueue_many(session, reminder_jobs(ticket, webinar, code, now=now))
+    await enqueue_many(session, reminder_jobs(ticket.id, webinar, code, now=now))
     return True
 
 
@@ -125,7 +218,11 @@ async def resend_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
     ticket, webinar = await _own_valid_ticket(session, organizer, ticket_id, "sent again")
     # The dedupe key names the new code, so each resend is one mail and a retry is not a second.
     nonce = secrets.token_hex(8)
-    await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{nonce}", now=now)
+    order = await session.scalar(select(Order).where(Order.id == ticket.order_id))
+    if ticket.assigned_at is None:
+        ticket.assigned_at = now  # the seat's link now goes out by mail to its holder, the buyer
+    await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{nonce}", now=now,
+                  reason="resent", order=order)
     await session.flush()
     return ticket
 
@@ -163,8 +260,11 @@ async def update_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
     return ticket
 
 
-async def revoke_tickets(session: AsyncSession, tickets: list[Ticket], reason: str) -> int:
-    """Revoke the valid ones among `tickets`, free their seats and queue one notice each."""
+async def revoke_tickets(session: AsyncSession, tickets: list[Ticket], reason: str, *,
+                         refund_amount: int | None = None) -> int:
+    """Revoke the valid ones among `tickets`, free their seats and queue one notice per holder:
+    each given seat's holder hears of it, and the buyer once for the seats still with them.
+    `refund_amount` (minor units), when a refund of these tickets was asked for, goes in the notice."""
     revoked = [t for t in tickets if t.status == TicketStatus.VALID]
     if not revoked:
         return 0
@@ -181,9 +281,17 @@ async def revoke_tickets(session: AsyncSession, tickets: list[Ticket], reason: s
             update(Webinar).where(Webinar.id == webinar_id).values(seats_taken=Webinar.seats_taken - count)
         )
     await session.flush()
+    told_buyer: set[uuid.UUID] = set()
     for ticket in revoked:
-        await enqueue(session, "mail.revoked", {"ticket_id": str(ticket.id), "reason": reason},
-                      dedupe_key=f"mail.revoked:{ticket.id}")
+        if ticket.assigned_at is None:
+            # Seats still on the order page: one notice to the buyer, not one per seat.
+            if ticket.order_id in told_buyer:
+                continue
+            told_buyer.add(ticket.order_id)
+        payload: dict[str, Any] = {"ticket_id": str(ticket.id), "reason": reason}
+        if refund_amount is not None:
+            payload["refund_amount"] = refund_amount
+        await enqueue(session, "mail.revoked", payload, dedupe_key=f"mail.revoked:{ticket.id}")
     return len(revoked)
 
 

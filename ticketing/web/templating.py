@@ -9,6 +9,8 @@ from pathlib import Path
 import jinja2
 from babel.numbers import format_currency, get_currency_precision
 
+from ticketing import i18n
+from ticketing.webinars.description import description_html
 from ticketing.webinars.service import zone
 
 
@@ -47,4 +49,7 @@ def create_templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(money=money, in_zone=in_zone, iso=iso)
+    # Buyer pages speak their webinar's language: gettext in the context, Babel's formats.
+    i18n.install(env)
+    env.filters.update(markdown=description_html)
     return env

@@ -35,15 +35,30 @@ def checkout_closes_at(webinar: Webinar) -> dt.datetime:
     return end - MIN_CHECKOUT_WINDOW if webinar.price_amount > 0 else end
 
 
-def closed_reason(webinar: Webinar, now: dt.datetime) -> str | None:
-    """Why no new checkout or registration can start now, or None while one can."""
+def sales_state(webinar: Webinar, now: dt.datetime) -> str:
+    """Where the webinar's sales stand now, in one word: "cancelled", "ended", "sales_closed",
+    "sold_out" or "on_sale" (what pages show; `closed_reason` words the first three)."""
     if webinar.status == WebinarStatus.CANCELLED:
-        return "this webinar has been cancelled"
+        return "cancelled"
     if webinar.status == WebinarStatus.ENDED or webinar.ends_at <= now:
-        return "this webinar has ended"
+        return "ended"
     if now >= checkout_closes_at(webinar):
-        return "sales have closed for this webinar"
-    return None
+        return "sales_closed"
+    if webinar.capacity is not None and webinar.seats_taken >= webinar.capacity:
+        return "sold_out"
+    return "on_sale"
+
+
+CLOSED_BECAUSE = {
+    "cancelled": "this webinar has been cancelled",
+    "ended": "this webinar has ended",
+    "sales_closed": "sales have closed for this webinar",
+}
+
+
+def closed_reason(webinar: Webinar, now: dt.datetime) -> str | None:
+    """Why no new checkout or registration can start now, or None while one can (seats aside)."""
+    return CLOSED_BECAUSE.get(sales_state(webinar, now))
 
 
 def checkout_expires_at(webinar: Webinar, now: dt.datetime, lifetime: dt.timedelta) -> dt.datetime:

@@ -30,8 +30,10 @@ _NOT_MONEY = {"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XSU", "XUA", "XB
 CURRENCIES = frozenset(list_currencies()) - _NOT_MONEY
 YEARS = (2000, 9000)
 EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room",
-            "sales_end")
+            "sales_end", "language")
 EDITABLE = EDITABLE + attendance_options.FIELDS
+# The languages a webinar's pages and mails can be in (each has a catalog in ticketing/locale).
+LANGUAGES = ("en", "de")
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -89,6 +91,12 @@ def _integer(data: Mapping[str, Any], name: str, *, required: bool) -> int | Non
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid(f"{name} must be a whole number", field=name)
     return value
+
+
+def _language(value: object) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in LANGUAGES:
+        raise Invalid(f"language must be one of {', '.join(LANGUAGES)}", field="language")
+    return value.strip().lower()
 
 
 def _zone_name(value: dt.datetime) -> str:
@@ -167,6 +175,8 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str
         fields["timezone"] = _text(data, "timezone", limit=64, required=True)
     elif creating:
         fields["timezone"] = _zone_name(fields["starts_at"])
+    if creating or "language" in data:
+        fields["language"] = _language(data.get("language", "en"))
     # Kept in UTC from here on (the zone is in `timezone`), so a webinar reads the same
     # straight after this request as when loaded from the database later.
     for name in ("starts_at", "ends_at", "sales_end"):

@@ -57,6 +57,7 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
         "updated_at": webinar.updated_at,
         "sales_end": sales.sales_end(webinar),
         **attendance_options.as_json(webinar),
+        "language": webinar.language,
     }
 
 

@@ -9,10 +9,11 @@ from aiohttp import web
 from ticketing.access import join
 from ticketing.attendance.devices import InUse
 from ticketing.db import utcnow
+from ticketing.db.models import Organizer
 from ticketing.errors import NotFound
 from ticketing.web.buyer import devices
+from ticketing.web.buyer.common import organizer_of, render_page
 from ticketing.web.keys import JOIN_LIMITS, SESSIONMAKER, SETTINGS, TOKENS
-from ticketing.web.responses import render
 
 routes = web.RouteTableDef()
 
@@ -27,6 +28,11 @@ def _check_rate(request: web.Request, code: str) -> None:
     if wait:
         raise web.HTTPTooManyRequests(text="Too many requests for this link; try again in a moment.",
                                       headers={"Retry-After": str(wait)})
+
+
+async def _organizer(request: web.Request, webinar) -> Organizer | None:
+    async with request.app[SESSIONMAKER]() as session:
+        return await organizer_of(session, webinar)
 
 
 @routes.get("/j/{code}")
@@ -49,9 +55,13 @@ async def join_link(request: web.Request) -> web.StreamResponse:
         case InUse():
             return devices.in_use_page(request, decision, code, device)
         case join.Waiting():
-            return render(request, "buyer/waiting.html", {"waiting": decision, "webinar": decision.webinar})
+            organizer = await _organizer(request, decision.webinar)
+            return render_page(request, "buyer/waiting.html", {"waiting": decision}, webinar=decision.webinar,
+                               organizer=organizer)
         case join.Gone():
-            return render(request, "buyer/gone.html", {"gone": decision, "webinar": decision.webinar}, status=410)
+            organizer = await _organizer(request, decision.webinar)
+            return render_page(request, "buyer/gone.html", {"gone": decision}, webinar=decision.webinar,
+                               organizer=organizer, status=410)
     raise AssertionError(f"unexpected decision {decision!r}")
 
 

@@ -1,20 +1,29 @@
-"""Buyer pages: the public webinar page, checkout, and dev mode's test-payment page."""
+"""Buyer pages: the public webinar page, checkout, the success page with add-to-calendar,
+the buyer's order page (assigning seats), and dev mode's test-payment page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
 
 from aiohttp import web
 
 from ticketing.db import utcnow
-from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.db.models import Order, OrderStatus, Webinar, WebinarStatus
+from ticketing.errors import Conflict, Invalid, NotFound, SoldOut
+from ticketing.mail.calendar import google_calendar_url, webinar_event
+from ticketing.mail.compose import mail_domain
+from ticketing.orders import sealing, seats
 from ticketing.inputs import email_address, has_control
 from ticketing.orders import registrations
 from ticketing.orders import service as orders
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
+from ticketing.webinars import sales
 from ticketing.webinars import service as webinars
+from ticketing.web.buyer.common import organizer_of, render_page
 from ticketing.web.keys import HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
 from ticketing.web.responses import read_form, read_json, render
 
@@ -37,12 +46,26 @@ async def webinar_page(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
-    return render(request, "buyer/webinar.html", {
-        "webinar": webinar,
+        organizer = await organizer_of(session, webinar)
+    now = utcnow()
+    return render_page(request, "buyer/webinar.html", {
         "seats_left": webinars.seats_left(webinar),
         "problem": _on_sale_problem(webinar),
+        "sales": sales.sales_state(webinar, now),
         "max_quantity": orders.MAX_QUANTITY,
-    })
+    }, webinar=webinar, organizer=organizer)
+
+
+@routes.get("/w/{id}/calendar.ics")
+async def webinar_calendar(request: web.Request) -> web.Response:
+    """The webinar as a calendar entry (no personal link: that is in the buyer's mail)."""
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        webinar = await webinars.get_webinar(session, webinar_id)
+    settings = request.app[SETTINGS]
+    body = webinar_event(webinar, domain=mail_domain(settings), page_url=f"{settings.base_url}/w/{webinar.id}")
+    return web.Response(body=body, content_type="text/calendar", charset="utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="webinar.ics"'})
 
 
 async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
@@ -73,8 +96,11 @@ async def checkout(request: web.Request) -> web.Response:
     if free:
         await _register(request, webinar_id, quantity, email)
         raise web.HTTPSeeOther("/checkout/success?registered=1")
+    # The browser keeps a private key; the order page code is sealed to its public half.
+    browser = sealing.new_private_key()
     async with request.app[SESSIONMAKER].begin() as session:
-        order, webinar = await orders.start_order(session, webinar_id, quantity, email)
+        order, webinar = await orders.start_order(session, webinar_id, quantity, email,
+                                                  browser_key=sealing.public_key(browser))
     client = request.app[STRIPE]
     if client is None:
         session_id = simulated.new_session_id()
@@ -84,7 +110,20 @@ async def checkout(request: web.Request) -> web.Response:
         session_id, url = await create_checkout_session(client, params, order)
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)
-    raise web.HTTPSeeOther(url)
+    return _see_other(request, url, order, browser)
+
+
+def _cookie_name(order_id: uuid.UUID) -> str:
+    return f"checkout_{order_id.hex}"
+
+
+def _see_other(request: web.Request, url: str, order: Order, browser) -> web.Response:
+    """303 to `url`, leaving the browser's private key in a cookie only the success page receives."""
+    response = web.Response(status=303, headers={"Location": url})
+    response.set_cookie(_cookie_name(order.id), sealing.private_key_text(browser), path="/checkout/success",
+                        max_age=2 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=request.app[SETTINGS].base_url.startswith("https://"))
+    return response
 
 
 async def _register(request: web.Request, webinar_id, quantity: int, email: str | None) -> None:
@@ -110,7 +149,76 @@ async def confirm_registration(request: web.Request) -> web.Response:
 
 @routes.get("/checkout/success")
 async def checkout_success(request: web.Request) -> web.Response:
-    return render(request, "buyer/success.html", {"registered": request.query.get("registered") == "1"})
+    """The order's summary and add-to-calendar links; the order page link once the order is paid
+    and only in the browser that bought (it holds the key the order code is sealed to)."""
+    registered = request.query.get("registered") == "1"
+    session_id = request.query.get("session_id")
+    async with request.app[SESSIONMAKER]() as session:
+        order = None
+        if session_id:
+            order = await orders.find_order_by_session(session, session_id)
+        elif request.query.get("order"):
+            try:
+                order = await session.get(Order, uuid.UUID(request.query["order"]))
+            except ValueError:
+                order = None
+        webinar = await session.get(Webinar, order.webinar_id) if order is not None else None
+        organizer = await organizer_of(session, webinar) if webinar is not None else None
+    private = None
+    if order is not None and (text := request.cookies.get(_cookie_name(order.id))):
+        private = sealing.private_key_from_text(text)
+        if private is not None and sealing.public_key(private) != order.browser_key:
+            private = None
+    if order is None or webinar is None or (not session_id and private is None):
+        return render(request, "buyer/success.html", {"registered": registered, "order": None})
+    settings = request.app[SETTINGS]
+    page_url = f"{settings.base_url}/w/{webinar.id}"
+    order_code = sealing.unseal(private, order.code_sealed) if private is not None else None
+    return render_page(request, "buyer/success.html", {
+        "registered": registered or webinar.price_amount == 0,
+        "order": order,
+        "paid": order.status == OrderStatus.PAID,
+        "order_link": f"{settings.base_url}/o/{order_code}" if order_code else None,
+        "google_url": google_calendar_url(webinar, page_url=page_url),
+    }, webinar=webinar, organizer=organizer)
+
+
+@routes.get("/o/{code}")
+async def order_page(request: web.Request) -> web.Response:
+    """The buyer's order page: every seat, who holds it, and forms to give seats away."""
+    async with request.app[SESSIONMAKER]() as session:
+        view = await seats.order_view(session, request.match_info["code"], now=utcnow())
+    return _order_page(request, view)
+
+
+def _order_page(request: web.Request, view: seats.OrderView, *, error: str | None = None, error_seq: int | None = None,
+                status: int = 200) -> web.Response:
+    done = request.query.get("assigned")
+    return render_page(request, "buyer/order.html", {
+        "view": view, "order": view.order, "code": request.match_info["code"],
+        "error": error, "error_seq": error_seq, "assigned": int(done) if done and done.isdigit() else None,
+    }, webinar=view.webinar, organizer=view.organizer, status=status)
+
+
+@routes.post("/o/{code}/seats/{seq}")
+async def assign_seat(request: web.Request) -> web.Response:
+    """Give one seat to an attendee (name and email), or keep it: 303 back to the order page."""
+    code = request.match_info["code"]
+    try:
+        seq = int(request.match_info["seq"]) - 1
+    except ValueError:
+        raise NotFound("this order has no such seat") from None
+    form = await request.post()
+    name, email = str(form.get("name") or ""), str(form.get("email") or "")
+    keep = form.get("keep") == "1"
+    try:
+        async with request.app[SESSIONMAKER].begin() as session:
+            await seats.assign_seat(session, code, seq, name=name, email=email, keep=keep, now=utcnow())
+    except Invalid as problem:
+        async with request.app[SESSIONMAKER]() as session:
+            view = await seats.order_view(session, code, now=utcnow())
+        return _order_page(request, view, error=problem.field or "email", error_seq=seq, status=422)
+    raise web.HTTPSeeOther(f"/o/{code}?assigned={seq + 1}#seat-{seq + 1}")
 
 
 async def _dev_order(request: web.Request):

@@ -1,0 +1,83 @@
+"""The buyer's side as a person meets it: a live server on a real port (its base URL is that
+port, so mailed links work), a Jitsi stand-in to land in, an organizer with a full profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import update
+
+from ticketing.app import create_app
+from ticketing.db.models import Organizer
+from ticketing.settings import Settings
+from tests import factories
+
+SECRET = "buyer-tests-secret-" + "9" * 32
+
+
+@pytest.fixture
+async def jitsi():
+    """A stand-in for the Jitsi web app: records the rooms and tokens it is sent to."""
+    visits: list[web.Request] = []
+
+    async def room(request: web.Request) -> web.Response:
+        visits.append(request)
+        return web.Response(text="<!doctype html><html lang=en><title>Room</title><main><h1>In the room</h1></main>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{room}", room)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/"), visits
+    await server.close()
+
+
+@dataclasses.dataclass
+class Live:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture
+async def live(make_settings, jitsi) -> Live:
+    """The app in dev mode (test payments, mail in the dev sink) on a loopback port it knows."""
+    probe = TestServer(create_app(make_settings()), host="127.0.0.1")
+    await probe.start_server()
+    port = probe.port
+    await probe.close()
+    settings = make_settings(base_url=f"http://127.0.0.1:{port}", jitsi_url=jitsi[0], jitsi_app_secret=SECRET)
+    server = TestServer(create_app(settings), host="127.0.0.1", port=port)
+    await server.start_server()
+    yield Live(f"http://127.0.0.1:{port}", settings)
+    await server.close()
+
+
+async def profiled_organizer(sessionmaker, *, name: str = "Widget Academy"):
+    """An organizer whose profile buyers see: display name, contact address, imprint and terms."""
+    organizer, key = await factories.organizer(sessionmaker, name=name, email="signin@widgets.example")
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Organizer).where(Organizer.id == organizer.id).values(
+            contact_email="help@widgets.example", imprint_url="https://widgets.example/imprint",
+            terms_url="https://widgets.example/terms"))
+    return organizer, key
+
+
+def sink(var_dir: Path) -> list[email.message.EmailMessage]:
+    """The mails the dev sink wrote, oldest first, parsed as a mail client would."""
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted((var_dir / "mail").glob("*.eml"))]
+
+
+def text_of(message) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_of(message) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()

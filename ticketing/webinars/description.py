@@ -1,0 +1,30 @@
+"""A webinar's description: Markdown as the organizer writes it, HTML as buyers may safely see it.
+
+markdown-it-py renders CommonMark with raw HTML switched off (it stays text), and nh3 then
+keeps only the tags a description needs (paragraphs, links, lists, emphasis, headings,
+quotes, code) and only http(s) and mailto links, so no script or handler gets through.
+"""
+
+from __future__ import annotations
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+ALLOWED_TAGS = {"p", "br", "a", "ul", "ol", "li", "em", "strong", "h1", "h2", "h3", "h4", "h5", "h6",
+                "blockquote", "code", "pre", "hr"}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
+
+
+def description_html(text: str) -> Markup:
+    """The description rendered and sanitised; safe to put in a page as it is."""
+    tokens = _MARKDOWN.parse(text or "")
+    for token in tokens:
+        # The page's own title is the one <h1>: the description's headings sit below it.
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
+    html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
+    clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                      url_schemes={"http", "https", "mailto"}, link_rel="nofollow noopener noreferrer")
+    return Markup(clean)
