@@ -41,12 +41,12 @@ async def test_serve_without_worker_queues_mails_with_their_kinds_try_limit(tmp_
 
     async with sessionmaker() as session:
         rows = {job.kind: job.max_attempts for job in await session.scalars(select(Job))}
-    assert rows["mail.join"] == 16  # the mail kinds' policy, not the fallback of 10
-    assert rows["mail.reminder"] == 16
+    assert rows["mail.order"] == 16  # the mail kinds' policy, not the fallback of 10
+    assert rows["mail.reminder"] == 16  # a one-seat order: the seat's own reminders
 
     for name, value in env.items():
         if name.startswith("TICKETING_"):
             monkeypatch.setenv(name, value)
-    assert await run_cli("jobs", "list", "--kind", "mail.join") == 0
+    assert await run_cli("jobs", "list", "--kind", "mail.order") == 0
     out = capsys.readouterr().out
-    assert re.search(r"^\s*\d+\s+mail\.join\s+queued\s+0/16\b", out, re.M), out
+    assert re.search(r"^\s*\d+\s+mail\.order\s+queued\s+0/16\b", out, re.M), out
