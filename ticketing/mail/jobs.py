@@ -12,13 +12,13 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
-from ticketing.jobs.registry import JobContext, PermanentError, job
+from ticketing.db.models import Job, JobStatus, Order, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
+from ticketing.jobs.registry import JobContext, PermanentError, job, try_limit
 from ticketing.mail.compose import BadAddress, order_refunded_mail, revoked_mail, ticket_mail
-from ticketing.mail.sending import create_mailer
+from ticketing.mail.sending import create_mailer, temporary_reason
 from ticketing.tickets.service import hash_code, reissue
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ async def _send(ctx: JobContext, build) -> None:
     await create_mailer(ctx.settings).send(message)
 
 
-async def _send_link(ctx: JobContext, payload: dict[str, Any], kind: str, message_key: str,
+async def _send_link(ctx: JobContext, payload: dict[str, Any], job_kind: str, kind: str, message_key: str,
                      sequence: int | None = None) -> None:
     ticket_id, code = _uuid(payload, "ticket_id"), _code(payload)
     found = await _ticket(ctx, ticket_id)
@@ -94,9 +94,35 @@ async def _send_link(ctx: JobContext, payload: dict[str, Any], kind: str, messag
         # can correct the address and resend.
         await _record_delivery(ctx, ticket, code, TicketDelivery.FAILED, str(error)[:2000])
         raise
-    if ticket.delivery_status != TicketDelivery.SENT:
+    except Exception as error:
+        # A failure that may pass: the job is retried, and the ticket shows why it is still
+        # queued; after the last try it has failed for good, with that reason.
+        last = await _is_last_try(ctx, job_kind, payload)
+        await _record_delivery(ctx, ticket, code, TicketDelivery.FAILED if last else TicketDelivery.QUEUED,
+                               temporary_reason(error)[:2000])
+        raise
+    if ticket.delivery_status != TicketDelivery.SENT or ticket.delivery_error is not None:
         await _record_delivery(ctx, ticket, code, TicketDelivery.SENT, None)
     logger.info("mail sent", extra={"kind": kind, "ticket_id": str(ticket.id)})
+
+
+async def _is_last_try(ctx: JobContext, job_kind: str, payload: dict[str, Any]) -> bool:
+    """Whether the running job of `job_kind` carrying this payload's code is on its last try
+    (the worker then parks it as dead). The worker counts a try when it claims the job, so
+    the row's `attempts` is this run's number; the limit is the kind's, as the worker's."""
+    try:
+        async with ctx.sessionmaker() as session:
+            attempts = await session.scalar(
+                select(func.max(Job.attempts)).where(
+                    Job.kind == job_kind, Job.status == JobStatus.RUNNING,
+                    Job.payload["ticket_id"].as_string() == str(payload.get("ticket_id")),
+                    Job.payload["code"].as_string() == str(payload.get("code")))
+            )
+    except Exception:
+        # Best effort, as recording the outcome is: the job's own failure is what counts.
+        logger.warning("could not tell whether this is the mail's last try", exc_info=True)
+        return False
+    return attempts is not None and attempts >= try_limit(job_kind, MAIL_ATTEMPTS)
 
 
 async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: TicketDelivery, error: str | None) -> None:
@@ -118,13 +144,15 @@ async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: T
 @job("mail.join", max_attempts=MAIL_ATTEMPTS)
 async def send_join(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail of a new ticket."""
-    await _send_link(ctx, payload, "join", f"join.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
+    await _send_link(ctx, payload, "mail.join", "join",
+                     f"join.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
 @job("mail.resend", max_attempts=MAIL_ATTEMPTS)
 async def send_resend(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail again, with the new link an organizer's resend made."""
-    await _send_link(ctx, payload, "resend", f"resend.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
+    await _send_link(ctx, payload, "mail.resend", "resend",
+                     f"resend.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
 @job("mail.updated", max_attempts=MAIL_ATTEMPTS)
@@ -133,7 +161,7 @@ async def send_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
     sequence = payload.get("sequence")
     if not isinstance(sequence, int):
         raise PermanentError("malformed payload: sequence missing")
-    await _send_link(ctx, payload, "updated", f"updated.{payload.get('ticket_id')}.{sequence}", sequence)
+    await _send_link(ctx, payload, "mail.updated", "updated", f"updated.{payload.get('ticket_id')}.{sequence}", sequence)
 
 
 @job("mail.reminder", max_attempts=MAIL_ATTEMPTS)
@@ -150,7 +178,7 @@ async def send_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
         # The worker was behind: a reminder after the start only confuses.
         logger.info("reminder skipped: the webinar has started", extra={"ticket_id": payload.get("ticket_id")})
         return
-    await _send_link(ctx, payload, f"reminder_{which}", f"reminder-{which}.{payload.get('ticket_id')}.{sequence}",
+    await _send_link(ctx, payload, "mail.reminder", f"reminder_{which}", f"reminder-{which}.{payload.get('ticket_id')}.{sequence}",
                      sequence)
 
 
