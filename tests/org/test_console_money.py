@@ -32,7 +32,8 @@ async def test_the_sales_end_is_a_local_time_in_the_webinars_zone(client, sessio
     edit = await (await client.get(f"/org/webinars/{webinar.id}/edit")).text()
     assert 'name="sales_end" type="datetime-local" value="2030-01-30T12:00"' in edit
     page = await (await client.get(f"/org/webinars/{webinar.id}")).text()
-    assert "<dt>Sales end</dt><dd>Wednesday 30 January 2030, 12:00</dd>" in page
+    assert ('<p id="sales-end">Sales end: Wednesday 30 January 2030, 12:00 <span class="muted">(checkouts close 30'
+            ' minutes before)</span></p>') in page
 
     # Emptied, sales close when the webinar ends again (as `"sales_end": null` does through the API).
     saved = await client.post(f"/org/webinars/{webinar.id}/edit",
@@ -41,7 +42,7 @@ async def test_the_sales_end_is_a_local_time_in_the_webinars_zone(client, sessio
     async with sessionmaker() as session:
         assert (await session.get(Webinar, webinar.id)).sales_end is None
     page = await (await client.get(f"/org/webinars/{webinar.id}")).text()
-    assert "Thursday 31 January 2030, 19:30 <span class=\"muted\">(when it ends)</span>" in page
+    assert '<p id="sales-end">Sales end: Thursday 31 January 2030, 19:30 <span class="muted">(when the webinar ends)' in page
 
 
 async def test_sales_end_errors_stand_next_to_the_field(client, sessionmaker, ada):
