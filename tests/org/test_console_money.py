@@ -111,6 +111,14 @@ async def test_free_registrations_awaiting_confirmation_are_counted(client, sess
     figures = await (await client.get(f"/org/webinars/{webinar.id}/sales.json")).json()
     assert (figures["pending_registrations"], figures["tickets_sold"]) == (2, 0)
 
+    # One confirms through the mailed link: a seat taken, one still waiting, still no money shown.
+    async with sessionmaker() as session:
+        [job] = list(await session.scalars(select(Job).where(Job.kind == registrations.CONFIRM_MAIL).limit(1)))
+    assert (await client.get(f"/r/{job.payload['code']}")).status == 200
+    page = await (await client.get(f"/org/webinars/{webinar.id}")).text()
+    assert '<dt>Awaiting confirmation</dt><dd data-live="pending_registrations">1</dd>' in page
+    assert '<span data-live="tickets_sold">1</span>' in page and "<dt>Revenue</dt>" not in page
+
 
 async def test_the_attendee_list_shows_the_tickets_stored_delivery_state(client, sessionmaker, ada, free_ticket):
     organizer, _ = ada
