@@ -4,12 +4,15 @@ the attendee list (JSON and CSV), and the organizer corrects the address and res
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import uuid
 
 from sqlalchemy import select
 
+from ticketing.db import utcnow
 from ticketing.db.models import Job, JobStatus, Ticket
+from ticketing.mail.jobs import MAIL_ATTEMPTS
 
 from tests import factories
 from tests.mail.test_delivery import buy, links
@@ -95,3 +98,71 @@ async def test_a_revoked_ticket_cannot_be_readdressed(client, sessionmaker):
     assert (await client.post(f"/api/tickets/{ticket.id}/revoke", headers=auth(key))).status == 200
     response = await client.patch(f"/api/tickets/{ticket.id}", json={"email": "new@example.com"}, headers=auth(key))
     assert response.status == 409
+
+
+async def test_a_mail_refused_for_now_until_its_tries_run_out_has_failed(make_settings, smtp, start_client,
+                                                                          sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    owner, key = await factories.organizer(sessionmaker)
+    webinar = await factories.webinar(sessionmaker, owner)
+    smtp.mode = "tempfail"
+    await buy(client, webinar, email="slow@example.com")
+    worker = make_worker(settings)
+
+    # While it retries the ticket is still queued, with the server's answer of the last try.
+    now = utcnow()
+    assert await worker.run_until_idle(now=now) == 1
+    as_json, as_csv = await _attendees(client, webinar, key)
+    ticket = as_json["slow@example.com"]
+    assert ticket["delivery_status"] == "queued"
+    assert ticket["delivery_error"] == "recipient refused for now: 451 4.3.0 try again later"
+    assert as_csv["slow@example.com"]["delivery_error"] == ticket["delivery_error"]
+
+    tries = 1
+    while True:
+        async with sessionmaker() as db:
+            job = await db.scalar(select(Job).where(Job.kind == "mail.order"))  # the buyer's mail, with the link
+        if job.status != JobStatus.QUEUED:
+            break
+        now = max(now, job.due_at) + dt.timedelta(seconds=1)
+        assert await worker.run_until_idle(now=now) == 1
+        tries += 1
+        if job.status == JobStatus.QUEUED and tries < MAIL_ATTEMPTS:
+            as_json, _ = await _attendees(client, webinar, key)
+            assert as_json["slow@example.com"]["delivery_status"] == "queued"
+    assert (job.status, job.attempts, tries) == (JobStatus.DEAD, MAIL_ATTEMPTS, MAIL_ATTEMPTS)
+    as_json, as_csv = await _attendees(client, webinar, key)
+    ticket = as_json["slow@example.com"]
+    assert ticket["delivery_status"] == "failed"
+    assert ticket["delivery_error"] == "recipient refused for now: 451 4.3.0 try again later"
+    assert as_csv["slow@example.com"]["delivery_status"] == "failed"
+    assert smtp.messages == []
+
+    # The organizer resends once the server takes mail again: queued, then sent, error gone.
+    smtp.mode = "accept"
+    response = await client.post(f"/api/tickets/{ticket['id']}/resend", headers=auth(key))
+    assert (await response.json())["delivery_status"] == "queued"
+    await worker.run_until_idle()
+    as_json, _ = await _attendees(client, webinar, key)
+    assert (as_json["slow@example.com"]["delivery_status"], as_json["slow@example.com"]["delivery_error"]) == ("sent", None)
+    assert len(smtp.to("slow@example.com")) == 1
+
+
+async def test_a_mail_that_goes_through_on_a_later_try_is_sent_without_an_error(make_settings, smtp, start_client,
+                                                                                sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    owner, key = await factories.organizer(sessionmaker)
+    webinar = await factories.webinar(sessionmaker, owner)
+    smtp.mode = "tempfail"
+    await buy(client, webinar, email="later@example.com")
+    worker = make_worker(settings)
+    await worker.run_until_idle()
+    as_json, _ = await _attendees(client, webinar, key)
+    assert as_json["later@example.com"]["delivery_status"] == "queued"
+    assert "451" in as_json["later@example.com"]["delivery_error"]
+    smtp.mode = "accept"
+    await worker.run_until_idle(now=utcnow() + dt.timedelta(minutes=1))
+    as_json, _ = await _attendees(client, webinar, key)
+    assert (as_json["later@example.com"]["delivery_status"], as_json["later@example.com"]["delivery_error"]) == ("sent", None)

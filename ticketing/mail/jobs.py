@@ -14,15 +14,16 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketDelivery, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.models import (Job, JobStatus, Order, OrderStatus, Organizer, Ticket, TicketDelivery, TicketStatus,
+                                 Webinar, WebinarStatus)
 from ticketing.jobs import enqueue, enqueue_many
-from ticketing.jobs.registry import JobContext, PermanentError, job
+from ticketing.jobs.registry import JobContext, PermanentError, job, try_limit
 from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_reminder_mail, order_updated_mail,
                                     revoked_mail, ticket_mail)
-from ticketing.mail.sending import create_mailer
+from ticketing.mail.sending import create_mailer, temporary_reason
 from ticketing.tickets.service import buyer_holds, hash_code, order_reminder_jobs, order_tickets, reissue, seat_code
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ async def _send(ctx: JobContext, build) -> None:
     await create_mailer(ctx.settings).send(message)
 
 
-async def _send_link(ctx: JobContext, payload: dict[str, Any], kind: str, message_key: str,
+async def _send_link(ctx: JobContext, payload: dict[str, Any], job_kind: str, kind: str, message_key: str,
                      sequence: int | None = None) -> None:
     ticket_id, code = _uuid(payload, "ticket_id"), _code(payload)
     seat = await _seat(ctx, ticket_id)
@@ -117,9 +118,35 @@ async def _send_link(ctx: JobContext, payload: dict[str, Any], kind: str, messag
         # can correct the address and resend.
         await _record_delivery(ctx, ticket, code, TicketDelivery.FAILED, str(error)[:2000])
         raise
-    if ticket.delivery_status != TicketDelivery.SENT:
+    except Exception as error:
+        # A failure that may pass: the job is retried, and the ticket shows why it is still
+        # queued; after the last try it has failed for good, with that reason.
+        last = await _is_last_try(ctx, job_kind, payload)
+        await _record_delivery(ctx, ticket, code, TicketDelivery.FAILED if last else TicketDelivery.QUEUED,
+                               temporary_reason(error)[:2000])
+        raise
+    if ticket.delivery_status != TicketDelivery.SENT or ticket.delivery_error is not None:
         await _record_delivery(ctx, ticket, code, TicketDelivery.SENT, None)
     logger.info("mail sent", extra={"kind": kind, "ticket_id": str(ticket.id)})
+
+
+async def _is_last_try(ctx: JobContext, job_kind: str, payload: dict[str, Any], id_field: str = "ticket_id") -> bool:
+    """Whether the running job of `job_kind` carrying this payload's code is on its last try
+    (the worker then parks it as dead). The worker counts a try when it claims the job, so
+    the row's `attempts` is this run's number; the limit is the kind's, as the worker's."""
+    try:
+        async with ctx.sessionmaker() as session:
+            attempts = await session.scalar(
+                select(func.max(Job.attempts)).where(
+                    Job.kind == job_kind, Job.status == JobStatus.RUNNING,
+                    Job.payload[id_field].as_string() == str(payload.get(id_field)),
+                    Job.payload["code"].as_string() == str(payload.get("code")))
+            )
+    except Exception:
+        # Best effort, as recording the outcome is: the job's own failure is what counts.
+        logger.warning("could not tell whether this is the mail's last try", exc_info=True)
+        return False
+    return attempts is not None and attempts >= try_limit(job_kind, MAIL_ATTEMPTS)
 
 
 async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: TicketDelivery, error: str | None) -> None:
@@ -141,13 +168,14 @@ async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: T
 @job("mail.join", max_attempts=MAIL_ATTEMPTS)
 async def send_join(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail of a new ticket."""
-    await _send_link(ctx, payload, "join", f"join.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
+    await _send_link(ctx, payload, "mail.join", "join",
+                     f"join.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
 @job("mail.assigned", max_attempts=MAIL_ATTEMPTS)
 async def send_assigned(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail of an attendee the buyer gave a seat to, with the attendee's own link."""
-    await _send_link(ctx, payload, "assigned", f"assigned.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
+    await _send_link(ctx, payload, "mail.assigned", "assigned", f"assigned.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
 @job("mail.order", max_attempts=MAIL_ATTEMPTS)
@@ -182,6 +210,12 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     except PermanentError as error:
         await _record_order_delivery(ctx, order, tickets, order_code, TicketDelivery.FAILED, str(error)[:2000])
         raise
+    except Exception as error:
+        last = await _is_last_try(ctx, "mail.order", payload, "order_id")
+        await _record_order_delivery(ctx, order, tickets, order_code,
+                                     TicketDelivery.FAILED if last else TicketDelivery.QUEUED,
+                                     temporary_reason(error)[:2000])
+        raise
     await _record_order_delivery(ctx, order, tickets, order_code, TicketDelivery.SENT, None)
     logger.info("mail sent", extra={"kind": "order", "order_id": str(order.id)})
 
@@ -192,7 +226,7 @@ async def _record_order_delivery(ctx: JobContext, order: Order, tickets: list[Ti
     state is this mail's (a seat given to someone else has its own mail)."""
     for ticket in tickets:
         code = seat_code(order_code, ticket) if buyer_holds(ticket, order) else None
-        if code is not None and ticket.delivery_status != status:
+        if code is not None and (ticket.delivery_status, ticket.delivery_error) != (status, error):
             await _record_delivery(ctx, ticket, code, status, error)
 
 
@@ -252,7 +286,8 @@ async def send_order_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
 @job("mail.resend", max_attempts=MAIL_ATTEMPTS)
 async def send_resend(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail again, with the new link an organizer's resend made."""
-    await _send_link(ctx, payload, "resend", f"resend.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
+    await _send_link(ctx, payload, "mail.resend", "resend",
+                     f"resend.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
 @job("mail.updated", max_attempts=MAIL_ATTEMPTS)
@@ -261,7 +296,7 @@ async def send_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
     sequence = payload.get("sequence")
     if not isinstance(sequence, int):
         raise PermanentError("malformed payload: sequence missing")
-    await _send_link(ctx, payload, "updated", f"updated.{payload.get('ticket_id')}.{sequence}", sequence)
+    await _send_link(ctx, payload, "mail.updated", "updated", f"updated.{payload.get('ticket_id')}.{sequence}", sequence)
 
 
 @job("mail.reminder", max_attempts=MAIL_ATTEMPTS)
@@ -278,7 +313,7 @@ async def send_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
         # The worker was behind: a reminder after the start only confuses.
         logger.info("reminder skipped: the webinar has started", extra={"ticket_id": payload.get("ticket_id")})
         return
-    await _send_link(ctx, payload, f"reminder_{which}", f"reminder-{which}.{payload.get('ticket_id')}.{sequence}",
+    await _send_link(ctx, payload, "mail.reminder", f"reminder_{which}", f"reminder-{which}.{payload.get('ticket_id')}.{sequence}",
                      sequence)
 
 

@@ -102,6 +102,18 @@ class SmtpMailer:
             raise
 
 
+def temporary_reason(error: BaseException) -> str:
+    """A delivery failure that may pass (a 4xx answer, a server down or slow) in a reader's words."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
+        first = error.recipients[0]
+        return f"recipient refused for now: {first.code} {_reason(first.message)}"
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return f"SMTP server answered {error.code} {_reason(error.message)}"
+    if isinstance(error, TimeoutError | aiosmtplib.SMTPTimeoutError):
+        return "the SMTP server did not answer in time"
+    return _reason(f"{type(error).__name__}: {error}") or type(error).__name__
+
+
 def _permanent(code: int) -> bool:
     return 500 <= code < 600 and code not in _NOT_ABOUT_THE_MAIL
 

@@ -13,20 +13,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Job, JobStatus, Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.models import (Order, OrderStatus, Organizer, Registration, Ticket, TicketDelivery, TicketStatus,
+                                 Webinar, WebinarStatus)
 from ticketing.errors import NotFound
-from ticketing.webinars.service import get_own_webinar, seats_left
-
-# The mails that carry (or take back) a ticket's link; reminders are left out of the delivery state.
-TICKET_MAIL_KINDS = ("mail.join", "mail.resend", "mail.updated", "mail.revoked")
-MAIL_KIND_NAMES = {"mail.join": "join link", "mail.resend": "new link", "mail.updated": "new time",
-                   "mail.revoked": "revocation"}
-# Orders that paid but did not become tickets as bought: the organizer should look at them.
-PROBLEM_STATUSES = (OrderStatus.FLAGGED, OrderStatus.OVERSOLD)
-
+from ticketing.webinars import sales
+from ticketing.webinars.service import NEEDS_A_LOOK, get_own_webinar, list_orders, seats_left
 
 def status_label(webinar: Webinar, *, now: dt.datetime | None = None) -> str:
-    """"on sale", "sold out", "live", "ended" or "cancelled", as the organizer thinks of it."""
+    """"on sale", "sold out", "sales closed", "live", "ended" or "cancelled", as the organizer
+    thinks of it. Whether sales are closed is the buyer's page's rule (`sales.closed_reason`)."""
     now = now or utcnow()
     if webinar.status == WebinarStatus.CANCELLED:
         return "cancelled"
@@ -36,6 +31,8 @@ def status_label(webinar: Webinar, *, now: dt.datetime | None = None) -> str:
         return "live"
     left = seats_left(webinar)
     if left is not None and left <= 0:
+        return "sold out"
+    if sales.closed_reason(webinar, now) is not None:
         return "sales closed"
     return "on sale"
 
@@ -48,9 +45,10 @@ class Sales:
     capacity: int | None
     seats_left: int | None
     paid_orders: int
-    pending_orders: int
+    pending_orders: int  # checkouts started, not paid (yet)
     paid: dict[str, int]
     refunded: dict[str, int]
+    pending_registrations: int = 0  # free registrations whose address is not confirmed yet
 
     @property
     def revenue(self) -> dict[str, int]:
@@ -63,7 +61,7 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
     ids = [w.id for w in webinars]
     paid: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
     refunded: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: {"paid": 0, "pending": 0})
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: {"paid": 0, "pending": 0, "registrations": 0})
     if ids:
         rows = await session.execute(
             select(Order.webinar_id, Order.currency, Order.status,
@@ -81,9 +79,16 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
                 paid[webinar_id][code] = paid[webinar_id].get(code, 0) + int(total)
                 if refund:
                     refunded[webinar_id][code] = refunded[webinar_id].get(code, 0) + int(refund)
+        waiting = await session.execute(
+            select(Registration.webinar_id, func.count())
+            .where(Registration.webinar_id.in_(ids), Registration.confirmed_at.is_(None))
+            .group_by(Registration.webinar_id)
+        )
+        for webinar_id, count in waiting:
+            counts[webinar_id]["registrations"] += count
     return {w.id: Sales(tickets_sold=w.seats_taken, capacity=w.capacity, seats_left=seats_left(w),
                         paid_orders=counts[w.id]["paid"], pending_orders=counts[w.id]["pending"],
-                        paid=paid[w.id], refunded=refunded[w.id])
+                        paid=paid[w.id], refunded=refunded[w.id], pending_registrations=counts[w.id]["registrations"])
             for w in webinars}
 
 
@@ -91,57 +96,35 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
 class Attendee:
     ticket: Ticket
     order: Order
-    mail: str  # the latest link mail: "sent", "queued", "retrying", "failed", or "none"
-    mail_error: str | None
-    mail_kind: str | None = None  # which mail that was: "join link", "new link", "new time", "revocation"
 
+    @property
+    def mail(self) -> str:
+        """The ticket's stored delivery state as the console names it: "sent", "queued",
+        "retrying" (queued, and the last try was refused for now: see `mail_error`) or "failed"."""
+        state = self.ticket.delivery_status
+        if state == TicketDelivery.QUEUED and self.ticket.delivery_error:
+            return "retrying"
+        return state.value
 
-def _mail_state(job: Job | None) -> tuple[str, str | None]:
-    if job is None:
-        return "none", None
-    if job.status == JobStatus.DONE:
-        return "sent", None
-    if job.status == JobStatus.DEAD:
-        return "failed", job.last_error
-    if job.attempts > 0:
-        return "retrying", job.last_error
-    return "queued", None
+    @property
+    def mail_error(self) -> str | None:
+        return self.ticket.delivery_error
 
 
 async def attendees(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Attendee]:
-    """The webinar's tickets, oldest first, each with its order and its latest mail's delivery state."""
+    """The webinar's tickets, oldest first, each with its order (the delivery state of its
+    latest link mail is the ticket's own, recorded by the mail jobs)."""
     webinar = await get_own_webinar(session, organizer, webinar_id)
     rows = (await session.execute(
         select(Ticket, Order).join(Order, Order.id == Ticket.order_id).where(Ticket.webinar_id == webinar.id)
         .order_by(Ticket.created_at, Ticket.order_id, Ticket.seq)
     )).all()
-    latest: dict[str, Job] = {}
-    ids = [str(ticket.id) for ticket, _ in rows]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        jobs = await session.scalars(
-            select(Job).where(Job.kind.in_(TICKET_MAIL_KINDS), Job.payload["ticket_id"].as_string().in_(chunk))
-            .order_by(Job.id)
-        )
-        for job in jobs:
-            latest[str(job.payload.get("ticket_id"))] = job
-    result = []
-    for ticket, order in rows:
-        job = latest.get(str(ticket.id))
-        state, error = _mail_state(job)
-        result.append(Attendee(ticket=ticket, order=order, mail=state, mail_error=error,
-                               mail_kind=MAIL_KIND_NAMES.get(job.kind) if job is not None else None))
-    return result
+    return [Attendee(ticket=ticket, order=order) for ticket, order in rows]
 
 
 async def problem_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Order]:
-    """Orders to look at, newest first: paid a wrong amount or currency, paid for a full or
-    ended webinar, or anything else the payment path noted a problem for."""
-    webinar = await get_own_webinar(session, organizer, webinar_id)
-    query = (select(Order).where(Order.webinar_id == webinar.id,
-                                 Order.status.in_(PROBLEM_STATUSES) | Order.problem.is_not(None))
-             .order_by(Order.created_at.desc(), Order.id))
-    return list(await session.scalars(query))
+    """Orders to look at, newest first: the same list as `GET /api/webinars/{id}/orders?status=problem`."""
+    return await list_orders(session, organizer, webinar_id, status=NEEDS_A_LOOK)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -267,17 +267,27 @@ async def list_tickets(session: AsyncSession, organizer: Organizer, webinar_id: 
     return list(await session.scalars(query))
 
 
+# `?status=problem`: the orders an organizer should look at. Paid, but no ticket as bought
+# (a wrong amount or currency, a full webinar, sales closed or the webinar over), or anything
+# else the payment path noted a problem for. The console's "Orders to look at" is this list.
+NEEDS_A_LOOK = "problem"
+PROBLEM_STATUSES = (OrderStatus.FLAGGED, OrderStatus.OVERSOLD, OrderStatus.LATE)
+
+
 async def list_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID, *,
                       status: str | None = None) -> list[Order]:
     """The orders of one of the organizer's webinars, newest first; `status` narrows them
-    (e.g. "flagged": paid, but not the price, so no tickets were issued)."""
+    to one order status (e.g. "flagged": paid, but not the price, so no tickets were issued)
+    or to those that need a look ("problem")."""
     webinar = await get_own_webinar(session, organizer, webinar_id)
     query = select(Order).where(Order.webinar_id == webinar.id).order_by(Order.created_at.desc(), Order.id)
-    if status is not None:
+    if status == NEEDS_A_LOOK:
+        query = query.where(Order.status.in_(PROBLEM_STATUSES) | Order.problem.is_not(None))
+    elif status is not None:
         try:
             query = query.where(Order.status == OrderStatus(status))
         except ValueError:
-            known = ", ".join(s.value for s in OrderStatus)
+            known = ", ".join([*(s.value for s in OrderStatus), NEEDS_A_LOOK])
             raise Invalid(f"unknown order status {status!r}; one of {known}", field="status") from None
     return list(await session.scalars(query))
 

@@ -124,7 +124,8 @@ ORDER_COLUMNS = ("id", "status", "email", "buyer_name", "quantity", "expected_am
 
 @routes.get("/api/webinars/{id}/orders")
 async def list_orders(request: web.Request) -> web.Response:
-    """The webinar's orders, newest first; `?status=flagged` shows those that need a look."""
+    """The webinar's orders, newest first; `?status=flagged` narrows them to one status,
+    `?status=problem` to those that need a look."""
     organizer = await authenticate(request)
     webinar_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as session:

@@ -17,13 +17,15 @@ from babel.numbers import get_currency_precision
 from ticketing.db.models import Webinar
 from ticketing.webinars.service import zone
 
-FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room")
+FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room",
+          "sales_end")
 # The service's (and the API's) names for the form fields that are named differently.
 FORM_FIELD_OF = {"price_amount": "price", "timezone": "time_zone"}
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 # The service speaks of its input's names; the form's reader knows the labels.
 _WORDS = (("ends_at", "the end"), ("starts_at", "the start"), ("price_amount", "the price"),
-          ("timezone", "the time zone"), ("capacity", "the number of seats"), ("null for no limit", "empty for no limit"))
+          ("timezone", "the time zone"), ("capacity", "the number of seats"), ("null for no limit", "empty for no limit"),
+          ("sales_end", "the end of sales"))
 
 
 def in_form_words(message: str) -> str:
@@ -109,6 +111,9 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
     }
     for name in ("starts_at", "ends_at"):
         data[name] = _local_time(values[name], zone_name, name, errors)
+    # Optional: empty means sales close when the webinar ends (the service's default).
+    sales_end = values["sales_end"].strip()
+    data["sales_end"] = _local_time(sales_end, zone_name, "sales_end", errors) if sales_end else None
     data["price_amount"] = _price(values["price"], values["currency"], errors)
     capacity = values["capacity"].strip()
     if capacity:
@@ -142,12 +147,13 @@ def form_values(webinar: Webinar) -> dict[str, str]:
         "currency": webinar.currency.upper(),
         "capacity": "" if webinar.capacity is None else str(webinar.capacity),
         "room": webinar.room,
+        "sales_end": "" if webinar.sales_end is None else webinar.sales_end.astimezone(tz).strftime(LOCAL_FORMAT),
     }
 
 
 def blank_values(time_zone: str = "UTC") -> dict[str, str]:
     return {"title": "", "description": "", "starts_at": "", "ends_at": "", "time_zone": time_zone,
-            "price": "", "currency": "EUR", "capacity": "", "room": ""}
+            "price": "", "currency": "EUR", "capacity": "", "room": "", "sales_end": ""}
 
 
 def typed_values(form: Any) -> dict[str, str]:

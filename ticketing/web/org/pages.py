@@ -19,6 +19,7 @@ from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
 from ticketing.webinars import figures
 from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.webinars import sales as sales_rules
 from ticketing.webinars import service as webinars
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
@@ -150,6 +151,7 @@ async def webinar_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     return await page(request, "webinar.html", {
         "webinar": webinar, "status": figures.status_label(webinar), "sales": sales,
+        "sales_end": sales_rules.sales_end(webinar),
         "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
         "attendees": people, "problems": problems, "orders": orders, "public_url": f"{settings.base_url}/w/{webinar.id}",
         "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
@@ -165,7 +167,8 @@ async def webinar_sales(request: web.Request) -> web.Response:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
     response = web.json_response({"tickets_sold": sales.tickets_sold, "seats_left": sales.seats_left,
-                                  "revenue": _revenue_text(sales.revenue), "paid_orders": sales.paid_orders})
+                                  "revenue": _revenue_text(sales.revenue), "paid_orders": sales.paid_orders,
+                                  "pending_registrations": sales.pending_registrations})
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -242,6 +245,40 @@ async def _ticket(request: web.Request, organizer: Organizer) -> tuple[Ticket, W
     ticket_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as db:
         return await figures.own_ticket(db, organizer, ticket_id)
+
+
+async def _address_page(request: web.Request, organizer: Organizer, ticket: Ticket, webinar: Webinar, *,
+                        email: str, error: str | None = None, status: int = 200) -> web.Response:
+    return await page(request, "ticket_address.html", {"ticket": ticket, "webinar": webinar, "email": email,
+                                                       "error": error}, status=status, organizer=organizer)
+
+
+@routes.get("/org/tickets/{id}/address")
+async def address_form(request: web.Request) -> web.Response:
+    """Correct a ticket's address (e.g. one the mail server refused), as `PATCH /api/tickets/{id}`."""
+    organizer = await organizer_of(request)
+    async with request.app[SESSIONMAKER]() as db:
+        ticket, webinar = await figures.own_ticket(db, organizer, webinars.parse_id(request.match_info["id"]))
+    return await _address_page(request, organizer, ticket, webinar, email=ticket.email)
+
+
+@routes.post("/org/tickets/{id}/address")
+async def address_save(request: web.Request) -> web.Response:
+    """Save the new address through `update_ticket`, then offer the resend that mails the link there."""
+    organizer = await organizer_of(request)
+    ticket_id = webinars.parse_id(request.match_info["id"])
+    form = await checked_form(request)
+    email = str(form.get("email") or "")
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            ticket = await ticket_service.update_ticket(db, organizer, ticket_id, {"email": email})
+    except Invalid as error:
+        async with request.app[SESSIONMAKER]() as db:
+            ticket, webinar = await figures.own_ticket(db, organizer, ticket_id)
+        return await _address_page(request, organizer, ticket, webinar, email=email,
+                                   error=forms.in_form_words(error.message), status=422)
+    return await _flash_and_go(request, f"The ticket's address is now {ticket.email}. Send the link there?",
+                               f"/org/tickets/{ticket.id}/resend")
 
 
 @routes.get("/org/tickets/{id}/{action}")
