@@ -10,6 +10,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from ticketing.db.retry import count_statements
+
+# A pooled PostgreSQL connection older than this is closed and replaced at its next checkout.
+POOL_RECYCLE_SECONDS = 300
+
 
 def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     """An async engine; for SQLite, one connection per process with immediate transactions.
@@ -23,8 +28,14 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
+        # No ping at checkout (a round trip on every request): connections are replaced after
+        # POOL_RECYCLE_SECONDS, and the hot paths retry a transaction whose first statement met
+        # a connection that died meanwhile (ticketing.db.retry).
+        kwargs.setdefault("pool_pre_ping", False)
+        kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
+        engine = create_async_engine(url, **kwargs)
+        count_statements(engine)
+        return engine
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +59,7 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    count_statements(engine)
     return engine
 
 
