@@ -56,9 +56,12 @@ def worker_name() -> str:
 class Worker:
     """Runs queued jobs with `context`, up to `concurrency` at a time.
 
-    `claim_timeout`: a job still marked running that long after its claim belongs to a
-    worker that died; another worker takes it over. Each run is cut off at `job_timeout`,
-    well below it, so a live worker never loses its claim.
+    A claim is a lease of `claim_timeout` seconds (60 by default): while a job runs, its
+    worker renews the lease every third of that, so a slow job (cut off at `job_timeout`)
+    keeps its claim for as long as it runs and is never run twice. A job whose lease ran
+    out belongs to a worker that died; another worker takes it over within about a minute.
+    A worker that cannot renew its leases for most of a lease stops its jobs itself before
+    another worker could take them.
     """
 
     def __init__(
@@ -69,7 +72,7 @@ class Worker:
         concurrency: int = 20,
         poll_seconds: float = 0.25,
         job_timeout: float = 120.0,
-        claim_timeout: float = 600.0,
+        claim_timeout: float = 60.0,
         grace_seconds: float = 10.0,
         on_outcome: OutcomeHook | None = None,
     ) -> None:
@@ -83,6 +86,10 @@ class Worker:
         self.grace_seconds = grace_seconds
         self.on_outcome = on_outcome
         self._running: set[asyncio.Task[None]] = set()
+        # The jobs this worker holds a lease on, with the task running each.
+        self._claims: dict[int, asyncio.Task[Any]] = {}
+        self._lease_users = 0
+        self._lease_task: asyncio.Task[None] | None = None
 
     # --- claiming and recording ----------------------------------------------------------
 
@@ -112,6 +119,54 @@ class Worker:
             claimed = list((await session.scalars(statement)).all())
         claimed.sort(key=lambda job: (job.due_at, job.id))
         return claimed
+
+    async def renew_leases(self, *, now: dt.datetime | None = None) -> int:
+        """Extend the lease of every job this worker is running; returns how many it still holds."""
+        ids = list(self._claims)
+        if not ids:
+            return 0
+        async with self.sessionmaker.begin() as session:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.status == JobStatus.RUNNING, Job.locked_by == self.name)
+                .values(locked_at=now or utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        return result.rowcount
+
+    async def _keep_leases(self) -> None:
+        """Renew this worker's leases every third of a lease for as long as it runs jobs."""
+        lease = self.claim_timeout.total_seconds()
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self.renew_leases()
+                renewed = time.monotonic()
+            except Exception as error:
+                logger.warning("renewing job leases failed", extra={"worker": self.name, "error": type(error).__name__})
+                if time.monotonic() - renewed > lease * 0.75:
+                    # Another worker may soon take these jobs over: stop them first (they go back
+                    # to the queue), so that no job runs twice.
+                    logger.error("job leases about to run out; stopping this worker's jobs",
+                                 extra={"worker": self.name, "count": len(self._claims)})
+                    for task in list(self._claims.values()):
+                        task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def _leases(self):
+        """Keep leases renewed while the block runs (nested uses share one renewing task)."""
+        self._lease_users += 1
+        if self._lease_task is None:
+            self._lease_task = asyncio.create_task(self._keep_leases())
+        try:
+            yield
+        finally:
+            self._lease_users -= 1
+            if self._lease_users == 0 and self._lease_task is not None:
+                self._lease_task.cancel()
+                await asyncio.gather(self._lease_task, return_exceptions=True)
+                self._lease_task = None
 
     async def _record(self, job: Job, **values: Any) -> bool:
         """Write the outcome of this worker's claim; False when another worker took it over."""
@@ -151,6 +206,7 @@ class Worker:
         """Run one claimed job in its own task context; returns done, retry or dead."""
         token = context_id.set(f"job-{job.id}")
         started = time.perf_counter()
+        self._claims[job.id] = asyncio.current_task()
         try:
             kind = KINDS.get(job.kind)
             if kind is None:
@@ -177,13 +233,15 @@ class Worker:
                 self.on_outcome(job.kind, outcome, time.perf_counter() - started)
             return outcome
         finally:
+            self._claims.pop(job.id, None)
             context_id.reset(token)
 
     async def run_once(self, *, now: dt.datetime | None = None) -> int:
         """Claim one batch of due jobs and run it to the end; returns how many ran."""
         jobs = await self.claim(now=now)
         if jobs:
-            await asyncio.gather(*(self.run_job(job, now=now) for job in jobs))
+            async with self._leases():
+                await asyncio.gather(*(self.run_job(job, now=now) for job in jobs))
         return len(jobs)
 
     async def run_until_idle(self, *, now: dt.datetime | None = None, limit: int = 100_000) -> int:
@@ -216,6 +274,8 @@ class Worker:
         sweep: asyncio.Task[None] | None = None
         next_sweep = time.monotonic()
         logger.info("worker started", extra={"worker": self.name, "concurrency": self.concurrency})
+        leases = self._leases()
+        await leases.__aenter__()
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_sweep and (sweep is None or sweep.done()):
@@ -245,6 +305,7 @@ class Worker:
             if sweep is not None and not sweep.done():
                 sweep.cancel()
             await self._drain()
+            await leases.__aexit__(None, None, None)
             if sweep is not None:
                 await asyncio.gather(sweep, return_exceptions=True)
             logger.info("worker stopped", extra={"worker": self.name})
