@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from ticketing.access.end_meeting import system_key
+from ticketing.access.join_records import flush_joins
 from ticketing.access.tokens import Tokens
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.jobs.registry import JobContext
@@ -35,6 +36,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine
     app[SESSIONMAKER] = create_sessionmaker(engine)
     yield
+    await flush_joins(app[SESSIONMAKER])
     await engine.dispose()
 
 

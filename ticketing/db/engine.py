@@ -12,6 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ticketing.db.retry import count_statements
 
+# Execution option for SQLite readers that need no transaction (SQLAlchemy's AUTOCOMMIT
+# isolation would hand the driver its own BEGIN back when the connection returns to the pool).
+NO_TRANSACTION = "ticketing_no_transaction"
+
 # A pooled PostgreSQL connection older than this is closed and replaced at its next checkout.
 POOL_RECYCLE_SECONDS = 300
 
@@ -57,7 +61,10 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers that asked for no transaction (the join link's one SELECT) run in the
+        # driver's autocommit: WAL lets them read beside the writer instead of taking its lock.
+        if not connection.get_execution_options().get(NO_TRANSACTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     count_statements(engine)
     return engine

@@ -1,0 +1,188 @@
+"""The statements behind `/j/{code}`, written for a full room pressing its links at once.
+
+PostgreSQL: one `UPDATE … FROM webinars … RETURNING` in autocommit both decides that a link
+admits (valid ticket, scheduled webinar, inside the window) and records the join; only a link
+that does not admit is looked at again to say why. SQLite: one SELECT in autocommit (WAL
+readers never wait for the writer), and the joins are counted in memory and written in
+batches, one short transaction per second, so that a full room never queues behind the one
+writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+import weakref
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.engine import NO_TRANSACTION
+from ticketing.db.retry import retry_dead_connection
+
+logger = logging.getLogger(__name__)
+
+TICKETS, WEBINARS = Ticket.__table__, Webinar.__table__
+_TICKET_COLUMNS = [c for c in TICKETS.c]
+_WEBINAR_COLUMNS = [c for c in WEBINARS.c]
+_LABELLED = [c.label(f"t_{c.name}") for c in _TICKET_COLUMNS] + [c.label(f"w_{c.name}") for c in _WEBINAR_COLUMNS]
+
+# How long SQLite's join counts wait in memory before one transaction writes them.
+FLUSH_SECONDS = 1.0
+
+_FIND = (select(*_LABELLED).join_from(TICKETS, WEBINARS, WEBINARS.c.id == TICKETS.c.webinar_id)
+         .where(TICKETS.c.code_hash == bindparam("j_code_hash")))
+
+# Admits exactly when access.join.decide would: a valid ticket of a scheduled webinar whose
+# window (starts_at − early … ends_at + grace) holds `now`.
+_ADMIT = (
+    update(TICKETS)
+    .where(TICKETS.c.code_hash == bindparam("j_code_hash"), TICKETS.c.webinar_id == WEBINARS.c.id,
+           TICKETS.c.status == TicketStatus.VALID.value, WEBINARS.c.status == WebinarStatus.SCHEDULED.value,
+           WEBINARS.c.starts_at <= bindparam("opens_by", type_=WEBINARS.c.starts_at.type),
+           WEBINARS.c.ends_at >= bindparam("closes_by", type_=WEBINARS.c.ends_at.type))
+    .values(join_count=TICKETS.c.join_count + 1,
+            first_joined_at=func.coalesce(TICKETS.c.first_joined_at, bindparam("joined", type_=TICKETS.c.last_joined_at.type)),
+            last_joined_at=bindparam("joined", type_=TICKETS.c.last_joined_at.type))
+    .returning(*_LABELLED)
+)
+
+_RECORD = (
+    update(TICKETS)
+    .where(TICKETS.c.id == bindparam("ticket_id", type_=TICKETS.c.id.type))
+    .values(join_count=TICKETS.c.join_count + bindparam("joins"),
+            first_joined_at=func.coalesce(TICKETS.c.first_joined_at, bindparam("first", type_=TICKETS.c.first_joined_at.type)),
+            last_joined_at=bindparam("last", type_=TICKETS.c.last_joined_at.type))
+)
+
+_AUTOCOMMIT: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def _autocommit(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The sessionmaker's engine without transactions: each statement commits on its own."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    found = _AUTOCOMMIT.get(engine)
+    if found is None:
+        if engine.dialect.name == "sqlite":
+            found = engine.execution_options(**{NO_TRANSACTION: True})
+        else:
+            found = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _AUTOCOMMIT[engine] = found
+    return found
+
+
+def _objects(row) -> tuple[Ticket, Webinar]:
+    mapping = row._mapping
+    ticket = Ticket(**{c.name: mapping[f"t_{c.name}"] for c in _TICKET_COLUMNS})
+    webinar = Webinar(**{c.name: mapping[f"w_{c.name}"] for c in _WEBINAR_COLUMNS})
+    return ticket, webinar
+
+
+async def admit(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str, *, opens_by: dt.datetime,
+                closes_by: dt.datetime, now: dt.datetime) -> tuple[Ticket, Webinar] | None:
+    """PostgreSQL: record a join and return the ticket and webinar when the link admits now;
+    None when it does not (unknown, revoked, too early or too late)."""
+    engine = _autocommit(sessionmaker)
+
+    async def run():
+        async with engine.connect() as connection:
+            return (await connection.execute(
+                _ADMIT, {"j_code_hash": code_hash, "opens_by": opens_by, "closes_by": closes_by, "joined": now})).first()
+
+    row = await retry_dead_connection(run)
+    return None if row is None else _objects(row)
+
+
+async def find(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str) -> tuple[Ticket, Webinar] | None:
+    """The ticket with this code hash and its webinar, read in one autocommit SELECT."""
+    engine = _autocommit(sessionmaker)
+
+    async def run():
+        async with engine.connect() as connection:
+            return (await connection.execute(_FIND, {"j_code_hash": code_hash})).first()
+
+    row = await retry_dead_connection(run)
+    return None if row is None else _objects(row)
+
+
+async def record_now(sessionmaker: async_sessionmaker[AsyncSession], ticket_id: uuid.UUID, now: dt.datetime) -> None:
+    """Record one join at once (the rare path: a link that came to admit between two reads)."""
+    async with sessionmaker.begin() as session:
+        await session.execute(_RECORD, [{"ticket_id": ticket_id, "joins": 1, "first": now, "last": now}])
+
+
+@dataclasses.dataclass
+class _Joins:
+    count: int
+    first: dt.datetime
+    last: dt.datetime
+
+
+class JoinBatch:
+    """Joins counted in memory for one engine and written together (SQLite)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+        self.pending: dict[uuid.UUID, _Joins] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, ticket_id: uuid.UUID, now: dt.datetime) -> None:
+        joins = self.pending.get(ticket_id)
+        if joins is None:
+            self.pending[ticket_id] = _Joins(1, now, now)
+        else:
+            joins.count += 1
+            joins.first, joins.last = min(joins.first, now), max(joins.last, now)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> int:
+        """Write every pending count in one transaction; returns how many tickets it touched."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self.pending = self.pending, {}
+        if not pending:
+            return 0
+        rows = [{"ticket_id": ticket_id, "joins": j.count, "first": j.first, "last": j.last}
+                for ticket_id, j in pending.items()]
+        try:
+            async with self.sessionmaker.begin() as session:
+                await session.execute(_RECORD, rows)
+        except Exception as error:
+            # Join counts are for the organizer's attendance figures; a lost batch must not
+            # hold back the next one.
+            logger.warning("join counts not recorded", extra={"tickets": len(rows), "error": type(error).__name__})
+            return 0
+        return len(rows)
+
+
+_BATCHES: weakref.WeakKeyDictionary[AsyncEngine, JoinBatch] = weakref.WeakKeyDictionary()
+
+
+def batch_for(sessionmaker: async_sessionmaker[AsyncSession]) -> JoinBatch:
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    batch = _BATCHES.get(engine)
+    if batch is None:
+        batch = _BATCHES[engine] = JoinBatch(sessionmaker)
+    return batch
+
+
+async def flush_joins(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Write the joins counted in memory for this sessionmaker's engine (at shutdown, in tests)."""
+    batch = _BATCHES.get(sessionmaker.kw["bind"])
+    if batch is None:
+        return 0
+    await asyncio.gather(*batch._tasks, return_exceptions=True)
+    return await batch.flush()
