@@ -99,7 +99,7 @@ class Sqlite:
         if isinstance(value, uuid.UUID):
             return value.hex
         if isinstance(value, dt.datetime):
-            return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ")
+            return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         if isinstance(value, bool):
             return int(value)
         return value
@@ -151,15 +151,27 @@ class Sqlite:
                 raise
         return True
 
+    # SQLite's RETURNING sees only the updated table: the window is checked in a subquery and
+    # the room and times come from the webinar, read once.
+    JOIN = ("UPDATE tickets SET join_count = join_count + 1, first_joined_at = coalesce(first_joined_at, ?2),"
+            " last_joined_at = ?2 WHERE code_hash = ?1 AND status = 'valid' AND EXISTS (SELECT 1 FROM webinars"
+            " WHERE webinars.id = tickets.webinar_id AND webinars.status = 'scheduled' AND webinars.starts_at <= ?3"
+            " AND webinars.ends_at >= ?4) RETURNING id, name, email, webinar_id")
+
     async def join(self, code_hash: str, now: dt.datetime):
-        sql = Postgres.JOIN.replace("$", "?")
-        async with self.db.execute(sql, self._params((code_hash, now, now + EARLY, now - GRACE))) as cursor:
+        async with self.db.execute(self.JOIN, self._params((code_hash, now, now + EARLY, now - GRACE))) as cursor:
             row = await cursor.fetchone()
         if row is None:
             return None
-        return {"id": row[0], "name": row[1], "email": row[2], "room": row[3],
-                "starts_at": dt.datetime.fromisoformat(row[4]).replace(tzinfo=dt.UTC),
-                "ends_at": dt.datetime.fromisoformat(row[5]).replace(tzinfo=dt.UTC)}
+        webinars = self.__dict__.setdefault("webinars", {})
+        if row[3] not in webinars:
+            async with self.db.execute("SELECT room, starts_at, ends_at FROM webinars WHERE id = ?", (row[3],)) as cursor:
+                room, starts, ends = await cursor.fetchone()
+            webinars[row[3]] = (room, dt.datetime.fromisoformat(starts).replace(tzinfo=dt.UTC),
+                                dt.datetime.fromisoformat(ends).replace(tzinfo=dt.UTC))
+        room, starts, ends = webinars[row[3]]
+        return {"id": uuid.UUID(row[0]), "name": row[1], "email": row[2], "room": room, "starts_at": starts,
+                "ends_at": ends}
 
 
 def create_app(database, webhook_secret: str, jitsi_secret: str) -> web.Application:
