@@ -30,8 +30,10 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 10)
+        # A fixed set of connections: overflow ones were opened and closed again under every
+        # burst (a new PostgreSQL connection costs more CPU than a whole webhook here).
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 0)
         # No ping at checkout (a round trip on every request): connections are replaced after
         # POOL_RECYCLE_SECONDS, and the hot paths retry a transaction whose first statement met
         # a connection that died meanwhile (ticketing.db.retry).
