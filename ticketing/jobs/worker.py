@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from ticketing.db import utcnow
 from ticketing.db.models import Job, JobStatus
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 # Payload keys that hold a secret for the one run that needs it (a join code): dropped from
 # the row once the job is done, so the plain code does not outlive its mail.
 SECRET_PAYLOAD_KEYS = ("code",)
+
+# How long a finished job waits for others to be recorded with it.
+FINISHED_BATCH_SECONDS = 0.01
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 3600.0
@@ -90,6 +93,9 @@ class Worker:
         self._claims: dict[int, asyncio.Task[Any]] = {}
         self._lease_users = 0
         self._lease_task: asyncio.Task[None] | None = None
+        # Finished jobs waiting to be recorded together, and the task that will write them.
+        self._finished: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._finishing: asyncio.Task[None] | None = None
 
     # --- claiming and recording ----------------------------------------------------------
 
@@ -181,8 +187,42 @@ class Worker:
         return result.rowcount == 1
 
     async def _done(self, job: Job, now: dt.datetime) -> None:
+        """Record a finished job: with the others that finish meanwhile, in one transaction.
+
+        The caller waits until the batch has committed, so a job is never reported done
+        before its row says so; a burst of mails costs one transaction, not one per mail.
+        """
         payload = {k: v for k, v in job.payload.items() if k not in SECRET_PAYLOAD_KEYS}
-        await self._record(job, status=JobStatus.DONE, finished_at=now, last_error=None, payload=payload)
+        written = asyncio.get_running_loop().create_future()
+        self._finished.append(({"d_id": job.id, "d_attempts": job.attempts, "d_now": now, "d_payload": payload},
+                               written))
+        if self._finishing is None:
+            self._finishing = asyncio.create_task(self._write_finished())
+        await written
+
+    async def _write_finished(self) -> None:
+        await asyncio.sleep(FINISHED_BATCH_SECONDS)  # let the jobs finishing alongside join the batch
+        batch, self._finished, self._finishing = self._finished, [], None
+        statement = (
+            update(Job.__table__)
+            .where(Job.id == bindparam("d_id"), Job.status == JobStatus.RUNNING, Job.locked_by == self.name,
+                   Job.attempts == bindparam("d_attempts"))
+            .values(status=JobStatus.DONE, finished_at=bindparam("d_now", type_=Job.finished_at.type), last_error=None,
+                    payload=bindparam("d_payload", type_=Job.payload.type), locked_by=None, locked_at=None)
+        )
+        try:
+            async with self.sessionmaker.begin() as session:
+                await session.execute(statement, [row for row, _ in batch])
+        except BaseException as error:
+            for _, written in batch:
+                if not written.done():
+                    written.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for _, written in batch:
+            if not written.done():
+                written.set_result(None)
 
     async def _failed(self, job: Job, error: BaseException, now: dt.datetime) -> str:
         reason = _describe(error)
@@ -281,6 +321,8 @@ class Worker:
                 if time.monotonic() >= next_sweep and (sweep is None or sweep.done()):
                     next_sweep = time.monotonic() + self.context.settings.sweep_seconds
                     sweep = asyncio.create_task(self.run_periodic())
+                # Cleared before looking, so a job queued while the claim runs still wakes us.
+                wake.clear()
                 free = self.concurrency - len(self._running)
                 jobs: list[Job] = []
                 if free > 0:
@@ -292,7 +334,6 @@ class Worker:
                     self._spawn(self.run_job(job))
                 if jobs and len(jobs) == free:
                     continue  # more may be due: claim again at once
-                wake.clear()
                 waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
                 if self._running:
                     waiters.append(asyncio.ensure_future(asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)))
