@@ -46,16 +46,22 @@ def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30) -> 
 
 @contextlib.contextmanager
 def running(args: list[str], env: dict[str, str], health_url: str) -> Iterator[subprocess.Popen]:
-    """A subprocess that is up once `health_url` answers; stopped with SIGTERM afterwards."""
+    """A subprocess that is up once `health_url` answers; stopped with SIGTERM afterwards.
+
+    Its stderr goes to a file, not a pipe: a pipe nobody reads fills up after 64 KB of log
+    lines and then freezes the process in the middle of whatever it was doing.
+    """
+    log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(args, env=env, cwd=env.get("BENCH_CWD", ROOT), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=log, text=True)
     try:
         _wait_until_up(health_url, process)
         yield process
     except BaseException:
         process.kill()
-        _, err = process.communicate(timeout=10)
-        sys.stderr.write(err[-2000:])
+        process.wait(timeout=10)
+        log.seek(0)
+        sys.stderr.write(log.read()[-2000:])
         raise
     finally:
         if process.poll() is None:
@@ -64,6 +70,7 @@ def running(args: list[str], env: dict[str, str], health_url: str) -> Iterator[s
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        log.close()
 
 
 def service_env(database_url: str, var_dir: Path, port: int, **extra: str) -> dict[str, str]:

@@ -131,7 +131,8 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
             with running(command, env, f"{base}/healthz") as service:
                 if scale_out:
                     extra = subprocess.Popen([sys.executable, "-m", "ticketing", "worker"], env=env,
-                                             cwd=env["BENCH_CWD"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                             cwd=env["BENCH_CWD"], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL)
                 try:
                     webinar = asyncio.run(_create_webinar(base, key, capacity))
                     requests = _purchases(base, webinar, n)
