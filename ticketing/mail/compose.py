@@ -19,6 +19,7 @@ from babel.numbers import format_currency, get_currency_precision
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, Ticket, Webinar
+from ticketing.mail import wire
 from ticketing.mail.calendar import invitation
 from ticketing.settings import Settings
 from ticketing.webinars.service import zone
@@ -147,12 +148,22 @@ def ticket_mail(settings: Settings, kind: str, ticket: Ticket, webinar: Webinar,
     link = join_link(settings, code)
     context = {"kind": kind, "webinar": webinar, "ticket": ticket, "link": link,
                "early_minutes": settings.join_early_minutes}
-    message = _message(settings, to=recipient(ticket.email, ticket.name), subject=subject.format(title=webinar.title),
-                       message_key=message_key, template=template, context=context, now=now)
+    to = recipient(ticket.email, ticket.name)
     ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
                      link=link, now=now)
-    _attach_invitation(message, ics, cancel=False)
-    return message
+    # The mails a sale sends by the thousand are assembled as bytes (mail/wire.py): the same
+    # headers, parts and invitation as _message and _attach_invitation make, at a fraction
+    # of the cost of the email package's object model.
+    context = {"base_url": settings.base_url, **context}
+    return wire.build(
+        from_=settings.mail_from, sender=sender_address(settings), to=to,
+        headers=[("Subject", one_line(subject.format(title=webinar.title), 250)), ("Date", format_datetime(now)),
+                 ("Message-ID", f"<{message_key}@{mail_domain(settings)}>"),
+                 ("Auto-Submitted", "auto-generated"), ("X-Auto-Response-Suppress", "All")],
+        text=_ENV.get_template(f"{template}.txt").render(context),
+        html=_ENV.get_template(f"{template}.html").render(context),
+        attachment=(ics, 'text/calendar; charset="utf-8"; method="REQUEST"', "invite.ics"),
+    )
 
 
 def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: str, *,

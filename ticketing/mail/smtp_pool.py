@@ -23,6 +23,8 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
+from ticketing.mail.wire import WireMessage
+
 logger = logging.getLogger(__name__)
 
 POOL_SIZE = 4
@@ -51,7 +53,7 @@ class SmtpPool:
             if client is None:
                 client = await self._connect()
             try:
-                await client.send_message(message)
+                await _send(client, message)
             except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError) as error:
                 await _close(client)
                 if not reused:
@@ -59,7 +61,7 @@ class SmtpPool:
                 logger.debug("pooled SMTP session was gone; reconnecting", extra={"error": type(error).__name__})
                 client, sent = await self._connect(), 0
                 try:
-                    await client.send_message(message)
+                    await _send(client, message)
                 except BaseException:
                     await _close(client)
                     raise
@@ -85,6 +87,16 @@ class SmtpPool:
         idle, self._idle = self._idle, []
         for client, _ in idle:
             await _quit(client)
+
+
+async def _send(client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+    """A message still in its wire form goes as those bytes; any other is flattened first."""
+    unread = message.unread_wire() if isinstance(message, WireMessage) else None
+    if unread is None:
+        await client.send_message(message)
+    else:
+        data, sender, recipients = unread
+        await client.sendmail(sender, recipients, data)
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
