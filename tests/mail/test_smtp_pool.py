@@ -92,3 +92,38 @@ async def test_a_dropped_session_is_replaced_and_the_mail_still_goes(server):
     await pool.send(_mail(1))
     await pool.close()
     assert len(server.mails) == 2 and len(server.greetings) == 2
+
+
+async def test_a_ticket_mail_goes_out_as_the_bytes_it_was_built_as(server, tmp_path):
+    import datetime as dt
+    import uuid
+    from email import message_from_bytes
+    from email.policy import default
+
+    from ticketing.db.models import Ticket, Webinar
+    from ticketing.mail.compose import ticket_mail
+    from ticketing.settings import Settings
+
+    settings = Settings.from_env({"TICKETING_VAR_DIR": str(tmp_path), "TICKETING_MAIL_FROM": "Wébinars <hi@example.com>"},
+                                 dotenv=None)
+    starts = dt.datetime(2030, 1, 31, 17, 0, tzinfo=dt.UTC)
+    webinar = Webinar(id=uuid.uuid4(), title="Café ünd Widgets", description="", starts_at=starts,
+                      ends_at=starts + dt.timedelta(hours=1), timezone="Europe/Berlin", price_amount=100,
+                      currency="eur", room="widgets", sequence=0)
+    ticket = Ticket(id=uuid.uuid4(), email="zoe@example.com", name="Zoë", code_hash="0" * 64)
+    message = ticket_mail(settings, "join", ticket, webinar, "c" * 43, message_key="join.1")
+    data, sender, recipients = message.unread_wire()
+    assert (sender, recipients) == ("hi@example.com", ["zoe@example.com"])
+    pool = _pool(server)
+    await pool.send(message)
+    await pool.close()
+    assert message.unread_wire() is not None  # sent without being opened
+    [received] = server.mails
+    assert received.replace(b"\r\n", b"\n").rstrip() == data.replace(b"\r\n", b"\n").rstrip()
+    parsed = message_from_bytes(received, policy=default)
+    assert str(parsed["Subject"]) == "Your link for Café ünd Widgets" and str(parsed["From"]) == "Wébinars <hi@example.com>"
+    assert f"{settings.base_url}/j/{'c' * 43}" in parsed.get_body(("plain",)).get_content()
+    [invite] = parsed.iter_attachments()
+    assert invite.get_filename() == "invite.ics" and b"BEGIN:VCALENDAR" in invite.get_content().encode()
+    # Opened, it is an ordinary EmailMessage with the same content.
+    assert str(message["To"]) == "Zoë <zoe@example.com>" and message.unread_wire() is None
