@@ -1,10 +1,12 @@
 """Run every benchmark with its default sizes: `python -m bench` (or `make bench`)."""
 
-from bench import attendance, flash_sale, join_storm, webhooks
+from bench import attendance, flash_sale, join_storm, mail_drain, webhooks
 
 webhooks.main([])
 print()
 join_storm.main([])
+print()
+mail_drain.main([])
 print()
 flash_sale.main([])
 print()

@@ -46,16 +46,22 @@ def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30) -> 
 
 @contextlib.contextmanager
 def running(args: list[str], env: dict[str, str], health_url: str) -> Iterator[subprocess.Popen]:
-    """A subprocess that is up once `health_url` answers; stopped with SIGTERM afterwards."""
+    """A subprocess that is up once `health_url` answers; stopped with SIGTERM afterwards.
+
+    Its stderr goes to a file, not a pipe: a pipe nobody reads fills up after 64 KB of log
+    lines and then freezes the process in the middle of whatever it was doing.
+    """
+    log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(args, env=env, cwd=env.get("BENCH_CWD", ROOT), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=log, text=True)
     try:
         _wait_until_up(health_url, process)
         yield process
     except BaseException:
         process.kill()
-        _, err = process.communicate(timeout=10)
-        sys.stderr.write(err[-2000:])
+        process.wait(timeout=10)
+        log.seek(0)
+        sys.stderr.write(log.read()[-2000:])
         raise
     finally:
         if process.poll() is None:
@@ -64,6 +70,7 @@ def running(args: list[str], env: dict[str, str], health_url: str) -> Iterator[s
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        log.close()
 
 
 def service_env(database_url: str, var_dir: Path, port: int, **extra: str) -> dict[str, str]:
@@ -122,13 +129,95 @@ async def _pg(url, statement: str) -> None:
 
 
 @contextlib.contextmanager
-def bare_server(mode: str) -> Iterator[str]:
-    """The baseline: `python -m bench.bare` in its own process; yields its base URL."""
+def bare_server(mode: str) -> Iterator[tuple[str, int]]:
+    """The baseline: `python -m bench.bare` in its own process; yields its base URL and pid."""
     port = free_port()
     env = dict(os.environ, BENCH_CWD=str(ROOT))
     with running([sys.executable, "-m", "bench.bare", "--port", str(port), "--mode", mode], env,
-                 f"http://127.0.0.1:{port}/healthz"):
-        yield f"http://127.0.0.1:{port}"
+                 f"http://127.0.0.1:{port}/healthz") as process:
+        yield f"http://127.0.0.1:{port}", process.pid
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and every process below it (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds used so far by `pid` and its child processes."""
+    total = 0
+    for member in _tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> list[float]:
+    """Resident memory of `pid` and each child process, in MB."""
+    sizes = []
+    for member in _tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return sizes
+
+
+def peak_rss_mb(pid: int) -> list[float]:
+    """Peak resident memory (VmHWM) of `pid` and each child process, in MB."""
+    sizes = []
+    for member in _tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        sizes.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return sizes
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+@contextlib.contextmanager
+def floor_server(database_url: str, *, webhook_secret: str = "", jitsi_secret: str = "") -> Iterator[tuple[str, int]]:
+    """`python -m bench.floor` over the same database; yields its base URL and pid."""
+    port = free_port()
+    if database_url.startswith("sqlite"):
+        target = database_url.split(":///", 1)[1]
+    else:
+        from sqlalchemy.engine import make_url
+
+        target = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    env = dict(os.environ, BENCH_CWD=str(ROOT))
+    with running([sys.executable, "-m", "bench.floor", "--port", str(port), "--database-url", target,
+                  "--webhook-secret", webhook_secret, "--jitsi-secret", jitsi_secret], env,
+                 f"http://127.0.0.1:{port}/healthz") as process:
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 @dataclasses.dataclass
@@ -138,6 +227,7 @@ class Result:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
+    cpu: float | None = None  # CPU seconds the server's processes used during the run
 
     @property
     def rate(self) -> float:
@@ -147,14 +237,26 @@ class Result:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
+    @property
+    def cpu_ms(self) -> float | None:
+        return None if self.cpu is None else self.cpu * 1000 / self.requests
+
     def line(self) -> str:
+        cpu = f"{self.cpu_ms:6.2f} ms CPU/req" if self.cpu is not None else " " * 16
         return (f"{self.label:<34} {self.rate:9.0f} req/s   p50 {self.percentile(50) * 1000:7.2f} ms   "
-                f"p99 {self.percentile(99) * 1000:7.2f} ms   statuses {dict(sorted(self.statuses.items()))}")
+                f"p99 {self.percentile(99) * 1000:7.2f} ms   {cpu}   statuses {dict(sorted(self.statuses.items()))}")
+
+    def figures(self) -> dict:
+        return {"rps": round(self.rate, 1), "p50_ms": round(self.percentile(50) * 1000, 2),
+                "p99_ms": round(self.percentile(99) * 1000, 2),
+                "cpu_ms_per_request": None if self.cpu is None else round(self.cpu_ms, 3)}
 
 
 async def load(label: str, requests: list[Callable[[aiohttp.ClientSession], Awaitable[int]]],
-               concurrency: int = 32) -> Result:
-    """Run the prepared requests with `concurrency` in flight; each returns its status."""
+               concurrency: int = 32, *, pid: int | None = None) -> Result:
+    """Run the prepared requests with `concurrency` in flight; each returns its status. With
+    `pid`, the CPU time that process (and its children) used meanwhile is recorded."""
+    cpu_before = cpu_seconds(pid) if pid is not None else None
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = iter(requests)
@@ -171,8 +273,14 @@ async def load(label: str, requests: list[Callable[[aiohttp.ClientSession], Awai
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return Result(label, len(requests), seconds, latencies, statuses)
+    cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
+    return Result(label, len(requests), seconds, latencies, statuses, cpu)
 
 
 def ratio_line(service: Result, bare: Result) -> str:
     return f"{'ratio service/bare (req/s)':<34} {service.rate / bare.rate:9.2f}"
+
+
+def ratios_line(service: Result, floor: Result, bare: Result) -> str:
+    return (f"{'  ratio to floor / to bare':<34} {service.rate / floor.rate:9.2f} / {service.rate / bare.rate:.3f}"
+            f"   ({load_average()})")

@@ -1,10 +1,14 @@
 """Flash sale: N purchases posted as signed webhooks at once; how long until the N-th join
 mail is accepted by an SMTP sink, and how many purchases per second that is end to end.
 
-SQLite runs one process (`ticketing serve` with its in-process worker); PostgreSQL runs
-`ticketing serve` plus one extra `ticketing worker`.
+`ticketing serve` as shipped: on SQLite one process with its worker inside, on PostgreSQL
+the web process and the worker process it starts. `--scale-out` runs, on PostgreSQL, two web
+processes (`serve --processes 2`) and two workers (one more `ticketing worker`) and sells N
+purchases for a capacity of `--capacity`: the rest are refunded automatically, and every
+buyer gets one mail (the join link, or the refund notice); the counts are checked at the end.
 
     .venv/bin/python -m bench.flash_sale --n 500 [--backend sqlite|postgres|both]
+    .venv/bin/python -m bench.flash_sale --scale-out --n 2000 --capacity 1500
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 import aiohttp
 from aiosmtpd.controller import Controller
 
-from bench.common import database, free_port, load, running, service_env, ticketing
+from bench.common import cpu_seconds, database, free_port, load, load_average, peak_rss_mb, running, service_env, ticketing
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 
@@ -47,10 +51,12 @@ class Sink:
         return len(self.arrivals)
 
 
-async def _create_webinar(base: str, key: str) -> dict:
+async def _create_webinar(base: str, key: str, capacity: int | None = None) -> dict:
     starts = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
     body = {"title": "Flash sale", "starts_at": starts.isoformat(), "ends_at": (starts + dt.timedelta(hours=1)).isoformat(),
             "price_amount": 1000, "currency": "EUR"}
+    if capacity is not None:
+        body["capacity"] = capacity
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base}/api/webinars", json=body, headers={"Authorization": f"Bearer {key}"}) as response:
             if response.status != 201:
@@ -85,7 +91,32 @@ async def _wait_for_mails(sink: Sink, n: int, timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
-def run(backend: str, n: int, concurrency: int) -> None:
+async def _counts(url: str, webinar_id: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.db.models import Job, JobStatus, Order, OrderStatus, Refund, Ticket
+
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            async def count(query) -> int:
+                return await session.scalar(query)
+            return {
+                "tickets": await count(select(func.count()).select_from(Ticket)),
+                "paid_orders": await count(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PAID)),
+                # Paid after the sell-out: oversold, and refunded once the refund job has run.
+                "refunded_orders": await count(select(func.count()).select_from(Order).where(
+                    Order.status.in_([OrderStatus.OVERSOLD, OrderStatus.REFUNDED]))),
+                "refunds": await count(select(func.count()).select_from(Refund)),
+                "jobs_not_done": await count(select(func.count()).select_from(Job).where(
+                    Job.status != JobStatus.DONE, Job.kind != "mail.reminder")),
+            }
+    finally:
+        await engine.dispose()
+
+
+def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capacity: int | None = None) -> dict:
     sink = Sink()
     sink.controller.start()
     try:
@@ -97,13 +128,16 @@ def run(backend: str, n: int, concurrency: int) -> None:
                             env=env).strip().splitlines()[-1]
             base = f"http://127.0.0.1:{port}"
             extra = None
-            with running([sys.executable, "-m", "ticketing", "serve"], env, f"{base}/healthz"):
-                if backend == "postgres":
+            command = [sys.executable, "-m", "ticketing", "serve"] + (["--processes", "2"] if scale_out else [])
+            with running(command, env, f"{base}/healthz") as service:
+                if scale_out:
                     extra = subprocess.Popen([sys.executable, "-m", "ticketing", "worker"], env=env,
-                                             cwd=env["BENCH_CWD"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                             cwd=env["BENCH_CWD"], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL)
                 try:
-                    webinar = asyncio.run(_create_webinar(base, key))
+                    webinar = asyncio.run(_create_webinar(base, key, capacity))
                     requests = _purchases(base, webinar, n)
+                    cpu_before = cpu_seconds(service.pid) + (cpu_seconds(extra.pid) if extra else 0)
 
                     async def sale():
                         started = time.monotonic()
@@ -113,6 +147,10 @@ def run(backend: str, n: int, concurrency: int) -> None:
                         return started, posted, result
 
                     started, posted, result = asyncio.run(sale())
+                    cpu = cpu_seconds(service.pid) + (cpu_seconds(extra.pid) if extra else 0) - cpu_before
+                    rss = peak_rss_mb(service.pid) + (peak_rss_mb(extra.pid) if extra else [])
+                    time.sleep(1.5)  # the last batch of finished jobs and join counts is written
+                    counts = asyncio.run(_counts(url, webinar["id"]))
                 finally:
                     if extra is not None:
                         extra.terminate()
@@ -120,7 +158,9 @@ def run(backend: str, n: int, concurrency: int) -> None:
             last = sorted(sink.arrivals)[n - 1]
             figures = {
                 "backend": backend,
+                "scale_out": scale_out,
                 "purchases": n,
+                "capacity": capacity,
                 "webhooks_per_second": round(result.rate, 1),
                 "webhook_p50_ms": round(result.percentile(50) * 1000, 2),
                 "webhook_p99_ms": round(result.percentile(99) * 1000, 2),
@@ -129,10 +169,15 @@ def run(backend: str, n: int, concurrency: int) -> None:
                 "seconds_to_nth_mail": round(last - started, 3),
                 "mail_lag_after_last_webhook_s": round(last - posted, 3),
                 "purchases_per_second_end_to_end": round(n / (last - started), 1),
+                "cpu_ms_per_purchase_all_processes": round(cpu * 1000 / n, 2),
+                "peak_rss_mb_per_process": [round(r, 1) for r in rss],
                 "mails_received": sink.count,
+                **counts,
+                "load_average": load_average(),
             }
             print(result.line())
-            print(json.dumps(figures))
+            print(json.dumps(figures), flush=True)
+            return figures
     finally:
         sink.controller.stop()
 
@@ -142,9 +187,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=500, help="purchases (default 500)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--concurrency", type=int, default=32, help="webhooks in flight (default 32)")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="PostgreSQL: two web processes and two workers, with --capacity")
+    parser.add_argument("--capacity", type=int, default=None, help="the webinar's capacity (default none)")
     args = parser.parse_args(argv)
+    if args.scale_out:
+        capacity = args.capacity if args.capacity is not None else args.n * 3 // 4
+        figures = run("postgres", args.n, args.concurrency, scale_out=True, capacity=capacity)
+        expected = {"tickets": capacity, "paid_orders": capacity, "refunded_orders": args.n - capacity,
+                    "refunds": args.n - capacity, "mails_received": args.n, "jobs_not_done": 0}
+        wrong = {k: (figures[k], v) for k, v in expected.items() if figures[k] != v}
+        print("scale-out counts " + ("as expected: " + json.dumps(expected) if not wrong
+                                     else "WRONG (got, expected): " + json.dumps(wrong)), flush=True)
+        return
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
-        run(backend, args.n, args.concurrency)
+        run(backend, args.n, args.concurrency, capacity=args.capacity)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Join storm: N distinct valid join links opened at concurrency 32 against `ticketing serve`
-(SQLite and PostgreSQL, HS256 and RS256), beside a bare aiohttp handler that only redirects.
+(SQLite and PostgreSQL, HS256 and RS256); in the same run, by the same client, the floor
+(bench/floor.py: one UPDATE … RETURNING and an HS256 token in plain aiohttp + asyncpg/aiosqlite)
+and a bare aiohttp handler that only redirects.
 Redirects are not followed; every request should answer 302 with a freshly minted token.
 
     .venv/bin/python -m bench.join_storm --n 2000 [--backends sqlite,postgres] [--algorithms HS256,RS256]
@@ -20,7 +22,8 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.common import Result, bare_server, database, free_port, load, ratio_line, running, service_env, ticketing
+from bench.common import (Result, bare_server, database, floor_server, free_port, load, load_average, peak_rss_mb,
+                          ratios_line, running, service_env, ticketing)
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus
 from ticketing.tickets.service import new_code
@@ -84,7 +87,7 @@ def _gets(base_url: str, codes: list[str]):
     return [get(code) for code in codes]
 
 
-def run_backend(backend: str, algorithms: list[str], n: int, concurrency: int) -> list[tuple[Result, Result]]:
+def run_backend(backend: str, algorithms: list[str], n: int, concurrency: int) -> list[tuple[Result, Result, Result]]:
     results = []
     with database(backend) as (url, var_dir):
         env = service_env(url, var_dir, 8080, jitsi_app_secret=SECRET)
@@ -93,23 +96,28 @@ def run_backend(backend: str, algorithms: list[str], n: int, concurrency: int) -
             port = free_port()
             env = service_env(url, var_dir, port, **_jitsi_env(algorithm, var_dir))
             base = f"http://127.0.0.1:{port}"
-            with running([sys.executable, "-m", "ticketing", "serve", "--no-worker"], env, f"{base}/healthz"):
+            with running([sys.executable, "-m", "ticketing", "serve", "--no-worker"], env, f"{base}/healthz") as process:
                 webinar_id = asyncio.run(_create_webinar(base, api_key))
                 warm, codes = asyncio.run(_issue_codes(url, webinar_id, min(200, n))), asyncio.run(_issue_codes(url, webinar_id, n))
                 asyncio.run(load("warm-up", _gets(base, warm), concurrency))
-                service = asyncio.run(load(f"ticketing {backend} {algorithm} /j/", _gets(base, codes), concurrency))
-            with bare_server("redirect") as bare_url:
+                service = asyncio.run(load(f"ticketing {backend} {algorithm} /j/", _gets(base, codes), concurrency,
+                                           pid=process.pid))
+                rss = max(peak_rss_mb(process.pid))
+            with floor_server(url, jitsi_secret=SECRET) as (floor_url, pid):
+                asyncio.run(load("warm-up", _gets(floor_url, warm), concurrency))
+                floor = asyncio.run(load(f"floor {backend} HS256 /j/", _gets(floor_url, codes), concurrency, pid=pid))
+            with bare_server("redirect") as (bare_url, pid):
                 asyncio.run(load("warm-up", _gets(bare_url, codes[:200]), concurrency))
-                bare = asyncio.run(load("bare aiohttp (redirect only)", _gets(bare_url, codes), concurrency))
-            results.append((service, bare))
-            print(service.line())
-            print(bare.line())
-            print(ratio_line(service, bare))
+                bare = asyncio.run(load("bare aiohttp (redirect only)", _gets(bare_url, codes), concurrency, pid=pid))
+            results.append((service, floor, bare))
+            for result in (service, floor, bare):
+                print(result.line())
+            print(ratios_line(service, floor, bare))
             print(json.dumps({"bench": "join_storm", "backend": backend, "algorithm": algorithm, "n": n,
-                              "service_rps": round(service.rate, 1), "bare_rps": round(bare.rate, 1),
-                              "ratio": round(service.rate / bare.rate, 3),
-                              "p50_ms": round(service.percentile(50) * 1000, 2),
-                              "p99_ms": round(service.percentile(99) * 1000, 2)}), flush=True)
+                              "service": service.figures(), "floor": floor.figures(), "bare": bare.figures(),
+                              "ratio_to_floor": round(service.rate / floor.rate, 3),
+                              "ratio_to_bare": round(service.rate / bare.rate, 4),
+                              "service_peak_rss_mb": round(rss, 1), "load_average": load_average()}), flush=True)
     return results
 
 

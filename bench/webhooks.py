@@ -1,7 +1,10 @@
-"""Webhook throughput: N unique signed purchases posted at concurrency 32 to `ticketing serve`
-on SQLite and on PostgreSQL, beside a bare aiohttp handler that only reads the body.
+"""Webhook throughput: N unique signed purchases posted at concurrency 32 to `ticketing serve
+--no-worker` on SQLite and on PostgreSQL; in the same run and by the same client, the floor
+(bench/floor.py: the same durable work in plain aiohttp + asyncpg/aiosqlite) and a bare aiohttp
+handler that only reads the body. Every figure is printed with its ratio to the floor and to
+the bare handler, p50/p99 latency, and the server's CPU milliseconds per request.
 
-    .venv/bin/python -m bench.webhooks --n 2000 [--backends sqlite,postgres]
+    .venv/bin/python -m bench.webhooks --n 2000 [--backends sqlite,postgres] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import time
 
 import aiohttp
 
-from bench.common import Result, bare_server, database, free_port, load, ratio_line, running, service_env, ticketing
+from bench.common import (Result, bare_server, database, floor_server, free_port, load, load_average, peak_rss_mb,
+                          ratios_line, running, service_env, ticketing)
 from ticketing.payments.signature import sign
 from ticketing.payments.simulated import checkout_completed_event, encode, new_session_id
 
@@ -57,23 +61,29 @@ async def _create_webinar(base_url: str, api_key: str) -> str:
             return (await response.json())["id"]
 
 
-def run_backend(backend: str, n: int, concurrency: int) -> tuple[Result, Result]:
+def _measure(label: str, base: str, pid: int, webinar_id: str, n: int, concurrency: int) -> Result:
+    warm = _posts(f"{base}/webhooks/stripe", _purchases(webinar_id, 1000, min(200, n)))
+    asyncio.run(load("warm-up", warm, concurrency))
+    requests = _posts(f"{base}/webhooks/stripe", _purchases(webinar_id, 1000, n))
+    return asyncio.run(load(label, requests, concurrency, pid=pid))
+
+
+def run_backend(backend: str, n: int, concurrency: int) -> dict[str, Result]:
     with database(backend) as (url, var_dir):
         port = free_port()
         env = service_env(url, var_dir, port, stripe_webhook_secret=SECRET)
         api_key = ticketing("organizer", "create", "--name", "Bench", "--email", "bench@example.com", env=env).split()[-1]
         base = f"http://127.0.0.1:{port}"
-        with running([sys.executable, "-m", "ticketing", "serve", "--no-worker"], env, f"{base}/healthz"):
+        with running([sys.executable, "-m", "ticketing", "serve", "--no-worker"], env, f"{base}/healthz") as service:
             webinar_id = asyncio.run(_create_webinar(base, api_key))
-            warm = _posts(f"{base}/webhooks/stripe", _purchases(webinar_id, 1000, min(200, n)))
-            asyncio.run(load("warm-up", warm, concurrency))
-            requests = _posts(f"{base}/webhooks/stripe", _purchases(webinar_id, 1000, n))
-            service = asyncio.run(load(f"ticketing {backend} webhook", requests, concurrency))
-        with bare_server("read") as bare_url:
-            bodies = _purchases(webinar_id, 1000, n)
-            asyncio.run(load("warm-up", _posts(f"{bare_url}/webhooks/stripe", bodies[:200]), concurrency))
-            bare = asyncio.run(load("bare aiohttp (reads body)", _posts(f"{bare_url}/webhooks/stripe", bodies), concurrency))
-    return service, bare
+            results = {"service": _measure(f"ticketing {backend} webhook", base, service.pid, webinar_id, n, concurrency)}
+            rss = max(peak_rss_mb(service.pid))
+        with floor_server(url, webhook_secret=SECRET) as (floor_url, pid):
+            results["floor"] = _measure(f"floor {backend} webhook", floor_url, pid, webinar_id, n, concurrency)
+        with bare_server("read") as (bare_url, pid):
+            results["bare"] = _measure("bare aiohttp (reads body)", bare_url, pid, webinar_id, n, concurrency)
+    results["service"].peak_rss_mb = rss
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,16 +91,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=2000, help="purchases per backend (default 2000)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat each backend this often")
     args = parser.parse_args(argv)
-    print(f"webhooks: {args.n} unique signed checkout.session.completed events, concurrency {args.concurrency}")
+    print(f"webhooks: {args.n} unique signed checkout.session.completed events, concurrency {args.concurrency}",
+          flush=True)
     for backend in args.backends.split(","):
-        service, bare = run_backend(backend, args.n, args.concurrency)
-        print(service.line())
-        print(bare.line())
-        print(ratio_line(service, bare))
-        print(json.dumps({"bench": "webhooks", "backend": backend, "service_rps": round(service.rate, 1),
-                          "bare_rps": round(bare.rate, 1), "ratio": round(service.rate / bare.rate, 3),
-                          "p50_ms": round(service.percentile(50) * 1000, 2), "p99_ms": round(service.percentile(99) * 1000, 2)}))
+        for _ in range(args.rounds):
+            results = run_backend(backend, args.n, args.concurrency)
+            service, floor, bare = results["service"], results["floor"], results["bare"]
+            for result in (service, floor, bare):
+                print(result.line())
+            print(ratios_line(service, floor, bare))
+            print(json.dumps({"bench": "webhooks", "backend": backend, "n": args.n,
+                              "service": service.figures(), "floor": floor.figures(), "bare": bare.figures(),
+                              "ratio_to_floor": round(service.rate / floor.rate, 3),
+                              "ratio_to_bare": round(service.rate / bare.rate, 4),
+                              "service_peak_rss_mb": round(service.peak_rss_mb, 1),
+                              "load_average": load_average()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from ticketing.access.end_meeting import system_key
+from ticketing.access.join_records import flush_joins
 from ticketing.access.tokens import Tokens
 from ticketing.attendance.kick import kick_key
 from ticketing.db import create_engine, create_sessionmaker
@@ -45,6 +46,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine
     app[SESSIONMAKER] = create_sessionmaker(engine)
     yield
+    await flush_joins(app[SESSIONMAKER])
     await engine.dispose()
 
 

@@ -55,13 +55,12 @@ def _ensure_schema(settings: Settings) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    from aiohttp import web
+    from ticketing import serving
 
-    from ticketing.app import create_app
-
+    if args.processes > 1 and serving.is_sqlite(settings):
+        raise CommandError("--processes needs PostgreSQL: on SQLite (one writer) serve runs as one process")
     _ensure_schema(settings)
     _check_can_listen(settings)  # before the worker starts, so a taken port ends serve in one line
-    app = create_app(settings, worker=not args.no_worker)
     mode = []
     if settings.dev_checkout:
         mode.append(f"dev checkout (test payments at {settings.base_url}/dev/checkout/…)")
@@ -78,7 +77,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     try:
         # aiohttp's access logger, with our AccessLogger class (web/access_log.py, given to the
         # server through the app's handler_args): one line per request, no secrets.
-        web.run_app(app, host=settings.host, port=settings.port, print=announce)
+        serving.serve(settings, worker=not args.no_worker, processes=args.processes, announce=announce)
+    except serving.ServeError as error:
+        raise CommandError(str(error)) from None
     except OSError as error:  # binding failed: port in use, not ours to take, or no such address
         raise CommandError(_listen_problem(settings, error)) from None
 
@@ -434,6 +435,16 @@ def _concurrency(value: str) -> int:
     return number
 
 
+def _processes(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64")
+    return number
+
+
 def _job_id(value: str) -> int:
     try:
         number = int(value)
@@ -451,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP service (and the job worker unless --no-worker)")
     serve.add_argument("--no-worker", action="store_true", help="do not run the job worker in this process")
+    serve.add_argument("--processes", type=_processes, default=1,
+                       help="web processes sharing the port (PostgreSQL only; default 1); the job worker "
+                            "runs in a process of its own beside them on PostgreSQL")
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="run the job worker alone (mails, reminders, expiry, retries)")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from tests import factories
 from tests.access.conftest import SECRET, add_ticket, move_webinar
 from ticketing.access import join
+from ticketing.access.join_records import flush_joins
 from ticketing.access.tokens import TokenExpired, Tokens, window
 from ticketing.db.models import Ticket, TicketStatus, WebinarStatus
 from ticketing.errors import NotFound
@@ -63,6 +64,7 @@ async def test_joins_are_recorded(sessionmaker, tokens):
     await join.open_link(sessionmaker, tokens, code, now=first - dt.timedelta(hours=1))  # waiting: not a join
     await join.open_link(sessionmaker, tokens, code, now=first)
     await join.open_link(sessionmaker, tokens, code, now=second)
+    await flush_joins(sessionmaker)  # SQLite writes joins in batches
     async with sessionmaker() as session:
         stored = await session.get(Ticket, ticket.id)
     assert (stored.join_count, stored.first_joined_at, stored.last_joined_at) == (2, first, second)
@@ -127,3 +129,11 @@ async def test_host_link_respects_the_window(sessionmaker, tokens):
     assert claims["context"]["user"]["moderator"] is True and claims["context"]["user"]["affiliation"] == "owner"
     assert (link.opens_at, link.expires_at) == (opens, closes)
     assert claims["exp"] == int(closes.timestamp())
+
+
+async def test_a_join_writes_no_log_line_at_info(sessionmaker, tokens, caplog):
+    webinar = await factories.webinar(sessionmaker)
+    _, code = await add_ticket(sessionmaker, webinar)
+    with caplog.at_level("INFO"):
+        assert isinstance(await join.open_link(sessionmaker, tokens, code, now=webinar.starts_at), join.Admitted)
+    assert [r for r in caplog.records if r.name.startswith("ticketing") and r.levelno >= 20] == []

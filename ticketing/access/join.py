@@ -17,6 +17,7 @@ from hmac import compare_digest
 from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ticketing.access import join_records
 from ticketing.access.tokens import Tokens, room_url, window
 from ticketing.attendance.devices import InUse, claim
 from ticketing.db import UTCDateTime
@@ -135,15 +136,48 @@ async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Toke
                     now: dt.datetime, device: str | None = None) -> Decision:
     """What `/j/{code}` does at `now`; records the join and mints the token when the doors are open.
 
-    The token is signed after the transaction commits, so the signature (slow with RS256)
-    never holds a database lock.
+    PostgreSQL admits and records in one autocommitted UPDATE; SQLite reads once and counts
+    the join in the next batch (access.join_records). A link that does not admit that way
+    (unknown, replaced, refused, or a `one_device` webinar's link opened by a browser with a
+    device id, which needs the device claim) takes one transaction that decides and records.
+    The token is signed after the database has answered, so the signature (slow with RS256)
+    never holds a lock.
     """
+    if not CODE_PATTERN.fullmatch(code):
+        raise NotFound(UNKNOWN_LINK)
+    code_hash = hash_code(code)
+    settings = tokens.settings
+    if sessionmaker.kw["bind"].dialect.name == "postgresql":
+        found = await join_records.admit(
+            sessionmaker, code_hash, now=now,
+            opens_by=now + dt.timedelta(minutes=settings.join_early_minutes),
+            closes_by=now - dt.timedelta(minutes=settings.join_grace_minutes))
+        # The index lookup already matched; comparing again in constant time keeps the final
+        # decision free of timing that depends on how much of the hash matched.
+        if found is not None and compare_digest(found[0].code_hash, code_hash):
+            return _admitted(tokens, *found, now=now)
+    else:
+        found = await join_records.find(sessionmaker, code_hash)
+        if (found is not None and compare_digest(found[0].code_hash, code_hash)
+                and not (found[1].one_device and device is not None)):
+            ticket, webinar = found
+            refused = decide(ticket, webinar, settings, now=now)
+            if refused is not None:
+                return refused
+            join_records.batch_for(sessionmaker).add(ticket.id, now)
+            return _admitted(tokens, ticket, webinar, now=now)
+    return await _open_in_transaction(sessionmaker, tokens, code, now=now, device=device)
+
+
+async def _open_in_transaction(sessionmaker: async_sessionmaker[AsyncSession], tokens: Tokens, code: str, *,
+                               now: dt.datetime, device: str | None) -> Decision:
+    """The full decision in one transaction: replaced links, refusals, the device claim."""
     async with sessionmaker.begin() as session:
         found = await find_ticket(session, code)
         if found is None:
             replaced = await find_replaced(session, code)
             if replaced is None:
-                raise NotFound("This join link is not known. Check that the whole link was copied from the email.")
+                raise NotFound(UNKNOWN_LINK)
             ticket, webinar, replacement = replaced
             refused = decide(ticket, webinar, tokens.settings, now=now)
             if isinstance(refused, Gone):
@@ -165,9 +199,16 @@ async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Toke
                 last_joined_at=now,
             )
         )
+    return _admitted(tokens, ticket, webinar, now=now)
+
+
+def _admitted(tokens: Tokens, ticket, webinar, *, now: dt.datetime) -> Admitted:
     token = tokens.attendee_token(ticket, webinar, now=now)
-    logger.info("join", extra={"ticket_id": str(ticket.id), "webinar_id": str(webinar.id)})
+    logger.debug("join", extra={"ticket_id": str(ticket.id), "webinar_id": str(webinar.id)})
     return Admitted(url=room_url(tokens.settings, webinar.room, token), ticket_id=ticket.id)
+
+
+UNKNOWN_LINK = "This join link is not known. Check that the whole link was copied from the email."
 
 
 @dataclasses.dataclass(frozen=True)

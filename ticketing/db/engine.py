@@ -10,6 +10,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from ticketing.db.retry import count_statements
+
+# Execution option for SQLite readers that need no transaction (SQLAlchemy's AUTOCOMMIT
+# isolation would hand the driver its own BEGIN back when the connection returns to the pool).
+NO_TRANSACTION = "ticketing_no_transaction"
+
+# A pooled PostgreSQL connection older than this is closed and replaced at its next checkout.
+POOL_RECYCLE_SECONDS = 300
+
 
 def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     """An async engine; for SQLite, one connection per process with immediate transactions.
@@ -21,10 +30,18 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 10)
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
+        # A fixed set of connections: overflow ones were opened and closed again under every
+        # burst (a new PostgreSQL connection costs more CPU than a whole webhook here).
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 0)
+        # No ping at checkout (a round trip on every request): connections are replaced after
+        # POOL_RECYCLE_SECONDS, and the hot paths retry a transaction whose first statement met
+        # a connection that died meanwhile (ticketing.db.retry).
+        kwargs.setdefault("pool_pre_ping", False)
+        kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
+        engine = create_async_engine(url, **kwargs)
+        count_statements(engine)
+        return engine
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -46,8 +63,12 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers that asked for no transaction (the join link's one SELECT) run in the
+        # driver's autocommit: WAL lets them read beside the writer instead of taking its lock.
+        if not connection.get_execution_options().get(NO_TRANSACTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    count_statements(engine)
     return engine
 
 

@@ -66,8 +66,15 @@ async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> int:
     """
     if not jobs:
         return 0
-    now = utcnow()
-    rows = [
+    statement = insert(session, Job).values(job_rows(jobs, utcnow())).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    result = await session.execute(statement)
+    session.info[_QUEUED_FLAG] = True
+    return result.rowcount
+
+
+def job_rows(jobs: Sequence[NewJob], now: dt.datetime) -> list[dict[str, Any]]:
+    """The jobs table's columns for `jobs`, for a caller that writes them with its own statement."""
+    return [
         {
             "kind": job.kind,
             "payload": job.payload,
@@ -80,10 +87,12 @@ async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> int:
         }
         for job in jobs
     ]
-    statement = insert(session, Job).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = await session.execute(statement)
-    session.info[_QUEUED_FLAG] = True
-    return result.rowcount
+
+
+def notify_queued() -> None:
+    """Wake this process's waiting workers: a transaction outside any ORM session queued jobs."""
+    for wake in list(_WAITING):
+        wake.set()
 
 
 async def enqueue(

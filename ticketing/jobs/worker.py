@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from ticketing.db import utcnow
 from ticketing.db.models import Job, JobStatus
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 # Payload keys that hold a secret for the one run that needs it (a join code): dropped from
 # the row once the job is done, so the plain code does not outlive its mail.
 SECRET_PAYLOAD_KEYS = ("code",)
+
+# How long a finished job waits for others to be recorded with it.
+FINISHED_BATCH_SECONDS = 0.01
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 3600.0
@@ -56,9 +59,12 @@ def worker_name() -> str:
 class Worker:
     """Runs queued jobs with `context`, up to `concurrency` at a time.
 
-    `claim_timeout`: a job still marked running that long after its claim belongs to a
-    worker that died; another worker takes it over. Each run is cut off at `job_timeout`,
-    well below it, so a live worker never loses its claim.
+    A claim is a lease of `claim_timeout` seconds (60 by default): while a job runs, its
+    worker renews the lease every third of that, so a slow job (cut off at `job_timeout`)
+    keeps its claim for as long as it runs and is never run twice. A job whose lease ran
+    out belongs to a worker that died; another worker takes it over within about a minute.
+    A worker that cannot renew its leases for most of a lease stops its jobs itself before
+    another worker could take them.
     """
 
     def __init__(
@@ -69,7 +75,7 @@ class Worker:
         concurrency: int = 20,
         poll_seconds: float = 0.25,
         job_timeout: float = 120.0,
-        claim_timeout: float = 600.0,
+        claim_timeout: float = 60.0,
         grace_seconds: float = 10.0,
         on_outcome: OutcomeHook | None = None,
     ) -> None:
@@ -83,6 +89,13 @@ class Worker:
         self.grace_seconds = grace_seconds
         self.on_outcome = on_outcome
         self._running: set[asyncio.Task[None]] = set()
+        # The jobs this worker holds a lease on, with the task running each.
+        self._claims: dict[int, asyncio.Task[Any]] = {}
+        self._lease_users = 0
+        self._lease_task: asyncio.Task[None] | None = None
+        # Finished jobs waiting to be recorded together, and the task that will write them.
+        self._finished: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._finishing: asyncio.Task[None] | None = None
 
     # --- claiming and recording ----------------------------------------------------------
 
@@ -113,6 +126,54 @@ class Worker:
         claimed.sort(key=lambda job: (job.due_at, job.id))
         return claimed
 
+    async def renew_leases(self, *, now: dt.datetime | None = None) -> int:
+        """Extend the lease of every job this worker is running; returns how many it still holds."""
+        ids = list(self._claims)
+        if not ids:
+            return 0
+        async with self.sessionmaker.begin() as session:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.status == JobStatus.RUNNING, Job.locked_by == self.name)
+                .values(locked_at=now or utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        return result.rowcount
+
+    async def _keep_leases(self) -> None:
+        """Renew this worker's leases every third of a lease for as long as it runs jobs."""
+        lease = self.claim_timeout.total_seconds()
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self.renew_leases()
+                renewed = time.monotonic()
+            except Exception as error:
+                logger.warning("renewing job leases failed", extra={"worker": self.name, "error": type(error).__name__})
+                if time.monotonic() - renewed > lease * 0.75:
+                    # Another worker may soon take these jobs over: stop them first (they go back
+                    # to the queue), so that no job runs twice.
+                    logger.error("job leases about to run out; stopping this worker's jobs",
+                                 extra={"worker": self.name, "count": len(self._claims)})
+                    for task in list(self._claims.values()):
+                        task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def _leases(self):
+        """Keep leases renewed while the block runs (nested uses share one renewing task)."""
+        self._lease_users += 1
+        if self._lease_task is None:
+            self._lease_task = asyncio.create_task(self._keep_leases())
+        try:
+            yield
+        finally:
+            self._lease_users -= 1
+            if self._lease_users == 0 and self._lease_task is not None:
+                self._lease_task.cancel()
+                await asyncio.gather(self._lease_task, return_exceptions=True)
+                self._lease_task = None
+
     async def _record(self, job: Job, **values: Any) -> bool:
         """Write the outcome of this worker's claim; False when another worker took it over."""
         async with self.sessionmaker.begin() as session:
@@ -126,8 +187,42 @@ class Worker:
         return result.rowcount == 1
 
     async def _done(self, job: Job, now: dt.datetime) -> None:
+        """Record a finished job: with the others that finish meanwhile, in one transaction.
+
+        The caller waits until the batch has committed, so a job is never reported done
+        before its row says so; a burst of mails costs one transaction, not one per mail.
+        """
         payload = {k: v for k, v in job.payload.items() if k not in SECRET_PAYLOAD_KEYS}
-        await self._record(job, status=JobStatus.DONE, finished_at=now, last_error=None, payload=payload)
+        written = asyncio.get_running_loop().create_future()
+        self._finished.append(({"d_id": job.id, "d_attempts": job.attempts, "d_now": now, "d_payload": payload},
+                               written))
+        if self._finishing is None:
+            self._finishing = asyncio.create_task(self._write_finished())
+        await written
+
+    async def _write_finished(self) -> None:
+        await asyncio.sleep(FINISHED_BATCH_SECONDS)  # let the jobs finishing alongside join the batch
+        batch, self._finished, self._finishing = self._finished, [], None
+        statement = (
+            update(Job.__table__)
+            .where(Job.id == bindparam("d_id"), Job.status == JobStatus.RUNNING, Job.locked_by == self.name,
+                   Job.attempts == bindparam("d_attempts"))
+            .values(status=JobStatus.DONE, finished_at=bindparam("d_now", type_=Job.finished_at.type), last_error=None,
+                    payload=bindparam("d_payload", type_=Job.payload.type), locked_by=None, locked_at=None)
+        )
+        try:
+            async with self.sessionmaker.begin() as session:
+                await session.execute(statement, [row for row, _ in batch])
+        except BaseException as error:
+            for _, written in batch:
+                if not written.done():
+                    written.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for _, written in batch:
+            if not written.done():
+                written.set_result(None)
 
     async def _failed(self, job: Job, error: BaseException, now: dt.datetime) -> str:
         reason = _describe(error)
@@ -151,6 +246,7 @@ class Worker:
         """Run one claimed job in its own task context; returns done, retry or dead."""
         token = context_id.set(f"job-{job.id}")
         started = time.perf_counter()
+        self._claims[job.id] = asyncio.current_task()
         try:
             kind = KINDS.get(job.kind)
             if kind is None:
@@ -177,13 +273,15 @@ class Worker:
                 self.on_outcome(job.kind, outcome, time.perf_counter() - started)
             return outcome
         finally:
+            self._claims.pop(job.id, None)
             context_id.reset(token)
 
     async def run_once(self, *, now: dt.datetime | None = None) -> int:
         """Claim one batch of due jobs and run it to the end; returns how many ran."""
         jobs = await self.claim(now=now)
         if jobs:
-            await asyncio.gather(*(self.run_job(job, now=now) for job in jobs))
+            async with self._leases():
+                await asyncio.gather(*(self.run_job(job, now=now) for job in jobs))
         return len(jobs)
 
     async def run_until_idle(self, *, now: dt.datetime | None = None, limit: int = 100_000) -> int:
@@ -216,11 +314,15 @@ class Worker:
         sweep: asyncio.Task[None] | None = None
         next_sweep = time.monotonic()
         logger.info("worker started", extra={"worker": self.name, "concurrency": self.concurrency})
+        leases = self._leases()
+        await leases.__aenter__()
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_sweep and (sweep is None or sweep.done()):
                     next_sweep = time.monotonic() + self.context.settings.sweep_seconds
                     sweep = asyncio.create_task(self.run_periodic())
+                # Cleared before looking, so a job queued while the claim runs still wakes us.
+                wake.clear()
                 free = self.concurrency - len(self._running)
                 jobs: list[Job] = []
                 if free > 0:
@@ -232,7 +334,6 @@ class Worker:
                     self._spawn(self.run_job(job))
                 if jobs and len(jobs) == free:
                     continue  # more may be due: claim again at once
-                wake.clear()
                 waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
                 if self._running:
                     waiters.append(asyncio.ensure_future(asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)))
@@ -245,6 +346,7 @@ class Worker:
             if sweep is not None and not sweep.done():
                 sweep.cancel()
             await self._drain()
+            await leases.__aexit__(None, None, None)
             if sweep is not None:
                 await asyncio.gather(sweep, return_exceptions=True)
             logger.info("worker stopped", extra={"worker": self.name})

@@ -26,6 +26,7 @@ import aiosmtplib
 
 from ticketing.db import utcnow
 from ticketing.jobs.registry import PermanentError
+from ticketing.mail.smtp_pool import pool_for
 from ticketing.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class SmtpServer:
 
 
 class SmtpMailer:
-    """Delivers through one SMTP server, one connection per mail."""
+    """Delivers through one SMTP server over a few kept-open sessions (mail/smtp_pool.py)."""
 
     def __init__(self, server: SmtpServer, *, timeout: float = SMTP_TIMEOUT_SECONDS) -> None:
         self.server = server
@@ -76,8 +77,7 @@ class SmtpMailer:
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                message,
+            await pool_for(
                 hostname=self.server.host,
                 port=self.server.port,
                 username=self.server.username,
@@ -85,7 +85,7 @@ class SmtpMailer:
                 use_tls=self.server.use_tls,
                 start_tls=self.server.start_tls,
                 timeout=self.timeout,
-            )
+            ).send(message)
         except aiosmtplib.SMTPRecipientsRefused as error:
             refusals = error.recipients
             if refusals and all(_permanent(r.code) for r in refusals):

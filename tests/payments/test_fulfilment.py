@@ -1,0 +1,155 @@
+"""The fast path for a new paid checkout (payments/fulfilment.py): it takes the plain cases in
+one transaction and leaves every other case, untouched, to the full path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from ticketing.db import utcnow
+from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
+from ticketing.orders.service import attach_checkout_session, start_order
+from ticketing.payments.fulfilment import fulfil_plain_checkout
+from ticketing.payments.webhooks import _event_row, receive_webhook, store_event
+from ticketing.tickets.service import hash_code
+from tests import factories
+
+
+def _completed(webinar, **kwargs):
+    return factories.event("checkout.session.completed", factories.checkout_session(webinar, **kwargs))
+
+
+async def _fast(engine, settings, evt):
+    row = _event_row(evt)
+    return await fulfil_plain_checkout(engine, settings, evt, row, now=row["received_at"])
+
+
+async def _counts(sessionmaker) -> dict[str, int]:
+    async with sessionmaker() as session:
+        return {model.__tablename__: await session.scalar(select(func.count()).select_from(model))
+                for model in (StripeEvent, Order, Ticket, Job)}
+
+
+async def test_a_plain_checkout_is_fulfilled_in_one_go(engine, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker, capacity=5)
+    evt = _completed(webinar, quantity=2, email="bea@example.com")
+    assert await _fast(engine, settings, evt) == "order_paid"
+    async with sessionmaker() as session:
+        order = await session.scalar(select(Order).where(Order.stripe_session_id == evt["data"]["object"]["id"]))
+        tickets = list(await session.scalars(select(Ticket).where(Ticket.order_id == order.id)))
+        jobs = list(await session.scalars(select(Job)))
+        stored = await session.get(StripeEvent, evt["id"])
+        seats = (await session.get(Webinar, webinar.id)).seats_taken
+    created = dt.datetime.fromtimestamp(evt["created"], dt.UTC)
+    assert order.status == OrderStatus.PAID and order.email == "bea@example.com"
+    # Stripe's event time, as the full path takes it.
+    assert order.paid_at == order.completed_at == created
+    assert order.expected_amount == order.amount_total == webinar.price_amount * 2
+    assert sorted(t.seq for t in tickets) == [0, 1] and {t.email for t in tickets} == {"bea@example.com"}
+    # The seats wait on the order page: sealed codes, not yet given out.
+    assert all(t.code_sealed and t.assigned_at is None for t in tickets)
+    # One mail to the buyer, carrying the order page code; no join mail per ticket.
+    [mail] = [j for j in jobs if j.kind.startswith("mail.") and j.kind != "mail.order_reminder"]
+    assert mail.kind == "mail.order" and mail.payload["order_id"] == str(order.id)
+    assert order.code_hash == hash_code(mail.payload["code"]) and order.page_key
+    assert {j.kind for j in jobs} <= {"mail.order", "mail.order_reminder"}
+    assert stored.outcome == "order_paid" and stored.processed_at is not None
+    assert seats == 2
+
+
+async def test_our_own_pending_order_is_paid_by_the_fast_path(engine, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    async with sessionmaker.begin() as session:
+        order, _ = await start_order(session, webinar.id, 2, "mine@example.com")
+        await attach_checkout_session(session, order.id, "cs_test_ours")
+    evt = _completed(webinar, quantity=2, session_id="cs_test_ours", order_id=order.id, email="stripe@example.com")
+    assert await _fast(engine, settings, evt) == "order_paid"
+    async with sessionmaker() as session:
+        orders = list(await session.scalars(select(Order)))
+    assert [(o.id, o.status, o.email) for o in orders] == [(order.id, OrderStatus.PAID, "mine@example.com")]
+    assert (await _counts(sessionmaker))["tickets"] == 2
+
+
+@pytest.mark.parametrize("case", ["full", "cancelled", "ended", "sales_closed", "duplicate_event", "paid_already", "wrong_amount",
+                                  "unpaid", "early_refund", "unknown_webinar", "bad_quantity"])
+async def test_anything_else_is_left_to_the_full_path_with_nothing_written(engine, settings, sessionmaker, case):
+    webinar = await factories.webinar(sessionmaker, capacity=1)
+    evt = _completed(webinar)
+    obj = evt["data"]["object"]
+    if case == "full":
+        assert await _fast(engine, settings, _completed(webinar)) == "order_paid"
+    elif case in ("cancelled", "ended", "sales_closed"):
+        async with sessionmaker.begin() as session:
+            stored = await session.get(Webinar, webinar.id)
+            if case == "cancelled":
+                stored.status = WebinarStatus.CANCELLED
+            elif case == "sales_closed":
+                stored.sales_end = utcnow() - dt.timedelta(minutes=5)
+            else:
+                stored.starts_at, stored.ends_at = utcnow().replace(year=2000), utcnow().replace(year=2001)
+    elif case == "duplicate_event":
+        await store_event(sessionmaker, evt)
+    elif case == "paid_already":
+        assert await _fast(engine, settings, _completed(webinar, session_id=obj["id"])) == "order_paid"
+    elif case == "wrong_amount":
+        obj["amount_total"] -= 1
+    elif case == "unpaid":
+        obj["payment_status"] = "unpaid"
+    elif case == "early_refund":
+        refund = factories.event("charge.refunded", factories.charge(obj["payment_intent"], amount=2500,
+                                                                     amount_refunded=2500))
+        await store_event(sessionmaker, refund)
+        async with sessionmaker.begin() as session:
+            (await session.get(StripeEvent, refund["id"])).outcome = "unmatched"
+    elif case == "unknown_webinar":
+        obj["metadata"]["webinar_id"] = str(uuid.uuid4())
+    elif case == "bad_quantity":
+        obj["metadata"]["quantity"] = "0"
+    before = await _counts(sessionmaker)
+    async with sessionmaker() as session:
+        seats = (await session.get(Webinar, webinar.id)).seats_taken
+
+    assert await _fast(engine, settings, evt) is None
+    assert await _counts(sessionmaker) == before
+    async with sessionmaker() as session:
+        assert (await session.get(Webinar, webinar.id)).seats_taken == seats
+
+
+async def test_a_one_seat_order_gets_its_seat_and_reminders_as_the_full_path_gives_them(engine, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    evt = _completed(webinar, quantity=1)
+    assert await _fast(engine, settings, evt) == "order_paid"
+    async with sessionmaker() as session:
+        [ticket] = list(await session.scalars(select(Ticket)))
+        kinds = sorted(j.kind for j in await session.scalars(select(Job)))
+    assert ticket.assigned_at is not None and ticket.code_sealed
+    assert kinds == ["mail.order", "mail.reminder", "mail.reminder"]
+
+
+async def test_a_checkout_completed_before_the_sales_end_is_kept_however_late_it_arrives(engine, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    async with sessionmaker.begin() as session:
+        (await session.get(Webinar, webinar.id)).sales_end = utcnow() - dt.timedelta(minutes=5)
+    evt = _completed(webinar)
+    evt["created"] -= 600  # completed ten minutes ago, before sales closed
+    assert await _fast(engine, settings, evt) == "order_paid"
+
+
+async def test_a_payment_after_sales_closed_ends_refunded_by_the_full_path(engine, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    async with sessionmaker.begin() as session:
+        (await session.get(Webinar, webinar.id)).sales_end = utcnow() - dt.timedelta(minutes=5)
+    evt = _completed(webinar)
+    body, headers = factories.signed(evt, settings.stripe_webhook_secrets[0])
+    _, outcome = await receive_webhook(sessionmaker, settings, body, headers["Stripe-Signature"])
+    assert outcome == f"order_{OrderStatus.LATE.value}"
+    async with sessionmaker() as session:
+        order = await session.scalar(select(Order))
+        kinds = [j.kind for j in await session.scalars(select(Job))]
+        tickets = await session.scalar(select(func.count()).select_from(Ticket))
+        seats = (await session.get(Webinar, webinar.id)).seats_taken
+    assert order.status == OrderStatus.LATE and tickets == 0 and seats == 0
+    assert "payment.refund" in kinds and "mail.order" not in kinds
