@@ -71,7 +71,10 @@ def _link(value: object, field: str) -> str | None:
     if not isinstance(value, str):
         raise Invalid(f"{field} must be a URL string or null", field=field)
     value = value.strip()
-    parts = urlsplit(value) if len(value) <= 500 and not has_control(value) and " " not in value else None
+    try:
+        parts = urlsplit(value) if len(value) <= 500 and not has_control(value) and " " not in value else None
+    except ValueError:  # a host in brackets that is no IP address, or a bracket left open
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid(f"{field} must be an http:// or https:// URL of at most 500 characters", field=field)
     return value

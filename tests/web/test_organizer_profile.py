@@ -55,6 +55,9 @@ async def test_patch_changes_what_is_given_and_keeps_the_rest(client, sessionmak
     ({"terms_url": "ftp://widgets.example/terms"}, "terms_url"),
     ({"terms_url": "https://"}, "terms_url"),
     ({"terms_url": ["https://widgets.example"]}, "terms_url"),
+    # Hosts urlsplit cannot read (a bracket left open, a bracketed name that is no IP address).
+    ({"imprint_url": "http://[::1/imprint"}, "imprint_url"),
+    ({"terms_url": "https://[widgets]/terms"}, "terms_url"),
     ({"email": "other@example.com"}, "email"),
 ])
 async def test_patch_refuses_bad_values_with_422_and_changes_nothing(client, sessionmaker, data, field):
