@@ -178,6 +178,15 @@ async def send_assigned(ctx: JobContext, payload: dict[str, Any]) -> None:
     await _send_link(ctx, payload, "mail.assigned", "assigned", f"assigned.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
+def _order_with_webinar(order_id: uuid.UUID):
+    """The statement for an order with its webinar and the webinar's organizer (the mails
+    about an order need all three: content, language, Reply-To and footer)."""
+    return (select(Order, Webinar, Organizer)
+            .join(Webinar, Webinar.id == Order.webinar_id)
+            .join(Organizer, Organizer.id == Webinar.organizer_id)
+            .where(Order.id == order_id))
+
+
 @job("mail.order", max_attempts=MAIL_ATTEMPTS)
 async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The buyer's one mail about a paid order: what was paid, the order page link, and the
@@ -185,12 +194,7 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     meanwhile (that notice says enough)."""
     order_id, order_code = _uuid(payload, "order_id"), _code(payload)
     async with ctx.sessionmaker() as session:
-        row = (await session.execute(
-            select(Order, Webinar, Organizer)
-            .join(Webinar, Webinar.id == Order.webinar_id)
-            .join(Organizer, Organizer.id == Webinar.organizer_id)
-            .where(Order.id == order_id)
-        )).first()
+        row = (await session.execute(_order_with_webinar(order_id))).first()
         tickets = await order_tickets(session, order_id) if row is not None else []
     if row is None:
         logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
@@ -237,12 +241,7 @@ async def send_order_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
     if not isinstance(sequence, int):
         raise PermanentError("malformed payload: sequence missing")
     async with ctx.sessionmaker() as session:
-        row = (await session.execute(
-            select(Order, Webinar, Organizer)
-            .join(Webinar, Webinar.id == Order.webinar_id)
-            .join(Organizer, Organizer.id == Webinar.organizer_id)
-            .where(Order.id == order_id)
-        )).first()
+        row = (await session.execute(_order_with_webinar(order_id))).first()
     if row is None:
         return
     order, webinar, organizer = row
@@ -262,12 +261,7 @@ async def send_order_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
     if which not in ("24h", "15m") or not isinstance(sequence, int):
         raise PermanentError("malformed payload: which or sequence missing")
     async with ctx.sessionmaker() as session:
-        row = (await session.execute(
-            select(Order, Webinar, Organizer)
-            .join(Webinar, Webinar.id == Order.webinar_id)
-            .join(Organizer, Organizer.id == Webinar.organizer_id)
-            .where(Order.id == order_id)
-        )).first()
+        row = (await session.execute(_order_with_webinar(order_id))).first()
         tickets = await order_tickets(session, order_id) if row is not None else []
     if row is None:
         return
@@ -343,12 +337,7 @@ async def send_order_refunded(ctx: JobContext, payload: dict[str, Any]) -> None:
     order_id = _uuid(payload, "order_id")
     reason = str(payload.get("reason") or "")
     async with ctx.sessionmaker() as session:
-        row = (await session.execute(
-            select(Order, Webinar, Organizer)
-            .join(Webinar, Webinar.id == Order.webinar_id)
-            .join(Organizer, Organizer.id == Webinar.organizer_id)
-            .where(Order.id == order_id)
-        )).first()
+        row = (await session.execute(_order_with_webinar(order_id))).first()
     if row is None:
         logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
         return
