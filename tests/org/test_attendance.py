@@ -48,7 +48,7 @@ def _text(html: str) -> str:
 
 
 async def test_the_webinar_page_shows_attendance_to_the_minute(client, settings, sessionmaker, signed_in):
-    organizer, _ = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
+    organizer, key = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
     await signed_in(client, "ada@example.com")
     quiet = await factories.webinar(sessionmaker, organizer, title="Nobody yet")
     page = await (await client.get(f"/org/webinars/{quiet.id}")).text()
@@ -78,6 +78,12 @@ async def test_the_webinar_page_shows_attendance_to_the_minute(client, settings,
     assert rows["Ann"]["Present"] == "45 min · 75 % Shared link: two devices at once"
     assert rows["Ben"]["Present"] == "30 min · 50 %"
     assert rows["Cy"]["Present"] == "—"
+
+    # The export is the API's CSV, attendance columns included.
+    exported = await (await client.get(f"/org/webinars/{webinar.id}/attendees.csv")).text()
+    api = await client.get(f"/api/webinars/{webinar.id}/tickets",
+                           headers={"Authorization": f"Bearer {key}", "Accept": "text/csv"})
+    assert exported == await api.text() and "minutes_present" in exported and ",45,75," in exported
 
 
 async def _csrf(client, path: str) -> str:

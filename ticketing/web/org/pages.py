@@ -186,7 +186,9 @@ async def attendees_csv(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as db:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
-    return _csv([ticket_json(t) for t in tickets], filename=f"tickets-{webinar_id}.csv")
+        attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
+    return _csv([ticket_json(t) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+                filename=f"tickets-{webinar_id}.csv")
 
 
 @routes.post("/org/webinars/{id}/host-link")
