@@ -66,6 +66,10 @@ async def test_moving_asks_jitsi_to_remove_the_old_device(kick_settings, start_c
     await make_worker(settings).run_until_idle()
     [mail] = sunk_mails(var_dir)
     path = urlsplit(move_link_in(mail)).path
+    # The dev mail page offers the move link as it offers join links.
+    [name] = [f.name for f in (var_dir / "mail").glob("*.eml")]
+    shown = await (await client.get(f"/dev/mail/{name}")).text()
+    assert f'<a class="button" href="{move_link_in(mail)}">' in shown
     client.session.cookie_jar.clear()
     page = await client.get(path)  # another browser, or a mail scanner: a page, the link not used up
     assert page.status == 200 and "Move my ticket here and join" in await page.text()

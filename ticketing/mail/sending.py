@@ -161,8 +161,9 @@ class SinkedMail:
 
 
 _SINK_NAME = re.compile(r"[0-9]{8}T[0-9]{12}-[A-Za-z0-9._-]{1,80}-[0-9a-f]{4}\.eml")
-# Join links, order pages, free registrations' confirmation links and console sign-in links.
-_LINK = re.compile(r"https?://[^\s<>\"']+/(?:j|o|r|org/login)/[A-Za-z0-9_-]+")
+# Join links, order pages, free registrations' confirmation links, console sign-in links and
+# one-device "move here" links.
+_LINK = re.compile(r"https?://[^\s<>\"']+/(?:j|o|r|org/login|move)/[A-Za-z0-9_-]+")
 
 
 def _read_sinked(path: Path, *, full: bool) -> SinkedMail:

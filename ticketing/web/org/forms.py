@@ -18,14 +18,15 @@ from ticketing.db.models import Webinar
 from ticketing.webinars.service import zone
 
 FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room",
-          "sales_end")
+          "sales_end", "one_device", "certificate_min_percent")
 # The service's (and the API's) names for the form fields that are named differently.
 FORM_FIELD_OF = {"price_amount": "price", "timezone": "time_zone"}
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 # The service speaks of its input's names; the form's reader knows the labels.
 _WORDS = (("ends_at", "the end"), ("starts_at", "the start"), ("price_amount", "the price"),
           ("timezone", "the time zone"), ("capacity", "the number of seats"), ("null for no limit", "empty for no limit"),
-          ("sales_end", "the end of sales"))
+          ("sales_end", "the end of sales"), ("certificate_min_percent", "the certificate's share"),
+          ("one_device", "one device per ticket"), ("or null for no certificates", "or empty for no certificates"))
 
 
 def in_form_words(message: str) -> str:
@@ -123,6 +124,15 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
             errors["capacity"] = "Enter a whole number of seats, or leave it empty for no limit."
     else:
         data["capacity"] = None
+    # A checkbox sends its value only when ticked; the move confirmation resends it as "on" or "".
+    data["one_device"] = bool(values["one_device"])
+    percent = values["certificate_min_percent"].strip()
+    data["certificate_min_percent"] = None
+    if percent:
+        try:
+            data["certificate_min_percent"] = int(percent)
+        except ValueError:
+            errors["certificate_min_percent"] = "Enter a whole percent from 1 to 100, or leave it empty for no certificates."
     room = values["room"].strip()
     if room:
         data["room"] = room
@@ -148,12 +158,15 @@ def form_values(webinar: Webinar) -> dict[str, str]:
         "capacity": "" if webinar.capacity is None else str(webinar.capacity),
         "room": webinar.room,
         "sales_end": "" if webinar.sales_end is None else webinar.sales_end.astimezone(tz).strftime(LOCAL_FORMAT),
+        "one_device": "on" if webinar.one_device else "",
+        "certificate_min_percent": "" if webinar.certificate_min_percent is None else str(webinar.certificate_min_percent),
     }
 
 
 def blank_values(time_zone: str = "UTC") -> dict[str, str]:
     return {"title": "", "description": "", "starts_at": "", "ends_at": "", "time_zone": time_zone,
-            "price": "", "currency": "EUR", "capacity": "", "room": "", "sales_end": ""}
+            "price": "", "currency": "EUR", "capacity": "", "room": "", "sales_end": "",
+            "one_device": "", "certificate_min_percent": ""}
 
 
 def typed_values(form: Any) -> dict[str, str]:

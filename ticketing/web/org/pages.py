@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ticketing.access import join as access
 from ticketing.accounts import apikeys, sessions
+from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
@@ -148,12 +149,17 @@ async def webinar_page(request: web.Request) -> web.Response:
         people = await figures.attendees(db, organizer, webinar_id)
         problems = await figures.problem_orders(db, organizer, webinar_id)
         orders = await webinars.list_orders(db, organizer, webinar_id)
+        # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
+        presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
+        attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
     settings = request.app[SETTINGS]
     return await page(request, "webinar.html", {
         "webinar": webinar, "status": figures.status_label(webinar), "sales": sales,
         "sales_end": sales_rules.sales_end(webinar),
         "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
-        "attendees": people, "problems": problems, "orders": orders, "public_url": f"{settings.base_url}/w/{webinar.id}",
+        "attendees": people, "presence": presence if presence.attendees else None,
+        "attended": {t: attendance.ticket_fields(f) for t, f in attended.items()},
+        "problems": problems, "orders": orders, "public_url": f"{settings.base_url}/w/{webinar.id}",
         "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
     }, organizer=organizer)
 
@@ -180,7 +186,9 @@ async def attendees_csv(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as db:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
-    return _csv([ticket_json(t) for t in tickets], filename=f"tickets-{webinar_id}.csv")
+        attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
+    return _csv([ticket_json(t) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+                filename=f"tickets-{webinar_id}.csv")
 
 
 @routes.post("/org/webinars/{id}/host-link")
