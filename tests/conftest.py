@@ -213,6 +213,27 @@ async def browser():
             await chromium.close()
 
 
+@pytest.fixture
+async def jitsi_standin():
+    """The Jitsi web app on a loopback port: shows a page for any room and records each visit;
+    yields its base URL and the visits."""
+    from aiohttp import web
+
+    visits: list[web.Request] = []
+
+    async def room(request: web.Request) -> web.Response:
+        visits.append(request)
+        return web.Response(text="<!doctype html><html lang=en><title>Room</title><main><h1>In the room</h1></main>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{room}", room)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/"), visits
+    await server.close()
+
+
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where page tests save their screenshots (under the run's temp dir) for people to look at."""

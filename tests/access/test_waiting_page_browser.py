@@ -10,8 +10,6 @@ import datetime as dt
 import re
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests import factories
 from tests.pages import accessibility_problems, screenshots
@@ -20,23 +18,6 @@ from ticketing.access.tokens import Tokens
 from ticketing.db import utcnow
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def jitsi_standin():
-    """A stand-in for the Jitsi web app: records where it was sent and shows a page."""
-    visits: list[web.Request] = []
-
-    async def room(request: web.Request) -> web.Response:
-        visits.append(request)
-        return web.Response(text="<!doctype html><title>Room</title><h1>In the room</h1>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/{room}", room)
-    server = TestServer(app)
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/"), visits
-    await server.close()
 
 
 async def test_countdown_renders_then_enters_when_the_doors_open(browser, jitsi_standin, make_settings, start_client,

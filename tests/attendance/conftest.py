@@ -25,24 +25,6 @@ from tests.access.conftest import move_webinar, write_key_pair
 SYSTEM_KID = "ticketing-system/2030-01"
 
 
-@pytest.fixture
-async def jitsi_standin():
-    """The Jitsi web app: shows a page for any room and records each visit."""
-    visits: list[web.Request] = []
-
-    async def room(request: web.Request) -> web.Response:
-        visits.append(request)
-        return web.Response(text="<!doctype html><html lang=en><title>Room</title><main><h1>In the room</h1></main>",
-                            content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/{room}", room)
-    server = TestServer(app)
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/"), visits
-    await server.close()
-
-
 @dataclasses.dataclass
 class Kick:
     method: str

@@ -9,7 +9,6 @@ import email.policy
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import update
 
@@ -21,24 +20,6 @@ from tests import factories
 SECRET = "buyer-tests-secret-" + "9" * 32
 
 
-@pytest.fixture
-async def jitsi():
-    """A stand-in for the Jitsi web app: records the rooms and tokens it is sent to."""
-    visits: list[web.Request] = []
-
-    async def room(request: web.Request) -> web.Response:
-        visits.append(request)
-        return web.Response(text="<!doctype html><html lang=en><title>Room</title><main><h1>In the room</h1></main>",
-                            content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/{room}", room)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/"), visits
-    await server.close()
-
-
 @dataclasses.dataclass
 class Live:
     url: str
@@ -46,13 +27,13 @@ class Live:
 
 
 @pytest.fixture
-async def live(make_settings, jitsi) -> Live:
+async def live(make_settings, jitsi_standin) -> Live:
     """The app in dev mode (test payments, mail in the dev sink) on a loopback port it knows."""
     probe = TestServer(create_app(make_settings()), host="127.0.0.1")
     await probe.start_server()
     port = probe.port
     await probe.close()
-    settings = make_settings(base_url=f"http://127.0.0.1:{port}", jitsi_url=jitsi[0], jitsi_app_secret=SECRET)
+    settings = make_settings(base_url=f"http://127.0.0.1:{port}", jitsi_url=jitsi_standin[0], jitsi_app_secret=SECRET)
     server = TestServer(create_app(settings), host="127.0.0.1", port=port)
     await server.start_server()
     yield Live(f"http://127.0.0.1:{port}", settings)

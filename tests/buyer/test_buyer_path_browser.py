@@ -39,8 +39,8 @@ async def fits_a_phone(browser, html: str, screenshot_dir, name: str) -> bool:
 
 
 async def test_buy_three_seats_assign_two_and_each_link_goes_where_it_should(
-        browser, live, jitsi, sessionmaker, make_worker, var_dir, screenshot_dir):
-    jitsi_url, visits = jitsi
+        browser, live, jitsi_standin, sessionmaker, make_worker, var_dir, screenshot_dir):
+    jitsi_url, visits = jitsi_standin
     owner, _ = await profiled_organizer(sessionmaker)
     starts = (utcnow() + dt.timedelta(minutes=10)).replace(second=0, microsecond=0)
     webinar = await factories.webinar(
