@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -21,9 +20,8 @@ from ticketing.attendance import certificates, devices
 from ticketing.db import utcnow
 from ticketing.db.models import Certificate, DeviceMove, Ticket, Webinar
 from ticketing.jobs.registry import JobContext, PermanentError, job
-from ticketing.mail.compose import BadAddress, mail_domain, one_line, recipient
-from ticketing.mail.jobs import MAIL_ATTEMPTS
-from ticketing.mail.sending import create_mailer
+from ticketing.mail.compose import mail_domain, one_line, recipient
+from ticketing.mail.jobs import MAIL_ATTEMPTS, _send, _uuid
 from ticketing.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -74,19 +72,6 @@ def certificate_mail(settings: Settings, ticket: Ticket, view: certificates.Cert
     return message
 
 
-def _uuid(payload: dict[str, Any], name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(payload[name]))
-    except (KeyError, ValueError):
-        raise PermanentError(f"malformed payload: {name} missing or not an id") from None
-
-
-async def _send(ctx: JobContext, build) -> None:
-    try:
-        message = build()
-    except BadAddress as error:
-        raise PermanentError(str(error)) from None
-    await create_mailer(ctx.settings).send(message)
 
 
 @job(devices.MOVE_MAIL, max_attempts=MAIL_ATTEMPTS)
