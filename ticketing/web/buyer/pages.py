@@ -3,15 +3,14 @@ the buyer's order page (assigning seats), and dev mode's test-payment page."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 
 from aiohttp import web
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, OrderStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Invalid, NotFound, SoldOut
+from ticketing.db.models import Order, OrderStatus, Webinar
+from ticketing.errors import Invalid, NotFound
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import mail_domain
 from ticketing.orders import sealing, seats
@@ -33,14 +32,6 @@ routes = web.RouteTableDef()
 dev_routes = web.RouteTableDef()
 
 
-def _on_sale_problem(webinar) -> str | None:
-    try:
-        orders.check_on_sale(webinar, 1, now=utcnow())
-    except Conflict as error:
-        return error.message
-    return None
-
-
 @routes.get("/w/{id}")
 async def webinar_page(request: web.Request) -> web.Response:
     webinar_id = webinars.parse_id(request.match_info["id"])
@@ -50,7 +41,6 @@ async def webinar_page(request: web.Request) -> web.Response:
     now = utcnow()
     return render_page(request, "buyer/webinar.html", {
         "seats_left": webinars.seats_left(webinar),
-        "problem": _on_sale_problem(webinar),
         "sales": sales.sales_state(webinar, now),
         "max_quantity": orders.MAX_QUANTITY,
     }, webinar=webinar, organizer=organizer)

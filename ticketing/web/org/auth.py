@@ -18,7 +18,7 @@ from ticketing.accounts import sessions, signin
 from ticketing.db.models import Organizer
 from ticketing.errors import Forbidden, Invalid, NotFound
 from ticketing.settings import Settings
-from ticketing.web.keys import SESSIONMAKER, SETTINGS
+from ticketing.web.keys import SESSIONMAKER
 from ticketing.web.ratelimit import RateLimiter
 from ticketing.web.responses import render
 

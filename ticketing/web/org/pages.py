@@ -4,16 +4,13 @@ form and calls the same service function as its API twin."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from aiohttp import web
 
 from ticketing.access import join as access
 from ticketing.accounts import apikeys, sessions
 from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
-from ticketing.db.models import Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
 from ticketing.organizers import PROFILE_FIELDS, update_profile
 from ticketing.tickets import lifecycle as ticket_lifecycle
