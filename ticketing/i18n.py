@@ -80,12 +80,16 @@ def offset_minutes(value: dt.datetime, zone_name: str) -> int:
 INTL_LOCALES = {"en": "en-GB", "de": "de-DE"}
 
 
+# Cached: every mail and page of a webinar formats the same few times and prices, and
+# Babel's formatting is a large share of rendering one.
+@functools.lru_cache(maxsize=1024)
 def date_text(value: dt.datetime, zone_name: str, lang: str) -> str:
     """`Thursday 31 January 2030` / `Donnerstag, 31. Januar 2030` in the given zone."""
     babel_locale, pattern = LANGUAGES[language(lang)]
     return format_datetime(value.astimezone(zone(zone_name)), pattern, locale=babel_locale)
 
 
+@functools.lru_cache(maxsize=1024)
 def time_text(value: dt.datetime, zone_name: str, lang: str) -> str:
     return format_datetime(value.astimezone(zone(zone_name)), TIME_PATTERN, locale=LANGUAGES[language(lang)][0])
 
@@ -99,6 +103,7 @@ def utc_time(value: dt.datetime, lang: str = DEFAULT) -> str:
     return f"{date_text(value, 'UTC', lang)}, {time_text(value, 'UTC', lang)} UTC"
 
 
+@functools.lru_cache(maxsize=1024)
 def money(amount: int, currency: str, lang: str = DEFAULT) -> str:
     """Minor units as the reader expects them: 2500 EUR → €25.00 (en), 25,00 € (de)."""
     code = currency.upper()

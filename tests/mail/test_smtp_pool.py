@@ -5,12 +5,14 @@ server dropped is replaced without losing the mail."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
-from email.message import EmailMessage
+from email.headerregistry import Address
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from ticketing.mail.message import Mail, mail
 from ticketing.mail.smtp_pool import LOCAL_HOSTNAME, SmtpPool
 from tests.smtp_sink import free_port
 
@@ -54,13 +56,10 @@ def server():
     smtp.stop()
 
 
-def _mail(n: int) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = "no-reply@example.com"
-    message["To"] = f"buyer{n}@example.com"
-    message["Subject"] = f"mail {n}"
-    message.set_content("hello")
-    return message
+def _mail(n: int) -> Mail:
+    return mail(sender="no-reply@example.com", from_header="no-reply@example.com",
+                to=Address(addr_spec=f"buyer{n}@example.com"), subject=f"mail {n}", date=dt.datetime.now(dt.UTC),
+                message_id=f"<mail.{n}@example.com>", text="hello", html="<p>hello</p>")
 
 
 def _pool(server: _Server, **options) -> SmtpPool:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any
 
 import jinja2
@@ -20,8 +18,9 @@ from ticketing.attendance import certificates, devices
 from ticketing.db import utcnow
 from ticketing.db.models import Certificate, DeviceMove, Ticket, Webinar
 from ticketing.jobs.registry import JobContext, PermanentError, job
-from ticketing.mail.compose import mail_domain, one_line, recipient
+from ticketing.mail.compose import recipient, templated_mail
 from ticketing.mail.jobs import MAIL_ATTEMPTS, _send, _uuid
+from ticketing.mail.message import Attachment, Mail
 from ticketing.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -38,40 +37,23 @@ def move_link(settings: Settings, token: str) -> str:
     return f"{settings.base_url}/move/{token}"
 
 
-def _message(settings: Settings, *, to, subject: str, key: str, template: str, context: dict[str, Any],
-             now: dt.datetime) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = to
-    message["Subject"] = one_line(subject, 250)
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = f"<{key}@{mail_domain(settings)}>"
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(_ENV.get_template(f"{template}.txt").render(context))
-    message.add_alternative(_ENV.get_template(f"{template}.html").render(context), subtype="html")
-    return message
-
-
 def move_mail(settings: Settings, ticket: Ticket, webinar: Webinar, move: DeviceMove, token: str, *,
-              now: dt.datetime | None = None) -> EmailMessage:
+              now: dt.datetime | None = None) -> Mail:
     """The one-time link that moves a ticket to the device that opens it."""
     context = {"webinar": webinar, "link": move_link(settings, token),
                "lifetime_minutes": int(devices.MOVE_LIFETIME.total_seconds() // 60)}
-    return _message(settings, to=recipient(ticket.email, ticket.name), subject=f"Use your ticket on a new device: {webinar.title}",
-                    key=f"move.{move.id}", template="device_move", context=context, now=now or utcnow())
+    return templated_mail(settings, to=recipient(ticket.email, ticket.name),
+                          subject=f"Use your ticket on a new device: {webinar.title}", message_key=f"move.{move.id}",
+                          template="device_move", context=context, now=now or utcnow(), templates=_ENV)
 
 
 def certificate_mail(settings: Settings, ticket: Ticket, view: certificates.CertificateView, pdf: bytes, *,
-                     now: dt.datetime | None = None) -> EmailMessage:
+                     now: dt.datetime | None = None) -> Mail:
     """The certificate of attendance, as a PDF attachment, with its verification URL."""
-    message = _message(settings, to=recipient(ticket.email, ticket.name),
-                       subject=f"Your certificate of attendance: {view.title}", key=f"certificate.{ticket.id}",
-                       template="certificate", context={"view": view}, now=now or utcnow())
-    message.add_attachment(pdf, maintype="application", subtype="pdf", filename="certificate.pdf")
-    return message
-
-
+    return templated_mail(settings, to=recipient(ticket.email, ticket.name),
+                          subject=f"Your certificate of attendance: {view.title}", message_key=f"certificate.{ticket.id}",
+                          template="certificate", context={"view": view}, now=now or utcnow(), templates=_ENV,
+                          attachment=Attachment(pdf, "application/pdf", "certificate.pdf"))
 
 
 @job(devices.MOVE_MAIL, max_attempts=MAIL_ATTEMPTS)

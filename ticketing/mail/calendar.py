@@ -7,6 +7,8 @@ the invitation replaces it when the time changes instead of adding a second even
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import uuid
 from urllib.parse import urlencode
 
 from icalendar import Calendar, Event, vCalAddress, vText
@@ -33,24 +35,13 @@ def invitation(
 ) -> bytes:
     """The iCalendar bytes: METHOD:REQUEST with the join link as location and in the
     description, or METHOD:CANCEL (no link) when the ticket no longer admits anyone."""
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "CANCEL" if cancel else "REQUEST")
-
+    head, tail = _shared(webinar.id, webinar.sequence, webinar.starts_at, webinar.ends_at, webinar.title,
+                         organizer_email, cancel)
+    # What differs from one ticket to the next; the rest is the same for every ticket of the
+    # webinar at this time, and is serialised once.
     event = Event()
     event.add("uid", event_uid(ticket, domain))
     event.add("dtstamp", (now or utcnow()).replace(microsecond=0))
-    event.add("dtstart", webinar.starts_at.astimezone(dt.UTC))
-    event.add("dtend", webinar.ends_at.astimezone(dt.UTC))
-    # A cancellation must not be older than the invitation it withdraws.
-    event.add("sequence", webinar.sequence + 1 if cancel else webinar.sequence)
-    event.add("summary", webinar.title)
-    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
-    event.add("transp", "OPAQUE")
-    organizer = vCalAddress(f"mailto:{organizer_email}")
-    event.add("organizer", organizer)
     attendee = vCalAddress(f"mailto:{ticket.email}")
     attendee.params["ROLE"] = vText("REQ-PARTICIPANT")
     attendee.params["PARTSTAT"] = vText("ACCEPTED")
@@ -63,8 +54,35 @@ def invitation(
         if webinar.description:
             description = f"{webinar.description}\n\n{description}"
         event.add("description", description)
+    lines = event.to_ical()
+    return head + lines[len(_BEGIN):-len(_END)] + tail
+
+
+_BEGIN, _END = b"BEGIN:VEVENT\r\n", b"END:VEVENT\r\n"
+
+
+@functools.lru_cache(maxsize=256)
+def _shared(webinar_id: uuid.UUID, sequence: int, starts_at: dt.datetime, ends_at: dt.datetime, title: str,
+            organizer_email: str, cancel: bool) -> tuple[bytes, bytes]:
+    """The calendar up to the end of the event's shared properties, and what follows them."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "CANCEL" if cancel else "REQUEST")
+    event = Event()
+    event.add("dtstart", starts_at.astimezone(dt.UTC))
+    event.add("dtend", ends_at.astimezone(dt.UTC))
+    # A cancellation must not be older than the invitation it withdraws.
+    event.add("sequence", sequence + 1 if cancel else sequence)
+    event.add("summary", title)
+    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
+    event.add("transp", "OPAQUE")
+    event.add("organizer", vCalAddress(f"mailto:{organizer_email}"))
     calendar.add_component(event)
-    return calendar.to_ical()
+    whole = calendar.to_ical()
+    cut = whole.rindex(_END)
+    return whole[:cut], whole[cut:]
 
 
 def webinar_event(webinar: Webinar, *, domain: str, page_url: str, now: dt.datetime | None = None) -> bytes:

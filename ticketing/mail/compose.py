@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import functools
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import parseaddr
 from typing import Any
 
 import jinja2
@@ -19,6 +19,7 @@ from ticketing import i18n
 from ticketing.db import utcnow
 from ticketing.db.models import Order, Organizer, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
+from ticketing.mail.message import Attachment, Mail, address, mail, sender_header
 from ticketing.settings import Settings
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -97,33 +98,36 @@ def reply_to(organizer: Organizer | None) -> Address | None:
         return None
 
 
-def _message(settings: Settings, *, to: Address, subject: str, message_key: str, template: str,
-             context: dict[str, Any], now: dt.datetime, lang: str = i18n.DEFAULT,
-             organizer: Organizer | None = None) -> EmailMessage:
-    domain = mail_domain(settings)
+def templated_mail(settings: Settings, *, to: Address, subject: str, message_key: str, template: str,
+                   context: dict[str, Any], now: dt.datetime, lang: str = i18n.DEFAULT,
+                   organizer: Organizer | None = None, attachment: Attachment | None = None,
+                   templates: jinja2.Environment = _ENV) -> Mail:
+    """A mail from the text and HTML templates `template`, in `lang`, to `to`; the organizer's
+    contact address (when usable) as its Reply-To."""
     context = {"base_url": settings.base_url, "organizer": organizer, **i18n.gettext_context(lang), **context}
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = to
-    if (answer := reply_to(organizer)) is not None:
+    answer = reply_to(organizer)
+    return mail(
+        sender=sender_address(settings), from_header=_from_header(settings.mail_from), to=to,
         # Buyers answer the organizer, who knows about their webinar, not our no-reply sender.
-        message["Reply-To"] = answer
-    message["Subject"] = one_line(subject, 250)
-    message["Date"] = format_datetime(now)
-    # Stable per ticket (or order) and kind: a mail sent again after a crash between the
-    # SMTP server's acceptance and our bookkeeping carries the same id, which receivers dedupe.
-    message["Message-ID"] = f"<{message_key}@{domain}>"
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(_ENV.get_template(f"{template}.txt").render(context))
-    message.add_alternative(_ENV.get_template(f"{template}.html").render(context), subtype="html")
-    return message
+        extra_headers=(("Reply-To", address(answer)),) if answer is not None else (),
+        subject=one_line(subject, 250), date=now,
+        # Stable per ticket (or order) and kind: a mail sent again after a crash between the
+        # SMTP server's acceptance and our bookkeeping carries the same id, which receivers dedupe.
+        message_id=f"<{message_key}@{mail_domain(settings)}>",
+        text=templates.get_template(f"{template}.txt").render(context),
+        html=templates.get_template(f"{template}.html").render(context),
+        attachment=attachment,
+    )
 
 
-def _attach_invitation(message: EmailMessage, ics: bytes, *, cancel: bool) -> None:
+@functools.lru_cache(maxsize=8)
+def _from_header(mail_from: str) -> str:
+    return sender_header(mail_from)
+
+
+def _invitation(ics: bytes, *, cancel: bool) -> Attachment:
     method = "CANCEL" if cancel else "REQUEST"
-    message.add_attachment(ics, maintype="text", subtype="calendar", filename="invite.ics",
-                           params={"method": method, "charset": "utf-8"})
+    return Attachment(ics, f'text/calendar; method="{method}"; charset="utf-8"', "invite.ics")
 
 
 def _(lang: str, text: str, **values: object) -> str:
@@ -158,7 +162,7 @@ REFUND_DAYS = "5–10"  # Stripe: refunds reach the customer's account in 5 to 1
 
 def ticket_mail(settings: Settings, kind: str, ticket: Ticket, webinar: Webinar, code: str, *,
                 message_key: str, now: dt.datetime | None = None, organizer: Organizer | None = None,
-                buyer: str | None = None) -> EmailMessage:
+                buyer: str | None = None) -> Mail:
     """A mail with the personal join link and the invitation: join, assigned (a seat the buyer
     gave to this person, named in `buyer`), resend, updated or a reminder."""
     now = now or utcnow()
@@ -167,18 +171,18 @@ def ticket_mail(settings: Settings, kind: str, ticket: Ticket, webinar: Webinar,
     link = join_link(settings, code)
     context = {"kind": kind, "webinar": webinar, "ticket": ticket, "link": link,
                "early_minutes": settings.join_early_minutes, "buyer": buyer or ""}
-    message = _message(settings, to=recipient(ticket.email, ticket.name),
-                       subject=_(lang, subject, title=webinar.title), message_key=message_key, template=template,
-                       context=context, now=now, lang=lang, organizer=organizer)
+    to = recipient(ticket.email, ticket.name)
     ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
                      link=link, now=now)
-    _attach_invitation(message, ics, cancel=False)
-    return message
+    return templated_mail(settings, to=to,
+                          subject=_(lang, subject, title=webinar.title), message_key=message_key, template=template,
+                          context=context, now=now, lang=lang, organizer=organizer,
+                          attachment=_invitation(ics, cancel=False))
 
 
 def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list[Ticket], order_code: str,
                join_code: str | None, *, message_key: str, now: dt.datetime | None = None,
-               organizer: Organizer | None = None) -> EmailMessage:
+               organizer: Organizer | None = None) -> Mail:
     """The buyer's one mail about a paid order: what was bought and paid, the order page link,
     and for a one-seat order the personal join link with the invitation."""
     now = now or utcnow()
@@ -189,19 +193,20 @@ def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list
                "unit_price": paid // order.quantity if order.quantity else paid,
                "currency": (order.currency or webinar.currency), "link": link,
                "order_link": f"{settings.base_url}/o/{order_code}", "early_minutes": settings.join_early_minutes}
-    message = _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
-                       subject=_(lang, N_("Your order for %(title)s"), title=webinar.title), message_key=message_key,
-                       template="order", context=context, now=now, lang=lang, organizer=organizer)
+    to = recipient(order.email or "", order.buyer_name or "")
+    attachment = None
     if link is not None and tickets:
-        ics = invitation(tickets[0], webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
-                         link=link, now=now)
-        _attach_invitation(message, ics, cancel=False)
-    return message
+        attachment = _invitation(invitation(tickets[0], webinar, domain=mail_domain(settings),
+                                            organizer_email=sender_address(settings), link=link, now=now), cancel=False)
+    return templated_mail(settings, to=to,
+                          subject=_(lang, N_("Your order for %(title)s"), title=webinar.title), message_key=message_key,
+                          template="order", context=context, now=now, lang=lang, organizer=organizer,
+                          attachment=attachment)
 
 
 def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: str, *,
                  message_key: str, now: dt.datetime | None = None, organizer: Organizer | None = None,
-                 order: Order | None = None, refund_amount: int | None = None) -> EmailMessage:
+                 order: Order | None = None, refund_amount: int | None = None) -> Mail:
     """The ticket no longer admits its holder, and exactly why; no link, and a calendar
     cancellation. The buyer (not an attendee they gave the seat to) also reads what is
     refunded and when to expect it: `refund_amount`, or the whole order when it is refunded
@@ -216,52 +221,52 @@ def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: s
                "refund_amount": refund_amount if to_buyer and refund_amount else None, "currency": currency,
                "refund_days": REFUND_DAYS}
     subject = REVOKED_SUBJECTS.get(reason, N_("Ticket cancelled: %(title)s"))
-    message = _message(settings, to=recipient(ticket.email, ticket.name), subject=_(lang, subject, title=webinar.title),
-                       message_key=message_key, template="revoked", context=context, now=now, lang=lang,
-                       organizer=organizer)
+    to = recipient(ticket.email, ticket.name)
     ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
                      link=None, cancel=True, now=now)
-    _attach_invitation(message, ics, cancel=True)
-    return message
+    return templated_mail(settings, to=to,
+                          subject=_(lang, subject, title=webinar.title),
+                          message_key=message_key, template="revoked", context=context, now=now, lang=lang,
+                          organizer=organizer, attachment=_invitation(ics, cancel=True))
 
 
 def order_refunded_mail(settings: Settings, order: Order, webinar: Webinar, reason: str, *,
                         message_key: str, now: dt.datetime | None = None,
-                        organizer: Organizer | None = None) -> EmailMessage:
+                        organizer: Organizer | None = None) -> Mail:
     """Your payment was refunded and no ticket was issued, and why."""
     now = now or utcnow()
     lang = i18n.language(webinar.language)
     amount = order.amount_total if order.amount_total is not None else order.expected_amount
     context = {"webinar": webinar, "order": order, "reason": reason,
                "amount": amount, "currency": order.currency or webinar.currency, "refund_days": REFUND_DAYS}
-    return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
-                    subject=_(lang, "Refunded: %(title)s", title=webinar.title), message_key=message_key,
-                    template="order_refunded", context=context, now=now, lang=lang, organizer=organizer)
+    return templated_mail(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                          subject=_(lang, "Refunded: %(title)s", title=webinar.title), message_key=message_key,
+                          template="order_refunded", context=context, now=now, lang=lang, organizer=organizer)
 
 
 def order_updated_mail(settings: Settings, order: Order, webinar: Webinar, *, message_key: str,
-                       now: dt.datetime | None = None, organizer: Organizer | None = None) -> EmailMessage:
+                       now: dt.datetime | None = None, organizer: Organizer | None = None) -> Mail:
     """The webinar moved: to a buyer whose seats are still on their order page, whose links stay."""
     now = now or utcnow()
     lang = i18n.language(webinar.language)
-    return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
-                    subject=_(lang, N_("New time: %(title)s"), title=webinar.title), message_key=message_key,
-                    template="order_updated", context={"webinar": webinar, "order": order}, now=now, lang=lang,
-                    organizer=organizer)
+    return templated_mail(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                          subject=_(lang, N_("New time: %(title)s"), title=webinar.title), message_key=message_key,
+                          template="order_updated", context={"webinar": webinar, "order": order}, now=now, lang=lang,
+                          organizer=organizer)
 
 
 def order_reminder_mail(settings: Settings, order: Order, webinar: Webinar, kind: str, seats: int, *,
                         message_key: str, now: dt.datetime | None = None,
-                        organizer: Organizer | None = None) -> EmailMessage:
+                        organizer: Organizer | None = None) -> Mail:
     """A reminder (24 hours or 15 minutes) to a buyer whose `seats` are still on their order page."""
     now = now or utcnow()
     lang = i18n.language(webinar.language)
     subject = TICKET_MAILS[kind][1]
-    return _message(settings, to=recipient(order.email or "", order.buyer_name or ""),
-                    subject=_(lang, subject, title=webinar.title), message_key=message_key,
-                    template="order_reminder", context={"webinar": webinar, "order": order, "kind": kind,
-                                                        "seats": seats},
-                    now=now, lang=lang, organizer=organizer)
+    return templated_mail(settings, to=recipient(order.email or "", order.buyer_name or ""),
+                          subject=_(lang, subject, title=webinar.title), message_key=message_key,
+                          template="order_reminder",
+                          context={"webinar": webinar, "order": order, "kind": kind, "seats": seats},
+                          now=now, lang=lang, organizer=organizer)
 
 
 def confirmation_link(settings: Settings, code: str) -> str:
@@ -270,11 +275,12 @@ def confirmation_link(settings: Settings, code: str) -> str:
 
 def confirm_registration_mail(settings: Settings, registration: Registration, webinar: Webinar, code: str, *,
                               message_key: str, now: dt.datetime | None = None,
-                              organizer: Organizer | None = None) -> EmailMessage:
+                              organizer: Organizer | None = None) -> Mail:
     """The link that confirms a free registration (and takes its seat when opened)."""
     now = now or utcnow()
     lang = i18n.language(webinar.language)
     context = {"webinar": webinar, "link": confirmation_link(settings, code)}
-    return _message(settings, to=recipient(registration.email),
-                    subject=_(lang, N_("Confirm your seat: %(title)s"), title=webinar.title), message_key=message_key,
-                    template="confirm_registration", context=context, now=now, lang=lang, organizer=organizer)
+    return templated_mail(settings, to=recipient(registration.email),
+                          subject=_(lang, N_("Confirm your seat: %(title)s"), title=webinar.title),
+                          message_key=message_key,
+                          template="confirm_registration", context=context, now=now, lang=lang, organizer=organizer)

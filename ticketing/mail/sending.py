@@ -14,9 +14,7 @@ import logging
 import os
 import re
 import secrets
-from email.message import EmailMessage
 from email.parser import BytesParser
-from email.policy import SMTP
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +24,7 @@ import aiosmtplib
 
 from ticketing.db import utcnow
 from ticketing.jobs.registry import PermanentError
+from ticketing.mail.message import Mail
 from ticketing.mail.smtp_pool import pool_for
 from ticketing.settings import Settings
 
@@ -38,7 +37,7 @@ _NOT_ABOUT_THE_MAIL = {530, 534, 535, 538}
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         """Hand `message` over for delivery; PermanentError when it can never be delivered."""
 
 
@@ -75,7 +74,7 @@ class SmtpMailer:
         self.server = server
         self.timeout = timeout
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         try:
             await pool_for(
                 hostname=self.server.host,
@@ -131,16 +130,16 @@ class DevMailSink:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         await asyncio.to_thread(self.write, message)
 
-    def write(self, message: EmailMessage, *, now: dt.datetime | None = None) -> Path:
+    def write(self, message: Mail, *, now: dt.datetime | None = None) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         key = _UNSAFE.sub("-", str(message.get("Message-ID", "")).strip("<>").partition("@")[0])[:80] or "mail"
         name = f"{(now or utcnow()):%Y%m%dT%H%M%S%f}-{key}-{secrets.token_hex(2)}.eml"
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"
-        temporary.write_bytes(message.as_bytes(policy=SMTP))
+        temporary.write_bytes(message.as_bytes())
         # The page listing mails only ever sees whole files.
         os.replace(temporary, final)
         return final

@@ -5,18 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any
 
-import jinja2
 from sqlalchemy import select
 
 from ticketing.accounts import signin
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer
 from ticketing.jobs.registry import JobContext, PermanentError, job
-from ticketing.mail.compose import BadAddress, mail_domain, one_line, recipient
+from ticketing.mail.compose import BadAddress, recipient, templated_mail
+from ticketing.mail.message import Mail
 from ticketing.mail.sending import create_mailer
 from ticketing.settings import Settings
 
@@ -26,30 +24,14 @@ logger = logging.getLogger(__name__)
 # hiccup; later than that the link would be dead on arrival, and the job skips it anyway.
 SIGNIN_ATTEMPTS = 6
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("ticketing.mail", "templates"),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
-
-
-def signin_mail(settings: Settings, organizer: Organizer, token: str, *, now: dt.datetime | None = None) -> EmailMessage:
+def signin_mail(settings: Settings, organizer: Organizer, token: str, *, now: dt.datetime | None = None) -> Mail:
     """The mail with a one-time sign-in link for `organizer`."""
-    now = now or utcnow()
-    context = {"organizer": organizer, "link": signin.link(settings.base_url, token), "base_url": settings.base_url,
+    context = {"organizer": organizer, "link": signin.link(settings.base_url, token),
                "minutes": int(signin.LIFETIME.total_seconds() // 60)}
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = recipient(organizer.email, organizer.name)
-    message["Subject"] = one_line("Your sign-in link for the organizer console", 250)
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = f"<signin.{signin.hash_token(token)[:24]}@{mail_domain(settings)}>"
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(_ENV.get_template("signin.txt").render(context))
-    message.add_alternative(_ENV.get_template("signin.html").render(context), subtype="html")
-    return message
+    return templated_mail(settings, to=recipient(organizer.email, organizer.name),
+                          subject="Your sign-in link for the organizer console",
+                          message_key=f"signin.{signin.hash_token(token)[:24]}", template="signin", context=context,
+                          now=now or utcnow())
 
 
 @job(signin.MAIL_KIND, max_attempts=SIGNIN_ATTEMPTS)

@@ -19,9 +19,9 @@ import contextlib
 import logging
 import socket
 import weakref
-from email.message import EmailMessage
-
 import aiosmtplib
+
+from ticketing.mail.message import Mail
 
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class SmtpPool:
         self._idle: list[tuple[aiosmtplib.SMTP, int]] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         """Send `message` over a pooled session; aiosmtplib's errors propagate."""
         async with self._slots:
             client, sent = self._idle.pop() if self._idle else (None, 0)
@@ -88,8 +88,15 @@ class SmtpPool:
             await _quit(client)
 
 
-async def _send(client: aiosmtplib.SMTP, message: EmailMessage) -> None:
-    await client.send_message(message)
+async def _send(client: aiosmtplib.SMTP, message: Mail) -> None:
+    options = []
+    if message.smtputf8:
+        # connect() has greeted the server already, so its extensions are known.
+        if not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported(
+                "the address is not ASCII and the SMTP server does not offer SMTPUTF8")
+        options.append("SMTPUTF8")
+    await client.sendmail(message.sender, [message.recipient], message.as_bytes(), mail_options=options)
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
