@@ -14,7 +14,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select
 
 from ticketing.db import utcnow
 from ticketing.db.models import (Job, JobStatus, Order, OrderStatus, Organizer, Ticket, TicketDelivery, TicketStatus,
@@ -55,15 +55,37 @@ class _Seat:
     organizer: Organizer
 
 
+# The statements of the mail jobs, built once: building one again for every mail (and its
+# cache key) costs more than running it.
+_SEAT = (
+    select(Ticket, Webinar, Order, Organizer)
+    .join(Webinar, Webinar.id == Ticket.webinar_id)
+    .join(Order, Order.id == Ticket.order_id)
+    .join(Organizer, Organizer.id == Webinar.organizer_id)
+    .where(Ticket.id == bindparam("ticket_id"))
+)
+
+
+_ORDER_WITH_SEATS = (
+    select(Order, Webinar, Organizer, Ticket)
+    .join(Webinar, Webinar.id == Order.webinar_id)
+    .join(Organizer, Organizer.id == Webinar.organizer_id)
+    .outerjoin(Ticket, Ticket.order_id == Order.id)
+    .where(Order.id == bindparam("order_id"))
+    .order_by(Ticket.seq)
+)
+_tickets = Ticket.__table__
+_SET_DELIVERY = (
+    _tickets.update()
+    .where(_tickets.c.id.in_(bindparam("ids", expanding=True)),
+           _tickets.c.code_hash.in_(bindparam("hashes", expanding=True)))
+    .values(delivery_status=bindparam("new_status"), delivery_error=bindparam("new_error"))
+)
+
+
 async def _seat(ctx: JobContext, ticket_id: uuid.UUID) -> _Seat | None:
     async with ctx.sessionmaker() as session:
-        row = (await session.execute(
-            select(Ticket, Webinar, Order, Organizer)
-            .join(Webinar, Webinar.id == Ticket.webinar_id)
-            .join(Order, Order.id == Ticket.order_id)
-            .join(Organizer, Organizer.id == Webinar.organizer_id)
-            .where(Ticket.id == ticket_id)
-        )).first()
+        row = (await session.execute(_SEAT, {"ticket_id": ticket_id})).first()
     if row is None:
         logger.info("mail skipped: the ticket no longer exists", extra={"ticket_id": str(ticket_id)})
         return None
@@ -153,16 +175,7 @@ async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: T
     """Note what became of a mail carrying `code`, unless a newer link replaced it meanwhile
     (that one's mail has its own outcome to record). Best effort: the mail has gone (or been
     refused) already, and failing the job here would send it a second time."""
-    try:
-        async with ctx.sessionmaker.begin() as session:
-            await session.execute(
-                update(Ticket).where(Ticket.id == ticket.id, Ticket.code_hash == hash_code(code))
-                .values(delivery_status=status, delivery_error=error)
-                .execution_options(synchronize_session=False)
-            )
-    except Exception:
-        logger.warning("ticket delivery state not recorded", exc_info=True,
-                       extra={"ticket_id": str(ticket.id), "delivery_status": status.value})
+    await _record_order_delivery(ctx, [ticket], {ticket.id: code}, status, error, force=True)
 
 
 @job("mail.join", max_attempts=MAIL_ATTEMPTS)
@@ -194,44 +207,55 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     meanwhile (that notice says enough)."""
     order_id, order_code = _uuid(payload, "order_id"), _code(payload)
     async with ctx.sessionmaker() as session:
-        row = (await session.execute(_order_with_webinar(order_id))).first()
-        tickets = await order_tickets(session, order_id) if row is not None else []
-    if row is None:
+        rows = (await session.execute(_ORDER_WITH_SEATS, {"order_id": order_id})).all()
+    if not rows:
         logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
         return
-    order, webinar, organizer = row
+    order, webinar, organizer, _ = rows[0]
+    tickets = [row[3] for row in rows if row[3] is not None]
     if order.code_hash != hash_code(order_code):
         raise PermanentError("the order code in the payload is not this order's")
     if order.status != OrderStatus.PAID or not any(t.status == TicketStatus.VALID for t in tickets):
         logger.info("order mail skipped", extra={"order_id": str(order.id), "status": order.status.value})
         return
+    # The links of the seats still with the buyer: this mail carries them (a seat given to
+    # someone else has its own mail), so their delivery state is this mail's.
+    codes = {t.id: code for t in tickets if buyer_holds(t, order) and (code := seat_code(order_code, t)) is not None}
     join_code = None
     if order.quantity == 1 and tickets and tickets[0].status == TicketStatus.VALID:
-        join_code = seat_code(order_code, tickets[0])
+        join_code = codes.get(tickets[0].id)
     try:
         await _send(ctx, lambda: order_mail(ctx.settings, order, webinar, tickets, order_code, join_code,
                                             message_key=f"order.{order.id}", organizer=organizer))
     except PermanentError as error:
-        await _record_order_delivery(ctx, order, tickets, order_code, TicketDelivery.FAILED, str(error)[:2000])
+        await _record_order_delivery(ctx, tickets, codes, TicketDelivery.FAILED, str(error)[:2000])
         raise
     except Exception as error:
         last = await _is_last_try(ctx, "mail.order", payload, "order_id")
-        await _record_order_delivery(ctx, order, tickets, order_code,
-                                     TicketDelivery.FAILED if last else TicketDelivery.QUEUED,
+        await _record_order_delivery(ctx, tickets, codes, TicketDelivery.FAILED if last else TicketDelivery.QUEUED,
                                      temporary_reason(error)[:2000])
         raise
-    await _record_order_delivery(ctx, order, tickets, order_code, TicketDelivery.SENT, None)
+    await _record_order_delivery(ctx, tickets, codes, TicketDelivery.SENT, None)
     logger.info("mail sent", extra={"kind": "order", "order_id": str(order.id)})
 
 
-async def _record_order_delivery(ctx: JobContext, order: Order, tickets: list[Ticket], order_code: str,
-                                 status: TicketDelivery, error: str | None) -> None:
-    """The order mail carries the links of the seats still with the buyer: their delivery
-    state is this mail's (a seat given to someone else has its own mail)."""
-    for ticket in tickets:
-        code = seat_code(order_code, ticket) if buyer_holds(ticket, order) else None
-        if code is not None and (ticket.delivery_status, ticket.delivery_error) != (status, error):
-            await _record_delivery(ctx, ticket, code, status, error)
+async def _record_order_delivery(ctx: JobContext, tickets: list[Ticket], codes: dict[uuid.UUID, str],
+                                 status: TicketDelivery, error: str | None, *, force: bool = False) -> None:
+    """Note the outcome on the seats whose links the mail carried (`codes`), in one statement,
+    except on those whose link was replaced meanwhile. Best effort, as `_record_delivery`."""
+    changed = [t for t in tickets
+               if t.id in codes and (force or (t.delivery_status, t.delivery_error) != (status, error))]
+    if not changed:
+        return
+    try:
+        async with ctx.sessionmaker.begin() as session:
+            # Code hashes are unique, so a ticket matches only with its own current hash.
+            await session.execute(_SET_DELIVERY, {"ids": [t.id for t in changed],
+                                                  "hashes": [hash_code(codes[t.id]) for t in changed],
+                                                  "new_status": status.value, "new_error": error})
+    except Exception:
+        logger.warning("ticket delivery state not recorded", exc_info=True,
+                       extra={"ticket_ids": [str(t.id) for t in changed], "delivery_status": status.value})
 
 
 @job("mail.order_updated", max_attempts=MAIL_ATTEMPTS)
