@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.db.engine import NO_TRANSACTION
+from ticketing.db.engine import autocommit
 from ticketing.db.retry import retry_dead_connection
 from ticketing.errors import Unavailable
 
@@ -66,22 +66,6 @@ _RECORD = (
             last_joined_at=bindparam("last", type_=TICKETS.c.last_joined_at.type))
 )
 
-_AUTOCOMMIT: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
-
-
-def _autocommit(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
-    """The sessionmaker's engine without transactions: each statement commits on its own."""
-    engine: AsyncEngine = sessionmaker.kw["bind"]
-    found = _AUTOCOMMIT.get(engine)
-    if found is None:
-        if engine.dialect.name == "sqlite":
-            found = engine.execution_options(**{NO_TRANSACTION: True})
-        else:
-            found = engine.execution_options(isolation_level="AUTOCOMMIT")
-        _AUTOCOMMIT[engine] = found
-    return found
-
-
 def _objects(row) -> tuple[Ticket, Webinar]:
     mapping = row._mapping
     ticket = Ticket(**{c.name: mapping[f"t_{c.name}"] for c in _TICKET_COLUMNS})
@@ -97,7 +81,7 @@ async def admit(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str, 
     The two objects carry what admitting needs (ticket: id, name, email, code_hash;
     webinar: id, room, starts_at, ends_at), not whole rows.
     """
-    engine = _autocommit(sessionmaker)
+    engine = autocommit(sessionmaker)
     for attempt in (1, 2):
         async with engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
@@ -120,7 +104,7 @@ async def admit(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str, 
 
 async def find(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str) -> tuple[Ticket, Webinar] | None:
     """The ticket with this code hash and its webinar, read in one autocommit SELECT."""
-    engine = _autocommit(sessionmaker)
+    engine = autocommit(sessionmaker)
 
     async def run():
         async with engine.connect() as connection:

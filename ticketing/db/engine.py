@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from sqlalchemy import event
@@ -75,6 +76,29 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded attributes after commit; one per request or job."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_AUTOCOMMIT: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def autocommit(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The sessionmaker's engine without transactions: each statement commits on its own, with
+    no BEGIN and COMMIT round trips around it (and on SQLite without the writer's lock), for
+    hot paths that read, or write, with one statement."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    found = _AUTOCOMMIT.get(engine)
+    if found is None:
+        if engine.dialect.name == "sqlite":
+            found = engine.execution_options(**{NO_TRANSACTION: True})
+        else:
+            found = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _AUTOCOMMIT[engine] = found
+    return found
+
+
+def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session for reads that need no transaction (each statement sees committed rows)."""
+    return AsyncSession(autocommit(sessionmaker), expire_on_commit=False)
 
 
 # Errors about the statement or its data: retrying cannot help, so they are not outages.

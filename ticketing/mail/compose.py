@@ -46,14 +46,24 @@ def recipient(email: str, name: str = "") -> Address:
 
 def mail_domain(settings: Settings) -> str:
     """The domain of the sender address: it names our Message-IDs and calendar UIDs."""
-    _, address = parseaddr(settings.mail_from)
+    return _domain(settings.mail_from)
+
+
+def sender_address(settings: Settings) -> str:
+    return _sender(settings.mail_from)
+
+
+@functools.lru_cache(maxsize=8)
+def _domain(mail_from: str) -> str:
+    _, address = parseaddr(mail_from)
     domain = address.rpartition("@")[2].strip().lower()
     return re.sub(r"[^a-z0-9.-]", "", domain) or "ticketing.invalid"
 
 
-def sender_address(settings: Settings) -> str:
-    _, address = parseaddr(settings.mail_from)
-    return address or f"no-reply@{mail_domain(settings)}"
+@functools.lru_cache(maxsize=8)
+def _sender(mail_from: str) -> str:
+    _, address = parseaddr(mail_from)
+    return address or f"no-reply@{_domain(mail_from)}"
 
 
 def join_link(settings: Settings, code: str) -> str:
@@ -80,6 +90,8 @@ def _environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        # Templates are part of the installed package: no stat of each file per mail.
+        auto_reload=False,
     )
     i18n.install(env)
     return env
