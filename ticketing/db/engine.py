@@ -96,8 +96,9 @@ def autocommit(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
     return found
 
 
-def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
-    """A session for reads that need no transaction (each statement sees committed rows)."""
+def autocommit_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session without a transaction: for reads that need none (each statement sees committed
+    rows) and for writes of one statement each."""
     return AsyncSession(autocommit(sessionmaker), expire_on_commit=False)
 
 

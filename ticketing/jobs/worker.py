@@ -23,12 +23,33 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 
 from ticketing.db import utcnow
+from ticketing.db.engine import autocommit_session
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import queue
 from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, PermanentError
 from ticketing.logs import context_id
 
 logger = logging.getLogger(__name__)
+
+# Built once: a worker claims after nearly every job it finishes.
+_CLAIM = (
+    update(Job)
+    .where(Job.id.in_(
+        select(Job.id)
+        .where(or_(
+            (Job.status == JobStatus.QUEUED) & (Job.due_at <= bindparam("c_now", type_=Job.due_at.type)),
+            (Job.status == JobStatus.RUNNING) & (Job.locked_at < bindparam("c_expired", type_=Job.locked_at.type)),
+        ))
+        .order_by(Job.due_at, Job.id)
+        .limit(bindparam("c_limit"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    ))
+    .values(status=JobStatus.RUNNING, locked_by=bindparam("c_name"),
+            locked_at=bindparam("c_now", type_=Job.locked_at.type), attempts=Job.attempts + 1)
+    .returning(Job)
+    .execution_options(synchronize_session=False)
+)
 
 # Payload keys that hold a secret for the one run that needs it (a join code): dropped from
 # the row once the job is done, so the plain code does not outlive its mail.
@@ -102,27 +123,11 @@ class Worker:
     async def claim(self, *, now: dt.datetime | None = None, limit: int | None = None) -> list[Job]:
         """Take up to `limit` due jobs (queued and due, or running past the claim timeout)."""
         now = now or utcnow()
-        limit = limit or self.concurrency
-        due = (
-            select(Job.id)
-            .where(or_(
-                (Job.status == JobStatus.QUEUED) & (Job.due_at <= now),
-                (Job.status == JobStatus.RUNNING) & (Job.locked_at < now - self.claim_timeout),
-            ))
-            .order_by(Job.due_at, Job.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        statement = (
-            update(Job)
-            .where(Job.id.in_(due))
-            .values(status=JobStatus.RUNNING, locked_by=self.name, locked_at=now, attempts=Job.attempts + 1)
-            .returning(Job)
-            .execution_options(synchronize_session=False)
-        )
-        async with self.sessionmaker.begin() as session:
-            claimed = list((await session.scalars(statement)).all())
+        # One statement, atomic on its own: no transaction (and no BEGIN and COMMIT) around it.
+        async with autocommit_session(self.sessionmaker) as session:
+            claimed = list((await session.scalars(_CLAIM, {
+                "c_now": now, "c_expired": now - self.claim_timeout, "c_limit": limit or self.concurrency,
+                "c_name": self.name})).all())
         claimed.sort(key=lambda job: (job.due_at, job.id))
         return claimed
 
@@ -211,7 +216,8 @@ class Worker:
                     payload=bindparam("d_payload", type_=Job.payload.type), locked_by=None, locked_at=None)
         )
         try:
-            async with self.sessionmaker.begin() as session:
+            # Each row is one job's own outcome: no transaction needs to hold them together.
+            async with autocommit_session(self.sessionmaker) as session:
                 await session.execute(statement, [row for row, _ in batch])
         except BaseException as error:
             for _, written in batch:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 
 from ticketing.db import utcnow
-from ticketing.db.engine import autocommit, reading
+from ticketing.db.engine import autocommit, autocommit_session
 from ticketing.db.models import (Job, JobStatus, Order, OrderStatus, Organizer, Ticket, TicketDelivery, TicketStatus,
                                  Webinar, WebinarStatus)
 from ticketing.jobs import enqueue, enqueue_many
@@ -85,7 +85,7 @@ _SET_DELIVERY = (
 
 
 async def _seat(ctx: JobContext, ticket_id: uuid.UUID) -> _Seat | None:
-    async with reading(ctx.sessionmaker) as session:
+    async with autocommit_session(ctx.sessionmaker) as session:
         row = (await session.execute(_SEAT, {"ticket_id": ticket_id})).first()
     if row is None:
         logger.info("mail skipped: the ticket no longer exists", extra={"ticket_id": str(ticket_id)})
@@ -158,7 +158,7 @@ async def _is_last_try(ctx: JobContext, job_kind: str, payload: dict[str, Any], 
     (the worker then parks it as dead). The worker counts a try when it claims the job, so
     the row's `attempts` is this run's number; the limit is the kind's, as the worker's."""
     try:
-        async with reading(ctx.sessionmaker) as session:
+        async with autocommit_session(ctx.sessionmaker) as session:
             attempts = await session.scalar(
                 select(func.max(Job.attempts)).where(
                     Job.kind == job_kind, Job.status == JobStatus.RUNNING,
@@ -207,7 +207,7 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     join link when the order has one seat. Skipped when the order was refunded or disputed
     meanwhile (that notice says enough)."""
     order_id, order_code = _uuid(payload, "order_id"), _code(payload)
-    async with reading(ctx.sessionmaker) as session:
+    async with autocommit_session(ctx.sessionmaker) as session:
         rows = (await session.execute(_ORDER_WITH_SEATS, {"order_id": order_id})).all()
     if not rows:
         logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
@@ -266,7 +266,7 @@ async def send_order_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
     order_id, sequence = _uuid(payload, "order_id"), payload.get("sequence")
     if not isinstance(sequence, int):
         raise PermanentError("malformed payload: sequence missing")
-    async with reading(ctx.sessionmaker) as session:
+    async with autocommit_session(ctx.sessionmaker) as session:
         row = (await session.execute(_order_with_webinar(order_id))).first()
     if row is None:
         return
@@ -286,7 +286,7 @@ async def send_order_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
     order_id, which, sequence = _uuid(payload, "order_id"), payload.get("which"), payload.get("sequence")
     if which not in ("24h", "15m") or not isinstance(sequence, int):
         raise PermanentError("malformed payload: which or sequence missing")
-    async with reading(ctx.sessionmaker) as session:
+    async with autocommit_session(ctx.sessionmaker) as session:
         row = (await session.execute(_order_with_webinar(order_id))).first()
         tickets = await order_tickets(session, order_id) if row is not None else []
     if row is None:
@@ -362,7 +362,7 @@ async def send_order_refunded(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Tell a buyer who never got tickets that their payment was refunded, and why."""
     order_id = _uuid(payload, "order_id")
     reason = str(payload.get("reason") or "")
-    async with reading(ctx.sessionmaker) as session:
+    async with autocommit_session(ctx.sessionmaker) as session:
         row = (await session.execute(_order_with_webinar(order_id))).first()
     if row is None:
         logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
