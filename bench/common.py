@@ -170,6 +170,35 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds_each(pid: int) -> dict[int, float]:
+    """User plus system CPU seconds so far of `pid` and of each process below it."""
+    each = {}
+    for member in _tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            each[member] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return each
+
+
+def command_cpu_seconds(name: str) -> float:
+    """CPU seconds so far of every process whose command is `name` (the PostgreSQL server's)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    head, tail = stat.read().rsplit(")", 1)
+                if head.partition("(")[2] == name:
+                    fields = tail.split()
+                    total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> list[float]:
     """Resident memory of `pid` and each child process, in MB."""
     sizes = []

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ import time
 import aiohttp
 from aiosmtpd.controller import Controller
 
-from bench.common import cpu_seconds, database, free_port, load, load_average, peak_rss_mb, running, service_env, ticketing
+from bench.common import command_cpu_seconds, cpu_seconds, cpu_seconds_each, database, free_port, load, load_average, peak_rss_mb, running, service_env, ticketing
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 
@@ -116,6 +117,11 @@ async def _counts(url: str, webinar_id: str) -> dict[str, int]:
         await engine.dispose()
 
 
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capacity: int | None = None) -> dict:
     sink = Sink()
     sink.controller.start()
@@ -138,6 +144,8 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                     webinar = asyncio.run(_create_webinar(base, key, capacity))
                     requests = _purchases(base, webinar, n)
                     cpu_before = cpu_seconds(service.pid) + (cpu_seconds(extra.pid) if extra else 0)
+                    each_before = cpu_seconds_each(service.pid)
+                    postgres_before, own_before = command_cpu_seconds("postgres"), _own_cpu()
 
                     async def sale():
                         started = time.monotonic()
@@ -148,6 +156,9 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
 
                     started, posted, result = asyncio.run(sale())
                     cpu = cpu_seconds(service.pid) + (cpu_seconds(extra.pid) if extra else 0) - cpu_before
+                    each = {p: c - each_before.get(p, 0) for p, c in cpu_seconds_each(service.pid).items()}
+                    postgres_cpu = command_cpu_seconds("postgres") - postgres_before
+                    own_cpu = _own_cpu() - own_before
                     rss = peak_rss_mb(service.pid) + (peak_rss_mb(extra.pid) if extra else [])
                     time.sleep(1.5)  # the last batch of finished jobs and join counts is written
                     counts = asyncio.run(_counts(url, webinar["id"]))
@@ -170,6 +181,10 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                 "mail_lag_after_last_webhook_s": round(last - posted, 3),
                 "purchases_per_second_end_to_end": round(n / (last - started), 1),
                 "cpu_ms_per_purchase_all_processes": round(cpu * 1000 / n, 2),
+                # `serve` first, then the processes it started (web processes, the worker).
+                "cpu_ms_per_purchase_each_service_process": [round(c * 1000 / n, 2) for c in each.values()],
+                "cpu_ms_per_purchase_postgres_server": round(postgres_cpu * 1000 / n, 2),
+                "cpu_ms_per_purchase_bench_client_and_smtp_sink": round(own_cpu * 1000 / n, 2),
                 "peak_rss_mb_per_process": [round(r, 1) for r in rss],
                 "mails_received": sink.count,
                 **counts,
