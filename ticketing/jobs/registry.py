@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,35 @@ from ticketing.settings import Settings
 
 class PermanentError(Exception):
     """The job cannot succeed however often it runs: park it as dead with this reason."""
+
+
+# The writes a running job asked to have made together with its "done" mark (see write_with_done).
+_WITH_DONE: contextvars.ContextVar[list[tuple[Any, dict[str, Any]]] | None] = contextvars.ContextVar(
+    "ticketing_writes_with_done", default=None)
+
+
+def write_with_done(statement: Any, params: dict[str, Any]) -> bool:
+    """Have the worker execute `statement` with `params` in the transaction that marks the
+    running job done, with the other jobs finishing alongside, instead of in one of its own
+    now: for bookkeeping after a side effect (a mail accepted) that must not fail the job. If
+    that transaction fails, the job runs again and so does this write. False when no worker
+    runs the job (the caller then writes it itself)."""
+    pending = _WITH_DONE.get()
+    if pending is None:
+        return False
+    pending.append((statement, params))
+    return True
+
+
+@contextlib.contextmanager
+def collecting_writes() -> Iterator[list[tuple[Any, dict[str, Any]]]]:
+    """For the worker, around one job's handler: the writes it asked to make with its done mark."""
+    pending: list[tuple[Any, dict[str, Any]]] = []
+    token = _WITH_DONE.set(pending)
+    try:
+        yield pending
+    finally:
+        _WITH_DONE.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)

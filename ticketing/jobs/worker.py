@@ -26,7 +26,7 @@ from ticketing.db import utcnow
 from ticketing.db.engine import autocommit_session
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import queue
-from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, PermanentError
+from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, PermanentError, collecting_writes
 from ticketing.logs import context_id
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class Worker:
         self._lease_users = 0
         self._lease_task: asyncio.Task[None] | None = None
         # Finished jobs waiting to be recorded together, and the task that will write them.
-        self._finished: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._finished: list[tuple[dict[str, Any], list[tuple[Any, dict[str, Any]]], asyncio.Future[None]]] = []
         self._finishing: asyncio.Task[None] | None = None
 
     # --- claiming and recording ----------------------------------------------------------
@@ -191,8 +191,9 @@ class Worker:
             )
         return result.rowcount == 1
 
-    async def _done(self, job: Job, now: dt.datetime) -> None:
-        """Record a finished job: with the others that finish meanwhile, in one transaction.
+    async def _done(self, job: Job, now: dt.datetime, writes: list[tuple[Any, dict[str, Any]]] = ()) -> None:
+        """Record a finished job, and the `writes` it asked to make with it (`write_with_done`):
+        with the others that finish meanwhile, in one transaction.
 
         The caller waits until the batch has committed, so a job is never reported done
         before its row says so; a burst of mails costs one transaction, not one per mail.
@@ -200,7 +201,7 @@ class Worker:
         payload = {k: v for k, v in job.payload.items() if k not in SECRET_PAYLOAD_KEYS}
         written = asyncio.get_running_loop().create_future()
         self._finished.append(({"d_id": job.id, "d_attempts": job.attempts, "d_now": now, "d_payload": payload},
-                               written))
+                               list(writes), written))
         if self._finishing is None:
             self._finishing = asyncio.create_task(self._write_finished())
         await written
@@ -215,18 +216,27 @@ class Worker:
             .values(status=JobStatus.DONE, finished_at=bindparam("d_now", type_=Job.finished_at.type), last_error=None,
                     payload=bindparam("d_payload", type_=Job.payload.type), locked_by=None, locked_at=None)
         )
+        # The jobs' own writes, one executemany per statement.
+        writes: dict[Any, list[dict[str, Any]]] = {}
+        for _, asked, _ in batch:
+            for write, params in asked:
+                writes.setdefault(write, []).append(params)
         try:
-            # Each row is one job's own outcome: no transaction needs to hold them together.
-            async with autocommit_session(self.sessionmaker) as session:
-                await session.execute(statement, [row for row, _ in batch])
+            # Without such writes, each row is one job's own outcome: no transaction needs to
+            # hold them together.
+            opened = self.sessionmaker.begin() if writes else autocommit_session(self.sessionmaker)
+            async with opened as session:
+                await session.execute(statement, [row for row, _, _ in batch])
+                for write, rows in writes.items():
+                    await session.execute(write, rows)
         except BaseException as error:
-            for _, written in batch:
+            for _, _, written in batch:
                 if not written.done():
                     written.set_exception(error)
             if not isinstance(error, Exception):
                 raise
             return
-        for _, written in batch:
+        for _, _, written in batch:
             if not written.done():
                 written.set_result(None)
 
@@ -263,15 +273,16 @@ class Worker:
             else:
                 error = None
                 try:
-                    async with asyncio.timeout(self.job_timeout):
-                        await kind.handler(self.context, dict(job.payload))
+                    with collecting_writes() as writes:
+                        async with asyncio.timeout(self.job_timeout):
+                            await kind.handler(self.context, dict(job.payload))
                 except asyncio.CancelledError:
                     await _uninterrupted(self._release(job))
                     raise
                 except Exception as exc:  # every failure is recorded on the job, never lost
                     error = exc
             if error is None:
-                await _uninterrupted(self._done(job, now or utcnow()))
+                await _uninterrupted(self._done(job, now or utcnow(), writes))
                 outcome = "done"
             else:
                 outcome = await _uninterrupted(self._failed(job, error, now or utcnow()))

@@ -21,7 +21,7 @@ from ticketing.db.engine import autocommit, autocommit_session
 from ticketing.db.models import (Job, JobStatus, Order, OrderStatus, Organizer, Ticket, TicketDelivery, TicketStatus,
                                  Webinar, WebinarStatus)
 from ticketing.jobs import enqueue, enqueue_many
-from ticketing.jobs.registry import JobContext, PermanentError, job, try_limit
+from ticketing.jobs.registry import JobContext, PermanentError, job, try_limit, write_with_done
 from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_reminder_mail, order_updated_mail,
                                     revoked_mail, ticket_mail)
 from ticketing.mail.sending import create_mailer, temporary_reason
@@ -78,8 +78,9 @@ _ORDER_WITH_SEATS = (
 _tickets = Ticket.__table__
 _SET_DELIVERY = (
     _tickets.update()
-    .where(_tickets.c.id.in_(bindparam("ids", expanding=True)),
-           _tickets.c.code_hash.in_(bindparam("hashes", expanding=True)))
+    # Only while the ticket still has the code the mail carried: a newer link's mail has its
+    # own outcome to record.
+    .where(_tickets.c.id == bindparam("t_id"), _tickets.c.code_hash == bindparam("t_hash"))
     .values(delivery_status=bindparam("new_status"), delivery_error=bindparam("new_error"))
 )
 
@@ -242,22 +243,21 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 async def _record_order_delivery(ctx: JobContext, tickets: list[Ticket], codes: dict[uuid.UUID, str],
                                  status: TicketDelivery, error: str | None, *, force: bool = False) -> None:
-    """Note the outcome on the seats whose links the mail carried (`codes`), in one statement,
-    except on those whose link was replaced meanwhile. Best effort, as `_record_delivery`."""
-    changed = [t for t in tickets
-               if t.id in codes and (force or (t.delivery_status, t.delivery_error) != (status, error))]
-    if not changed:
+    """Note the outcome on the seats whose links the mail carried (`codes`). Best effort, as
+    `_record_delivery`. A mail accepted is noted with the job's done mark (one transaction
+    for a batch of mails); a failure at once, since the job does not end done."""
+    rows = [{"t_id": t.id, "t_hash": hash_code(codes[t.id]), "new_status": status.value, "new_error": error}
+            for t in tickets if t.id in codes and (force or (t.delivery_status, t.delivery_error) != (status, error))]
+    if not rows:
+        return
+    if status == TicketDelivery.SENT and all(write_with_done(_SET_DELIVERY, row) for row in rows):
         return
     try:
-        # One statement: it needs no transaction around it.
         async with autocommit(ctx.sessionmaker).connect() as connection:
-            # Code hashes are unique, so a ticket matches only with its own current hash.
-            await connection.execute(_SET_DELIVERY, {"ids": [t.id for t in changed],
-                                                  "hashes": [hash_code(codes[t.id]) for t in changed],
-                                                  "new_status": status.value, "new_error": error})
+            await connection.execute(_SET_DELIVERY, rows)
     except Exception:
         logger.warning("ticket delivery state not recorded", exc_info=True,
-                       extra={"ticket_ids": [str(t.id) for t in changed], "delivery_status": status.value})
+                       extra={"ticket_ids": [str(row["t_id"]) for row in rows], "delivery_status": status.value})
 
 
 @job("mail.order_updated", max_attempts=MAIL_ATTEMPTS)
