@@ -57,6 +57,8 @@ SECRET_PAYLOAD_KEYS = ("code",)
 
 # How long a finished job waits for others to be recorded with it.
 FINISHED_BATCH_SECONDS = 0.01
+# How long a busy worker waits for more of its jobs to finish before it claims again.
+CLAIM_GATHER_SECONDS = 0.01
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 3600.0
@@ -341,6 +343,11 @@ class Worker:
                 # Cleared before looking, so a job queued while the claim runs still wakes us.
                 wake.clear()
                 free = self.concurrency - len(self._running)
+                if 0 < free < self.concurrency // 2:
+                    # Woken by a job that finished while most still run: a claim per finished
+                    # job would cost a statement per job, so let a few more finish first.
+                    await asyncio.wait(set(self._running), timeout=CLAIM_GATHER_SECONDS)
+                    free = self.concurrency - len(self._running)
                 jobs: list[Job] = []
                 if free > 0:
                     try:
