@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 
 from ticketing.db import utcnow
-from ticketing.db.engine import autocommit_session
+from ticketing.db.engine import autocommit, autocommit_session
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import queue
 from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, PermanentError, collecting_writes
@@ -31,7 +31,7 @@ from ticketing.logs import context_id
 
 logger = logging.getLogger(__name__)
 
-# Built once: a worker claims after nearly every job it finishes.
+# Built once: a worker claims, and records finished jobs, many times a second when busy.
 _CLAIM = (
     update(Job)
     .where(Job.id.in_(
@@ -49,6 +49,15 @@ _CLAIM = (
             locked_at=bindparam("c_now", type_=Job.locked_at.type), attempts=Job.attempts + 1)
     .returning(Job)
     .execution_options(synchronize_session=False)
+)
+_jobs = Job.__table__
+_FINISH = (
+    _jobs.update()
+    .where(_jobs.c.id == bindparam("d_id"), _jobs.c.status == JobStatus.RUNNING.value,
+           _jobs.c.locked_by == bindparam("d_name"), _jobs.c.attempts == bindparam("d_attempts"))
+    .values(status=JobStatus.DONE.value, finished_at=bindparam("d_now", type_=_jobs.c.finished_at.type),
+            last_error=None, payload=bindparam("d_payload", type_=_jobs.c.payload.type), locked_by=None,
+            locked_at=None)
 )
 
 # Payload keys that hold a secret for the one run that needs it (a join code): dropped from
@@ -211,13 +220,6 @@ class Worker:
     async def _write_finished(self) -> None:
         await asyncio.sleep(FINISHED_BATCH_SECONDS)  # let the jobs finishing alongside join the batch
         batch, self._finished, self._finishing = self._finished, [], None
-        statement = (
-            update(Job.__table__)
-            .where(Job.id == bindparam("d_id"), Job.status == JobStatus.RUNNING, Job.locked_by == self.name,
-                   Job.attempts == bindparam("d_attempts"))
-            .values(status=JobStatus.DONE, finished_at=bindparam("d_now", type_=Job.finished_at.type), last_error=None,
-                    payload=bindparam("d_payload", type_=Job.payload.type), locked_by=None, locked_at=None)
-        )
         # The jobs' own writes, one executemany per statement.
         writes: dict[Any, list[dict[str, Any]]] = {}
         for _, asked, _ in batch:
@@ -226,11 +228,11 @@ class Worker:
         try:
             # Without such writes, each row is one job's own outcome: no transaction needs to
             # hold them together.
-            opened = self.sessionmaker.begin() if writes else autocommit_session(self.sessionmaker)
-            async with opened as session:
-                await session.execute(statement, [row for row, _, _ in batch])
+            opened = self.sessionmaker.kw["bind"].begin() if writes else autocommit(self.sessionmaker).connect()
+            async with opened as connection:
+                await connection.execute(_FINISH, [{**row, "d_name": self.name} for row, _, _ in batch])
                 for write, rows in writes.items():
-                    await session.execute(write, rows)
+                    await connection.execute(write, rows)
         except BaseException as error:
             for _, _, written in batch:
                 if not written.done():
