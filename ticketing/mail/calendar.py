@@ -11,7 +11,8 @@ import functools
 import uuid
 from urllib.parse import urlencode
 
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Calendar, Event, vCalAddress, vDatetime, vText
+from icalendar.parser import foldline
 
 from ticketing.db import utcnow
 from ticketing.db.models import Ticket, Webinar
@@ -37,28 +38,26 @@ def invitation(
     description, or METHOD:CANCEL (no link) when the ticket no longer admits anyone."""
     head, tail = _shared(webinar.id, webinar.sequence, webinar.starts_at, webinar.ends_at, webinar.title,
                          organizer_email, cancel)
-    # What differs from one ticket to the next; the rest is the same for every ticket of the
-    # webinar at this time, and is serialised once.
-    event = Event()
-    event.add("uid", event_uid(ticket, domain))
-    event.add("dtstamp", (now or utcnow()).replace(microsecond=0))
-    attendee = vCalAddress(f"mailto:{ticket.email}")
-    attendee.params["ROLE"] = vText("REQ-PARTICIPANT")
-    attendee.params["PARTSTAT"] = vText("ACCEPTED")
-    attendee.params["RSVP"] = vText("FALSE")
-    event.add("attendee", attendee)
+    # What differs from one ticket to the next, as content lines escaped and folded by
+    # icalendar's own functions; the rest is the same for every ticket of the webinar at this
+    # time, and is serialised once.
+    lines = [
+        ("UID", vText(event_uid(ticket, domain)).to_ical().decode()),
+        ("DTSTAMP", vDatetime((now or utcnow()).replace(microsecond=0).astimezone(dt.UTC)).to_ical().decode()),
+        (_ATTENDEE, f"mailto:{ticket.email}"),
+    ]
     if link is not None and not cancel:
-        event.add("location", link)
-        event.add("url", link)
         description = f"Your personal join link: {link}"
         if webinar.description:
             description = f"{webinar.description}\n\n{description}"
-        event.add("description", description)
-    lines = event.to_ical()
-    return head + lines[len(_BEGIN):-len(_END)] + tail
+        lines += [("LOCATION", vText(link).to_ical().decode()), ("URL", link),
+                  ("DESCRIPTION", vText(description).to_ical().decode())]
+    middle = "".join(foldline(f"{name}:{value}") + "\r\n" for name, value in lines)
+    return head + middle.encode() + tail
 
 
-_BEGIN, _END = b"BEGIN:VEVENT\r\n", b"END:VEVENT\r\n"
+_ATTENDEE = "ATTENDEE;PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT;RSVP=FALSE"
+_END = b"END:VEVENT\r\n"
 
 
 @functools.lru_cache(maxsize=256)
