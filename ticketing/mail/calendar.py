@@ -12,7 +12,7 @@ import uuid
 from urllib.parse import urlencode
 
 from icalendar import Calendar, Event, vCalAddress, vDatetime, vText
-from icalendar.parser import foldline
+from icalendar.parser import Contentline
 
 from ticketing.db import utcnow
 from ticketing.db.models import Ticket, Webinar
@@ -52,8 +52,7 @@ def invitation(
             description = f"{webinar.description}\n\n{description}"
         lines += [("LOCATION", vText(link).to_ical().decode()), ("URL", link),
                   ("DESCRIPTION", vText(description).to_ical().decode())]
-    middle = "".join(foldline(f"{name}:{value}") + "\r\n" for name, value in lines)
-    return head + middle.encode() + tail
+    return head + b"".join(Contentline(f"{name}:{value}").to_ical() + b"\r\n" for name, value in lines) + tail
 
 
 _ATTENDEE = "ATTENDEE;PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT;RSVP=FALSE"

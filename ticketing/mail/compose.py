@@ -19,7 +19,7 @@ from ticketing import i18n
 from ticketing.db import utcnow
 from ticketing.db.models import Order, Organizer, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
-from ticketing.mail.message import Attachment, Mail, address, mail, sender_header
+from ticketing.mail.message import Attachment, Mail, address, mail, sender_header, wire_address
 from ticketing.settings import Settings
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -39,9 +39,11 @@ def recipient(email: str, name: str = "") -> Address:
     if not email or _CONTROL.search(email) or any(c.isspace() for c in email) or email.count("@") != 1:
         raise BadAddress(f"not a usable email address: {email!r}"[:300])
     try:
-        return Address(display_name=one_line(name), addr_spec=email)
-    except (ValueError, IndexError) as error:
+        address = Address(display_name=one_line(name), addr_spec=email)
+        wire_address(address.addr_spec)
+    except (ValueError, IndexError) as error:  # UnicodeError (an unusable domain) is a ValueError
         raise BadAddress(f"not a usable email address: {email!r}"[:300]) from error
+    return address
 
 
 def mail_domain(settings: Settings) -> str:

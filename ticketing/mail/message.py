@@ -40,8 +40,6 @@ class Mail:
     recipient: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
-    # The recipient's address is not ASCII: only a server that offers SMTPUTF8 can take it.
-    smtputf8: bool = False
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """A header's value as written (encoded words stay encoded)."""
@@ -53,20 +51,19 @@ class Mail:
 
     def as_bytes(self) -> bytes:
         head = "".join(f"{name}: {value}\r\n" for name, value in self.headers)
-        return head.encode("utf-8" if self.smtputf8 else "ascii") + b"\r\n" + self.body
+        return head.encode("ascii") + b"\r\n" + self.body
+
+
+def wire_address(addr_spec: str) -> str:
+    """The address as SMTP and headers carry it: an internationalised domain in its ASCII
+    (IDNA) form. Raises UnicodeError for a domain that has none."""
+    local, _, domain = addr_spec.rpartition("@")
+    return addr_spec if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
 def address(value: Address) -> str:
     """`Name <local@domain>` with the name quoted or encoded as needed."""
-    addr_spec = value.addr_spec
-    if not addr_spec.isascii():
-        local, _, domain = addr_spec.rpartition("@")
-        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-        addr_spec = f"{local}@{domain}"
-        if not addr_spec.isascii():
-            # An internationalised local part travels as UTF-8 (RFC 6532), name and all.
-            return str(Address(display_name=value.display_name, addr_spec=addr_spec))
-    return formataddr((value.display_name, addr_spec), charset="utf-8")
+    return formataddr((value.display_name, wire_address(value.addr_spec)), charset="utf-8")
 
 
 def sender_header(mail_from: str) -> str:
@@ -85,12 +82,15 @@ def text_header(name: str, value: str) -> str:
 
 
 def _text_part(content_type: str, text: str) -> bytes:
-    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    if data.isascii() and max(map(len, data.split(b"\r\n"))) <= _PLAIN_LINE_LIMIT:
-        return (f"Content-Type: {content_type}; charset=\"utf-8\"\r\n"
-                "Content-Transfer-Encoding: 7bit\r\n\r\n").encode("ascii") + data
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii() and max(map(len, text.split("\n"))) <= _PLAIN_LINE_LIMIT:
+        encoding, data = "7bit", text.encode("ascii")
+    else:
+        # Encoded with bare LFs, which binascii turns into its hard and soft line breaks alike;
+        # the wire's CRLFs come after.
+        encoding, data = "quoted-printable", binascii.b2a_qp(text.encode("utf-8"), istext=True)
     return (f"Content-Type: {content_type}; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode("ascii") + binascii.b2a_qp(data, istext=True)
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii") + data.replace(b"\n", b"\r\n")
 
 
 def _attachment_part(attachment: Attachment) -> bytes:
@@ -106,9 +106,9 @@ def _multipart(subtype: str, parts: list[bytes]) -> tuple[str, bytes]:
     # Random, and in a shape ("=_" then hex) that neither quoted-printable nor base64 output
     # can contain; only a 7bit part could, and the chance is 16^-32.
     boundary = f"=_{secrets.token_hex(16)}"
-    delimiter = f"--{boundary}\r\n".encode("ascii")
-    body = b"".join(delimiter + part + (b"" if part.endswith(b"\r\n") else b"\r\n") for part in parts)
-    return f'multipart/{subtype}; boundary="{boundary}"', body + f"--{boundary}--\r\n".encode("ascii")
+    # The CRLF before each delimiter belongs to the delimiter, not to the part before it.
+    body = b"".join(f"--{boundary}\r\n".encode("ascii") + part + b"\r\n" for part in parts)
+    return f'multipart/{subtype};\r\n boundary="{boundary}"', body + f"--{boundary}--\r\n".encode("ascii")
 
 
 def mail(*, sender: str, from_header: str, to: Address, subject: str, date: dt.datetime, message_id: str,
@@ -131,4 +131,4 @@ def mail(*, sender: str, from_header: str, to: Address, subject: str, date: dt.d
         ("Auto-Submitted", "auto-generated"),
         ("X-Auto-Response-Suppress", "All"),
     )
-    return Mail(sender=sender, recipient=to.addr_spec, headers=headers, body=body, smtputf8=not to.addr_spec.isascii())
+    return Mail(sender=sender, recipient=wire_address(to.addr_spec), headers=headers, body=body)

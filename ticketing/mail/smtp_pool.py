@@ -89,14 +89,7 @@ class SmtpPool:
 
 
 async def _send(client: aiosmtplib.SMTP, message: Mail) -> None:
-    options = []
-    if message.smtputf8:
-        # connect() has greeted the server already, so its extensions are known.
-        if not client.supports_extension("smtputf8"):
-            raise aiosmtplib.SMTPNotSupported(
-                "the address is not ASCII and the SMTP server does not offer SMTPUTF8")
-        options.append("SMTPUTF8")
-    await client.sendmail(message.sender, [message.recipient], message.as_bytes(), mail_options=options)
+    await client.sendmail(message.sender, [message.recipient], message.as_bytes())
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
