@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
 from ticketing.db import utcnow
@@ -127,3 +128,18 @@ async def test_events_retry_bad_input_is_one_line(client, sessionmaker, cli):
         assert result.returncode == status, (args, result)
         assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+async def test_failed_events_are_counted_for_prometheus(client, sessionmaker):
+    _, evt = await _failing_event(client, sessionmaker)
+
+    async def failed() -> dict[str, float]:
+        text = await (await client.get("/metrics")).text()
+        return {sample.labels["state"]: sample.value for family in text_string_to_metric_families(text)
+                if family.name == "ticketing_stripe_events_failed" for sample in family.samples}
+
+    assert await failed() == {"waiting": 1, "parked": 0}
+    async with sessionmaker.begin() as session:
+        await session.execute(update(StripeEvent).where(StripeEvent.id == evt["id"]).values(
+            attempts=retries.MAX_ATTEMPTS, parked_at=utcnow(), next_attempt_at=None))
+    assert await failed() == {"waiting": 0, "parked": 1}

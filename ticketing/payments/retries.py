@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db import utcnow
@@ -28,6 +28,14 @@ FIRST_DELAY = dt.timedelta(minutes=1)
 MAX_DELAY = dt.timedelta(hours=1)
 MAX_ATTEMPTS = 25
 MAX_ERROR_CHARS = 2000
+
+
+async def failed_counts(session: AsyncSession) -> tuple[int, int]:
+    """(waiting for a retry, parked) stored events."""
+    waiting, parked = (await session.execute(select(
+        func.count(StripeEvent.next_attempt_at), func.count(StripeEvent.parked_at),
+    ).where((StripeEvent.next_attempt_at.is_not(None)) | (StripeEvent.parked_at.is_not(None))))).one()
+    return waiting, parked
 
 
 def retry_delay(attempts: int) -> dt.timedelta:

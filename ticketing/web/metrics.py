@@ -30,6 +30,11 @@ class Metrics:
             "ticketing_jobs_lag_seconds", "How long the longest-waiting due job has waited.",
             registry=self.registry,
         )
+        self.failed_events = Gauge(
+            "ticketing_stripe_events_failed", "Stored Stripe events whose processing failed: waiting for their "
+            "next try, or parked after the last (`ticketing events list --failed`).",
+            ["state"], registry=self.registry,
+        )
         # Counted by the worker running in this process.
         self.job_runs = Counter(
             "ticketing_job_runs_total", "Job runs by kind and outcome (done, retry, dead).",
@@ -51,6 +56,10 @@ class Metrics:
         for (kind, status), count in depth.items():
             self.jobs.labels(kind, status).set(count)
         self.jobs_lag.set(lag)
+
+    def set_failed_events(self, waiting: int, parked: int) -> None:
+        self.failed_events.labels("waiting").set(waiting)
+        self.failed_events.labels("parked").set(parked)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from ticketing.jobs import queue
+from ticketing.payments import retries
 from ticketing.web.keys import ENGINE, METRICS, SESSIONMAKER
 from ticketing.web.responses import json_response
 
@@ -41,8 +42,10 @@ async def metrics(request: web.Request) -> web.Response:
             async with request.app[SESSIONMAKER]() as session:
                 depth = await queue.depth(session)
                 lag = await queue.oldest_due(session)
+                waiting, parked = await retries.failed_counts(session)
         request.app[METRICS].set_queue(depth, lag)
+        request.app[METRICS].set_failed_events(waiting, parked)
     except Exception:  # the other metrics still matter when the database is down
-        logger.warning("could not read the job queue for /metrics", exc_info=True)
+        logger.warning("could not read the job queue and failed events for /metrics", exc_info=True)
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
