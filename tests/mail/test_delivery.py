@@ -6,10 +6,12 @@ import asyncio
 import datetime as dt
 import re
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ticketing.db import utcnow
-from ticketing.db.models import Job, JobStatus, Ticket
+from ticketing.db.models import Job, JobStatus, Ticket, TicketDelivery
+from ticketing.jobs import enqueue
+from ticketing.mail.jobs import MAIL_ATTEMPTS
 from ticketing.tickets.service import seat_code, ticket_for_code
 
 from tests import factories
@@ -150,3 +152,43 @@ async def test_join_mail_of_a_revoked_ticket_is_not_sent(make_settings, smtp, st
     assert "was refunded, so the ticket has been cancelled" in text and "Refund: €25.00" in text
     assert "5–10 business days" in text and "/j/" not in text
     assert "/j/" not in message.get_body(preferencelist=("html",)).get_content()
+
+
+async def _abandon(sessionmaker, job_id) -> None:
+    """As if the worker running the job's last try had died an hour ago (its lease long out)."""
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Job).where(Job.id == job_id).values(
+            status=JobStatus.RUNNING, attempts=MAIL_ATTEMPTS, locked_by="gone", locked_at=utcnow() - dt.timedelta(hours=1)))
+
+
+async def test_a_mail_whose_worker_died_during_its_last_try_shows_as_failed(make_settings, smtp, start_client,
+                                                                           sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    webinar = await factories.webinar(sessionmaker)
+    await buy(client, webinar)
+    [order_job] = await jobs(sessionmaker, "mail.order")
+    await _abandon(sessionmaker, order_job.id)
+    await make_worker(settings).run_until_idle()
+
+    [parked] = await jobs(sessionmaker, "mail.order")
+    assert parked.status == JobStatus.DEAD and "stopped responding" in parked.last_error
+    async with sessionmaker() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.webinar_id == webinar.id))
+    assert ticket.delivery_status == TicketDelivery.FAILED
+    assert "stopped during its last try" in ticket.delivery_error
+    assert smtp.messages == []
+
+    # The same for a ticket's own mail (here a resend of the seat's link).
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Ticket).where(Ticket.id == ticket.id).values(
+            delivery_status=TicketDelivery.QUEUED, delivery_error=None))
+        await enqueue(session, "mail.resend", {"ticket_id": str(ticket.id),
+                                               "code": seat_code(order_job.payload["code"], ticket)})
+    [resend] = await jobs(sessionmaker, "mail.resend")
+    await _abandon(sessionmaker, resend.id)
+    await make_worker(settings).run_until_idle()
+    async with sessionmaker() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket.id))
+    assert ticket.delivery_status == TicketDelivery.FAILED
+    assert smtp.messages == []

@@ -59,6 +59,9 @@ class JobContext:
 
 
 JobHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+# Told that a job was parked without its handler finishing its last try (the worker running
+# that try died), with the reason; for bookkeeping the handler would have done.
+AbandonedHook = Callable[[JobContext, dict[str, Any], str], Awaitable[None]]
 PeriodicTask = Callable[[JobContext], Awaitable[None]]
 
 
@@ -66,6 +69,7 @@ PeriodicTask = Callable[[JobContext], Awaitable[None]]
 class Kind:
     handler: JobHandler
     max_attempts: int
+    abandoned: AbandonedHook | None = None
 
 
 KINDS: dict[str, Kind] = {}
@@ -87,14 +91,16 @@ def try_limit(kind: str, stored: int) -> int:
     return found.max_attempts if found is not None else stored
 
 
-def job(kind: str, *, max_attempts: int = 10) -> Callable[[JobHandler], JobHandler]:
+def job(kind: str, *, max_attempts: int = 10,
+        abandoned: AbandonedHook | None = None) -> Callable[[JobHandler], JobHandler]:
     """Register `handler` for jobs of `kind`. Any exception but PermanentError is retried
-    with backoff until `max_attempts`; PermanentError parks the job at once."""
+    with backoff until `max_attempts`; PermanentError parks the job at once. `abandoned` is
+    called when the worker running the last try died and the job is parked without it."""
 
     def register(handler: JobHandler) -> JobHandler:
         if kind in KINDS:
             raise RuntimeError(f"job kind {kind!r} registered twice")
-        KINDS[kind] = Kind(handler, max_attempts)
+        KINDS[kind] = Kind(handler, max_attempts, abandoned)
         return handler
 
     return register

@@ -26,7 +26,7 @@ from ticketing.db import utcnow
 from ticketing.db.engine import autocommit, autocommit_session
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import queue
-from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, PermanentError, collecting_writes
+from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, Kind, PermanentError, collecting_writes
 from ticketing.logs import context_id
 
 logger = logging.getLogger(__name__)
@@ -256,6 +256,14 @@ class Worker:
                                                         "retry_at": due.isoformat(), "error": reason})
         return "retry"
 
+    async def _tell_abandoned(self, kind: Kind, job: Job, reason: str) -> None:
+        try:
+            await kind.abandoned(self.context, dict(job.payload), reason)
+        except Exception:
+            # Bookkeeping only: the job is parked either way.
+            logger.warning("could not record an abandoned job", exc_info=True,
+                           extra={"job_id": job.id, "kind": job.kind})
+
     async def _release(self, job: Job) -> None:
         """Give an interrupted job back to the queue; the interrupted try does not count."""
         await self._record(job, status=JobStatus.QUEUED, due_at=utcnow(), attempts=job.attempts - 1)
@@ -268,10 +276,10 @@ class Worker:
         started = time.perf_counter()
         self._claims[job.id] = asyncio.current_task()
         try:
-            kind = KINDS.get(job.kind)
+            kind, abandoned = KINDS.get(job.kind), False
             if kind is None:
                 error: BaseException | None = PermanentError(f"no handler for job kind {job.kind!r}")
-            elif job.attempts > _max_attempts(job):
+            elif abandoned := job.attempts > _max_attempts(job):
                 # Claimed back from a worker that died during the last allowed try.
                 error = PermanentError(f"the worker running attempt {job.attempts - 1} stopped responding")
             else:
@@ -290,6 +298,8 @@ class Worker:
                 outcome = "done"
             else:
                 outcome = await _uninterrupted(self._failed(job, error, now or utcnow()))
+                if abandoned and kind.abandoned is not None:
+                    await _uninterrupted(self._tell_abandoned(kind, job, str(error)))
             if self.on_outcome is not None:
                 self.on_outcome(job.kind, outcome, time.perf_counter() - started)
             return outcome

@@ -180,14 +180,36 @@ async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: T
     await _record_order_delivery(ctx, [ticket], {ticket.id: code}, status, error, force=True)
 
 
-@job("mail.join", max_attempts=MAIL_ATTEMPTS)
+_ABANDONED = "the mail may not have gone out: the worker sending it stopped during its last try"
+
+
+async def _link_abandoned(ctx: JobContext, payload: dict[str, Any], reason: str) -> None:
+    """A ticket's mail job parked after its worker died: its delivery failed, not queued for ever."""
+    ticket_id, code = _uuid(payload, "ticket_id"), _code(payload)
+    ticket = Ticket(id=ticket_id)
+    await _record_delivery(ctx, ticket, code, TicketDelivery.FAILED, _ABANDONED)
+
+
+async def _order_abandoned(ctx: JobContext, payload: dict[str, Any], reason: str) -> None:
+    """The order mail's job parked after its worker died: the seats it carried failed delivery."""
+    order_id, order_code = _uuid(payload, "order_id"), _code(payload)
+    async with autocommit_session(ctx.sessionmaker) as session:
+        rows = (await session.execute(_ORDER_WITH_SEATS, {"order_id": order_id})).all()
+    if not rows:
+        return
+    order, tickets = rows[0][0], [row[3] for row in rows if row[3] is not None]
+    codes = {t.id: code for t in tickets if buyer_holds(t, order) and (code := seat_code(order_code, t)) is not None}
+    await _record_order_delivery(ctx, tickets, codes, TicketDelivery.FAILED, _ABANDONED, force=True)
+
+
+@job("mail.join", max_attempts=MAIL_ATTEMPTS, abandoned=_link_abandoned)
 async def send_join(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail of a new ticket."""
     await _send_link(ctx, payload, "mail.join", "join",
                      f"join.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
-@job("mail.assigned", max_attempts=MAIL_ATTEMPTS)
+@job("mail.assigned", max_attempts=MAIL_ATTEMPTS, abandoned=_link_abandoned)
 async def send_assigned(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail of an attendee the buyer gave a seat to, with the attendee's own link."""
     await _send_link(ctx, payload, "mail.assigned", "assigned", f"assigned.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
@@ -202,7 +224,7 @@ def _order_with_webinar(order_id: uuid.UUID):
             .where(Order.id == order_id))
 
 
-@job("mail.order", max_attempts=MAIL_ATTEMPTS)
+@job("mail.order", max_attempts=MAIL_ATTEMPTS, abandoned=_order_abandoned)
 async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The buyer's one mail about a paid order: what was paid, the order page link, and the
     join link when the order has one seat. Skipped when the order was refunded or disputed
@@ -303,14 +325,14 @@ async def send_order_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
     logger.info("mail sent", extra={"kind": "order_reminder", "order_id": str(order.id), "which": which})
 
 
-@job("mail.resend", max_attempts=MAIL_ATTEMPTS)
+@job("mail.resend", max_attempts=MAIL_ATTEMPTS, abandoned=_link_abandoned)
 async def send_resend(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The join mail again, with the new link an organizer's resend made."""
     await _send_link(ctx, payload, "mail.resend", "resend",
                      f"resend.{payload.get('ticket_id')}.{hash_code(_code(payload))[:12]}")
 
 
-@job("mail.updated", max_attempts=MAIL_ATTEMPTS)
+@job("mail.updated", max_attempts=MAIL_ATTEMPTS, abandoned=_link_abandoned)
 async def send_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The new time and a new link after the organizer moved the webinar."""
     sequence = payload.get("sequence")
@@ -319,7 +341,7 @@ async def send_updated(ctx: JobContext, payload: dict[str, Any]) -> None:
     await _send_link(ctx, payload, "mail.updated", "updated", f"updated.{payload.get('ticket_id')}.{sequence}", sequence)
 
 
-@job("mail.reminder", max_attempts=MAIL_ATTEMPTS)
+@job("mail.reminder", max_attempts=MAIL_ATTEMPTS, abandoned=_link_abandoned)
 async def send_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
     """A reminder 24 hours or 15 minutes before the start, unless the start has passed."""
     which, sequence = payload.get("which"), payload.get("sequence")
