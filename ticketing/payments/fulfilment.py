@@ -12,8 +12,8 @@ One short transaction of SQLAlchemy Core statements, each compiled once per proc
    round trip before COMMIT instead of through the whole transaction.
 
 On SQLite the same statements run from BEGIN IMMEDIATE to COMMIT in one call on the
-driver's thread (`_fulfil_sqlite`), so the one writer's lock is never held across a turn
-of the event loop.
+driver's thread (`_fulfil_sqlite`, through `db.direct`), so the one writer's lock is never
+held across a turn of the event loop.
 
 Whenever a statement finds the case is not plain (the order exists and is not ours to pay,
 an early refund waits for it, the webinar changed, is full, or is no longer on sale, the
@@ -34,10 +34,10 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ticketing.db import is_unavailable
+from ticketing.db import direct, is_unavailable
 from ticketing.db.engine import NO_TRANSACTION
 from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
 from ticketing.inputs import plain
@@ -341,56 +341,16 @@ async def _fulfil(connection, statements, checkout: _Checkout, event_row: dict[s
 
 
 # --- SQLite: the whole transaction in one call on the driver's thread --------------------
-#
-# aiosqlite runs each call on its own thread and hands the result back through the event
-# loop: through SQLAlchemy a statement costs three or four such hand-offs, and the one
-# connection of a process (the one writer) was held, and the write lock with it, through
-# some twenty turns of the event loop per purchase. Here the same Core statements, compiled
-# once, run from BEGIN IMMEDIATE to COMMIT in one call on the driver's thread, with every
-# value bound by its column type's own bind processor, exactly as SQLAlchemy binds it.
 
 
-@dataclasses.dataclass(frozen=True)
-class _Raw:
-    """A Core statement compiled for SQLite: its text and how to bind a dict of values."""
-
-    sql: str
-    names: tuple[str, ...]
-    processors: tuple[Any, ...]
-    fixed: dict[str, Any]  # literals of the statement, and scalar column defaults
-
-    def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        bound = []
-        for name, process in zip(self.names, self.processors):
-            value = values[name] if name in values else self.fixed[name]
-            bound.append(value if process is None else process(value))
-        return tuple(bound)
+_DIRECT: dict[tuple[str, tuple[str, ...] | None], direct.Compiled] = {}
 
 
-_RAW: dict[tuple[str, tuple[str, ...] | None], _Raw] = {}
-
-
-def _raw(statements: types.SimpleNamespace, name: str, dialect, keys: tuple[str, ...] | None = None) -> _Raw:
-    """`statements.<name>` compiled for the columns `keys` (an INSERT of those columns); cached."""
-    found = _RAW.get((name, keys))
-    if found is not None:
-        return found
-    compiled = getattr(statements, name).compile(dialect=dialect, column_keys=list(keys) if keys else None)
-    defaults = {c.key: c.default for c in compiled.insert_prefetch}
-    defaults.update({c.key: c.onupdate for c in compiled.update_prefetch})
-    fixed = {}
-    for bind_name in compiled.positiontup:
-        bind, default = compiled.binds[bind_name], defaults.get(bind_name)
-        if default is not None:
-            if default.is_scalar:
-                fixed[bind_name] = default.arg
-            # A computed default (`updated_at`) is the caller's to give.
-        elif not bind.required:
-            fixed[bind_name] = bind.effective_value
-    found = _RAW[(name, keys)] = _Raw(
-        sql=compiled.string, names=tuple(compiled.positiontup), fixed=fixed,
-        processors=tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
-                         for n in compiled.positiontup))
+def _direct(statements: types.SimpleNamespace, name: str, dialect,
+            columns: tuple[str, ...] | None = None) -> direct.Compiled:
+    found = _DIRECT.get((name, columns))
+    if found is None:
+        found = _DIRECT[(name, columns)] = direct.compile_for(getattr(statements, name), dialect, columns)
     return found
 
 
@@ -403,12 +363,12 @@ def _sqlite_transaction(db: sqlite3.Connection, statements: types.SimpleNamespac
     """The fast path's transaction on the driver's own thread; COMMIT, or ROLLBACK and why."""
 
     def one(name: str, values: dict[str, Any], *, columns: bool = False):
-        raw = _raw(statements, name, dialect, tuple(values) if columns else None)
-        return db.execute(raw.sql, raw.params(values)).fetchall()
+        statement = _direct(statements, name, dialect, tuple(values) if columns else None)
+        return db.execute(statement.sql, statement.params(values)).fetchall()
 
     def each(name: str, rows: list[dict[str, Any]]) -> None:
-        raw = _raw(statements, name, dialect, tuple(rows[0]))
-        db.executemany(raw.sql, [raw.params(row) for row in rows])
+        statement = _direct(statements, name, dialect, tuple(rows[0]))
+        db.executemany(statement.sql, [statement.params(row) for row in rows])
 
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -441,15 +401,8 @@ async def _fulfil_sqlite(engine: AsyncEngine, statements: types.SimpleNamespace,
         raise _NotPlain  # flagged by the full path
     order_id = checkout.order_id or uuid.uuid4()
     async with engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        try:
-            # aiosqlite has no public call for "run this on the connection's thread"; `_execute`
-            # is what each of its own methods uses (tests/payments/test_fulfilment.py runs it).
-            outcome = await driver._execute(_sqlite_transaction, driver._conn, statements, engine.dialect, checkout,
-                                            order_id, price, event_row, now=now, at=at)
-        except sqlite3.Error as error:
-            # As SQLAlchemy would have raised it: a unique clash, a locked database (an outage).
-            raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
+        outcome = await direct.run(connection, _sqlite_transaction, statements, engine.dialect, checkout, order_id,
+                                   price, event_row, now=now, at=at)
     if outcome == _SEATS_REFUSED:
         # Full, no longer on sale, or changed since this process read it: the full path decides.
         _PRICES.pop(checkout.webinar_id, None)
