@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.exc import IntegrityError
 
 from ticketing.db import direct
@@ -44,3 +46,28 @@ async def test_the_connection_never_goes_back_to_the_pool_inside_a_transaction(s
         await direct.run(connection, lambda db: db.execute("BEGIN IMMEDIATE"))
     async with sqlite_engine.connect() as connection:
         assert not await direct.run(connection, lambda db: db.in_transaction)
+
+
+async def test_the_connection_goes_to_whoever_waited_first(sqlite_engine):
+    """The pool hands a returned connection to the first task that asks, even one that asks
+    the moment it comes back while another has been waiting; the direct paths take turns."""
+    order, returned = [], asyncio.Event()
+    event.listen(sqlite_engine.sync_engine, "checkin", lambda *_: returned.set())
+
+    async def use(name: str) -> None:
+        async with direct.connect(sqlite_engine) as connection:
+            order.append(name)
+            await direct.run(connection, lambda db: None)
+
+    async def arrive_when_returned() -> None:
+        while not returned.is_set():  # a busy event loop: this task runs again every turn
+            await asyncio.sleep(0)
+        await use("arrived")
+
+    async with direct.connect(sqlite_engine):
+        waiting = asyncio.create_task(use("waited"))
+        await asyncio.sleep(0.05)
+        arriving = asyncio.create_task(arrive_when_returned())
+        await asyncio.sleep(0)
+    await asyncio.gather(waiting, arriving)
+    assert order == ["waited", "arrived"]

@@ -132,7 +132,7 @@ async def find(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str) -
         statement = _FIND_DIRECT["sqlite"] = direct.compile_for(_FIND, engine.dialect)
 
     async def run():
-        async with engine.connect() as connection:
+        async with direct.connect(engine) as connection:
             return await direct.run(connection, _select_one, statement, code_hash)
 
     row = await retry_dead_connection(run)

@@ -11,14 +11,17 @@ reads it: what is stored does not depend on which way it was written.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Callable
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
 
@@ -69,6 +72,25 @@ def compile_for(statement, dialect, columns: tuple[str, ...] | None = None) -> C
         sql=compiled.string, names=tuple(compiled.positiontup), fixed=fixed, readers=readers,
         binders=tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                       for name in compiled.positiontup))
+
+
+_TURNS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The engine's (one) connection, taken in turn by the direct paths.
+
+    SQLAlchemy's pool gives a returned connection to whichever task asks first, and a task
+    woken for it that finds it gone waits again at the back: with many short uses the
+    unlucky ones waited ten times as long as the rest. An asyncio lock is first come, first
+    served.
+    """
+    turn = _TURNS.get(engine.pool)
+    if turn is None:
+        turn = _TURNS[engine.pool] = asyncio.Lock()
+    async with turn, engine.connect() as connection:
+        yield connection
 
 
 async def run(connection: AsyncConnection, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -400,7 +400,7 @@ async def _fulfil_sqlite(engine: AsyncEngine, statements: types.SimpleNamespace,
     if checkout.currency != price.currency or checkout.amount_total != price.price_amount * checkout.quantity:
         raise _NotPlain  # flagged by the full path
     order_id = checkout.order_id or uuid.uuid4()
-    async with engine.connect() as connection:
+    async with direct.connect(engine) as connection:
         outcome = await direct.run(connection, _sqlite_transaction, statements, engine.dialect, checkout, order_id,
                                    price, event_row, now=now, at=at)
     if outcome == _SEATS_REFUSED:
