@@ -3,9 +3,14 @@ aiohttp with asyncpg (PostgreSQL) or aiosqlite (SQLite), no ORM, no middleware, 
 service's own (migrated) schema. The benchmarks run it beside `ticketing serve`, with the same
 client in the same run, and print the service's figures as a ratio to it.
 
-Per webhook: check the Stripe signature (HMAC-SHA256 of `t.body`), parse the JSON, and in one
-transaction insert the order (ON CONFLICT on the session), its ticket, its mail and reminder
-jobs, the event (ON CONFLICT on its id), and take the seat with the conditional UPDATE last.
+Per webhook: check the Stripe signature (HMAC-SHA256 of `t.body`), parse the JSON, make the
+order page code, its X25519 page key and one join code per seat sealed to that key (the
+service's `ticketing.orders.sealing`, the same crypto), and in one transaction insert the order
+with its page code hash and key (ON CONFLICT on the session), its tickets, its jobs (one
+`mail.order` carrying the order code, and the reminders: a one-seat order's ticket reminders,
+else the order's), the event (ON CONFLICT on its id), and take the seat with the conditional
+UPDATE (scheduled, not over, sales not closed, capacity) last. The order's page columns go in
+with the order: the floor has no pending order to update, the service's fast path does.
 Per join: one `UPDATE … FROM webinars … RETURNING` that checks the ticket and the window and
 counts the join, then an HS256 token and a 302.
 
@@ -25,8 +30,15 @@ import uuid
 import jwt
 from aiohttp import web
 
+from ticketing.orders import sealing
+
 EARLY, GRACE = dt.timedelta(minutes=15), dt.timedelta(minutes=30)
 REMINDERS = (("24h", dt.timedelta(hours=24)), ("15m", dt.timedelta(minutes=15)))
+MAIL_ATTEMPTS = 16
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def _verified(body: bytes, header: str, secret: str) -> dict | None:
@@ -40,17 +52,18 @@ def _verified(body: bytes, header: str, secret: str) -> dict | None:
 class Postgres:
     ORDER = ("INSERT INTO orders (id, webinar_id, stripe_session_id, stripe_payment_intent_id, email, buyer_name,"
              " quantity, expected_amount, amount_total, currency, amount_refunded, status, completed_at, paid_at,"
-             " livemode, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0,'paid',$11,$11,$12,$11,$11)"
+             " livemode, created_at, updated_at, code_hash, page_key)"
+             " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0,'paid',$15,$15,$12,$11,$11,$13,$14)"
              " ON CONFLICT (stripe_session_id) DO NOTHING RETURNING id")
-    TICKET = ("INSERT INTO tickets (id, order_id, webinar_id, seq, email, name, code_hash, status, join_count, created_at)"
-              " VALUES ($1,$2,$3,$4,$5,$6,$7,'valid',0,$8)")
+    TICKET = ("INSERT INTO tickets (id, order_id, webinar_id, seq, email, name, code_hash, status, join_count, created_at,"
+              " assigned_at, code_sealed) VALUES ($1,$2,$3,$4,$5,$6,$7,'valid',0,$8,$9,$10)")
     JOB = ("INSERT INTO jobs (kind, payload, status, due_at, attempts, max_attempts, dedupe_key, created_at)"
-           " VALUES ($1,$2::json,'queued',$3,0,16,$4,$5) ON CONFLICT (dedupe_key) DO NOTHING")
+           " VALUES ($1,$2::json,'queued',$3,0,$4,$5,$6) ON CONFLICT (dedupe_key) DO NOTHING")
     EVENT = ("INSERT INTO stripe_events (id, type, api_version, livemode, created, payload, checkout_session_id,"
              " payment_intent_id, received_at, processed_at, outcome) VALUES ($1,$2,$3,$4,$5,$6::json,$7,$8,$9,$9,'order_paid')"
              " ON CONFLICT (id) DO NOTHING RETURNING id")
     SEATS = ("UPDATE webinars SET seats_taken = seats_taken + $2 WHERE id = $1 AND status = 'scheduled' AND ends_at > $3"
-             " AND (capacity IS NULL OR seats_taken + $2 <= capacity) RETURNING id")
+             " AND coalesce(sales_end, ends_at) > $4 AND (capacity IS NULL OR seats_taken + $2 <= capacity) RETURNING id")
     JOIN = ("UPDATE tickets SET join_count = tickets.join_count + 1,"
             " first_joined_at = coalesce(tickets.first_joined_at, $2), last_joined_at = $2"
             " FROM webinars WHERE tickets.code_hash = $1 AND webinars.id = tickets.webinar_id"
@@ -70,13 +83,14 @@ class Postgres:
         await self.pool.close()
 
     async def webinar(self, webinar_id: uuid.UUID) -> tuple:
-        return await self.pool.fetchrow("SELECT price_amount, currency, starts_at FROM webinars WHERE id = $1", webinar_id)
+        return await self.pool.fetchrow("SELECT price_amount, currency, starts_at, sequence FROM webinars WHERE id = $1",
+                                        webinar_id)
 
     async def purchase(self, work: dict) -> bool:
         async with self.pool.acquire() as connection, connection.transaction():
             if await connection.fetchval(self.ORDER, *work["order"]) is None:
                 return False
-            await connection.execute(self.TICKET, *work["ticket"])
+            await connection.executemany(self.TICKET, work["tickets"])
             await connection.executemany(self.JOB, work["jobs"])
             if await connection.fetchval(self.EVENT, *work["event"]) is None:
                 raise RuntimeError("duplicate")
@@ -122,10 +136,10 @@ class Sqlite:
         await self.db.close()
 
     async def webinar(self, webinar_id: uuid.UUID) -> tuple:
-        async with self.db.execute("SELECT price_amount, currency, starts_at FROM webinars WHERE id = ?",
+        async with self.db.execute("SELECT price_amount, currency, starts_at, sequence FROM webinars WHERE id = ?",
                                    (webinar_id.hex,)) as cursor:
-            price, currency, starts = await cursor.fetchone()
-        return price, currency, dt.datetime.fromisoformat(starts).replace(tzinfo=dt.UTC)
+            price, currency, starts, sequence = await cursor.fetchone()
+        return price, currency, dt.datetime.fromisoformat(starts).replace(tzinfo=dt.UTC), sequence
 
     async def purchase(self, work: dict) -> bool:
         sql = {k: v.replace("$", "?") for k, v in vars(Postgres).items() if k.isupper()}
@@ -137,7 +151,7 @@ class Sqlite:
                     if await cursor.fetchone() is None:
                         await self.db.execute("ROLLBACK")
                         return False
-                await self.db.execute(sql["TICKET"], self._params(work["ticket"]))
+                await self.db.executemany(sql["TICKET"], [self._params(t) for t in work["tickets"]])
                 await self.db.executemany(sql["JOB"].replace("::json", ""), [self._params(j) for j in work["jobs"]])
                 async with self.db.execute(sql["EVENT"].replace("::json", ""), self._params(work["event"])) as cursor:
                     if await cursor.fetchone() is None:
@@ -186,32 +200,52 @@ def create_app(database, webhook_secret: str, jitsi_secret: str) -> web.Applicat
         webinar_id = uuid.UUID(obj["metadata"]["webinar_id"])
         if webinar_id not in prices:
             prices[webinar_id] = tuple(await database.webinar(webinar_id))
-        price, currency, starts_at = prices[webinar_id]
+        price, currency, starts_at, sequence = prices[webinar_id]
         quantity = int(obj["metadata"]["quantity"])
         now = dt.datetime.now(dt.UTC)
-        order_id, ticket_id = uuid.uuid4(), uuid.uuid4()
-        code = secrets.token_urlsafe(32)
+        # The checkout completed at Stripe's event time, never later than now; the sales end is held against it.
+        paid_at = min(dt.datetime.fromtimestamp(event["created"], dt.UTC), now)
+        order_id = uuid.uuid4()
         email = obj["customer_details"]["email"]
-        jobs = [("mail.join", json.dumps({"ticket_id": str(ticket_id), "code": code}), now, f"mail.join:{ticket_id}", now)]
-        jobs += [("mail.reminder", json.dumps({"ticket_id": str(ticket_id), "code": code, "which": which, "sequence": 0}),
-                  starts_at - before, f"mail.reminder:{ticket_id}:0:{which}", now)
-                 for which, before in REMINDERS if starts_at - before > now]
+        order_code = secrets.token_urlsafe(32)
+        page_key = sealing.public_key(sealing.page_private_key(order_code))
+        tickets, codes = [], []
+        for seq in range(quantity):
+            code = secrets.token_urlsafe(32)
+            tickets.append((uuid.uuid4(), order_id, webinar_id, seq, email, "", _hash(code), now,
+                            now if quantity == 1 else None, sealing.seal(page_key, code)))
+            codes.append(code)
+        jobs = [("mail.order", json.dumps({"order_id": str(order_id), "code": order_code}), now, MAIL_ATTEMPTS,
+                 f"mail.order:{order_id}", now)]
+        for which, before in REMINDERS:
+            if starts_at - before <= now:
+                continue
+            if quantity == 1:
+                ticket_id = tickets[0][0]
+                jobs.append(("mail.reminder", json.dumps({"ticket_id": str(ticket_id), "code": codes[0], "which": which,
+                                                          "sequence": sequence}),
+                             starts_at - before, MAIL_ATTEMPTS, f"mail.reminder:{ticket_id}:{sequence}:{which}", now))
+            else:
+                jobs.append(("mail.order_reminder", json.dumps({"order_id": str(order_id), "which": which,
+                                                                "sequence": sequence}),
+                             starts_at - before, MAIL_ATTEMPTS, f"mail.order_reminder:{order_id}:{sequence}:{which}",
+                             now))
         work = {
             "order": (order_id, webinar_id, obj["id"], obj["payment_intent"], email, None, quantity, price * quantity,
-                      obj["amount_total"], obj["currency"], now, obj["livemode"]),
-            "ticket": (ticket_id, order_id, webinar_id, 0, email, "", hashlib.sha256(code.encode()).hexdigest(), now),
+                      obj["amount_total"], obj["currency"], now, obj["livemode"], _hash(order_code), page_key, paid_at),
+            "tickets": tickets,
             "jobs": jobs,
             "event": (event["id"], event["type"], event["api_version"], event["livemode"],
                       dt.datetime.fromtimestamp(event["created"], dt.UTC), body.decode(), obj["id"],
                       obj["payment_intent"], now),
-            "seats": (webinar_id, quantity, now),
+            "seats": (webinar_id, quantity, now, paid_at),
         }
         done = await database.purchase(work)
         return web.json_response({"received": True, "outcome": "order_paid" if done else "duplicate"})
 
     async def join(request: web.Request) -> web.Response:
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        row = await database.join(hashlib.sha256(request.match_info["code"].encode()).hexdigest(), now)
+        row = await database.join(_hash(request.match_info["code"]), now)
         if row is None:
             raise web.HTTPNotFound()
         claims = {"iss": "ticketing", "aud": "jitsi", "sub": "meet.example.org", "room": row["room"],

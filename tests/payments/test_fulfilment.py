@@ -4,12 +4,14 @@ one transaction and leaves every other case, untouched, to the full path."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+import sqlite3
 import uuid
 
 import pytest
 from sqlalchemy import func, select
 
-from ticketing.db import utcnow
+from ticketing.db import is_unavailable, utcnow
 from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
 from ticketing.orders.service import attach_checkout_session, start_order
 from ticketing.payments.fulfilment import fulfil_plain_checkout
@@ -74,7 +76,7 @@ async def test_our_own_pending_order_is_paid_by_the_fast_path(engine, settings, 
 
 
 @pytest.mark.parametrize("case", ["full", "cancelled", "ended", "sales_closed", "duplicate_event", "paid_already", "wrong_amount",
-                                  "unpaid", "early_refund", "unknown_webinar", "bad_quantity"])
+                                  "unpaid", "early_refund", "unknown_webinar", "bad_quantity", "order_id_taken"])
 async def test_anything_else_is_left_to_the_full_path_with_nothing_written(engine, settings, sessionmaker, case):
     webinar = await factories.webinar(sessionmaker, capacity=1)
     evt = _completed(webinar)
@@ -108,6 +110,12 @@ async def test_anything_else_is_left_to_the_full_path_with_nothing_written(engin
         obj["metadata"]["webinar_id"] = str(uuid.uuid4())
     elif case == "bad_quantity":
         obj["metadata"]["quantity"] = "0"
+    elif case == "order_id_taken":
+        # Our order id names an order that is not this session's: the insert clashes on the id.
+        async with sessionmaker.begin() as session:
+            order, _ = await start_order(session, webinar.id, 1, "other@example.com")
+            await attach_checkout_session(session, order.id, "cs_test_another")
+        obj["metadata"]["order_id"] = obj["client_reference_id"] = str(order.id)
     before = await _counts(sessionmaker)
     async with sessionmaker() as session:
         seats = (await session.get(Webinar, webinar.id)).seats_taken
@@ -153,3 +161,51 @@ async def test_a_payment_after_sales_closed_ends_refunded_by_the_full_path(engin
         seats = (await session.get(Webinar, webinar.id)).seats_taken
     assert order.status == OrderStatus.LATE and tickets == 0 and seats == 0
     assert "payment.refund" in kinds and "mail.order" not in kinds
+
+
+async def test_sqlite_stores_what_the_orm_stores(engine, settings, sessionmaker):
+    """SQLite's fast path binds its values itself; they must read back as the ORM's do.
+    SQLite compares times as text: a time stored without its microseconds sorts before the
+    same time stored by the ORM."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps typed values")
+    webinar = await factories.webinar(sessionmaker)
+    evt = _completed(webinar, quantity=1)
+    assert await _fast(engine, settings, evt) == "order_paid"
+    async with engine.connect() as connection:
+        times = (await connection.exec_driver_sql(
+            "SELECT due_at FROM jobs UNION ALL SELECT created_at FROM jobs UNION ALL SELECT assigned_at FROM tickets"
+            " UNION ALL SELECT paid_at FROM orders UNION ALL SELECT updated_at FROM orders"
+            " UNION ALL SELECT created FROM stripe_events UNION ALL SELECT updated_at FROM webinars")).scalars().all()
+        ids = (await connection.exec_driver_sql(
+            "SELECT id FROM tickets UNION ALL SELECT order_id FROM tickets UNION ALL SELECT id FROM orders")).scalars().all()
+        kinds = (await connection.exec_driver_sql(
+            "SELECT status FROM orders UNION ALL SELECT status FROM tickets UNION ALL SELECT status FROM jobs"
+            " UNION ALL SELECT delivery_status FROM tickets")).scalars().all()
+    assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", t) for t in times), times
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids), ids
+    assert sorted(set(kinds)) == ["paid", "queued", "valid"]
+    async with sessionmaker() as session:
+        stored = await session.get(StripeEvent, evt["id"])
+        jobs = list(await session.scalars(select(Job).order_by(Job.due_at)))
+    assert stored.payload == evt and stored.livemode is False
+    assert [j.kind for j in jobs] == ["mail.order", "mail.reminder", "mail.reminder"]
+    assert jobs[1].due_at == webinar.starts_at - dt.timedelta(hours=24)
+
+
+async def test_sqlite_locked_by_another_process_is_an_outage_with_nothing_written(engine, settings, sessionmaker):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    webinar = await factories.webinar(sessionmaker)
+    before = await _counts(sessionmaker)
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA busy_timeout=100")  # the pool's one connection
+    other = sqlite3.connect(engine.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Exception) as raised:
+            await _fast(engine, settings, _completed(webinar))
+        assert is_unavailable(raised.value)
+    finally:
+        other.close()
+    assert await _counts(sessionmaker) == before

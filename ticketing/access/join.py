@@ -161,11 +161,11 @@ async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Toke
         if (found is not None and compare_digest(found[0].code_hash, code_hash)
                 and not (found[1].one_device and device is not None)):
             ticket, webinar = found
-            refused = decide(ticket, webinar, settings, now=now)
-            if refused is not None:
-                return refused
-            join_records.batch_for(sessionmaker).add(ticket.id, now)
-            return _admitted(tokens, ticket, webinar, now=now)
+            if decide(ticket, webinar, settings, now=now) is None:
+                join_records.batch_for(sessionmaker).add(ticket.id, now)
+                return _admitted(tokens, ticket, webinar, now=now)
+            # The pages that say why show the webinar as the ORM knows it.
+            return decide(*join_records.as_models(ticket, webinar), settings, now=now)
     return await _open_in_transaction(sessionmaker, tokens, code, now=now, device=device)
 
 

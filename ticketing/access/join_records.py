@@ -3,9 +3,9 @@
 PostgreSQL: one `UPDATE … FROM webinars … RETURNING` in autocommit both decides that a link
 admits (valid ticket, scheduled webinar, inside the window) and records the join; only a link
 that does not admit is looked at again to say why. SQLite: one SELECT in autocommit (WAL
-readers never wait for the writer), and the joins are counted in memory and written in
-batches, one short transaction per second, so that a full room never queues behind the one
-writer.
+readers never wait for the writer) sent to the driver's thread in one call (`db.direct`),
+and the joins are counted in memory and written in batches, one short transaction per
+second, so that a full room never queues behind the one writer.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import asyncpg
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ticketing.db import direct
 from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.db.engine import autocommit
 from ticketing.db.retry import retry_dead_connection
@@ -66,12 +67,6 @@ _RECORD = (
             last_joined_at=bindparam("last", type_=TICKETS.c.last_joined_at.type))
 )
 
-def _objects(row) -> tuple[Ticket, Webinar]:
-    mapping = row._mapping
-    ticket = Ticket(**{c.name: mapping[f"t_{c.name}"] for c in _TICKET_COLUMNS})
-    webinar = Webinar(**{c.name: mapping[f"w_{c.name}"] for c in _WEBINAR_COLUMNS})
-    return ticket, webinar
-
 
 async def admit(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str, *, opens_by: dt.datetime,
                 closes_by: dt.datetime, now: dt.datetime) -> tuple[Any, Any] | None:
@@ -102,16 +97,41 @@ async def admit(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str, 
     return ticket, webinar
 
 
-async def find(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str) -> tuple[Ticket, Webinar] | None:
-    """The ticket with this code hash and its webinar, read in one autocommit SELECT."""
+_FIND_DIRECT: dict[str, direct.Compiled] = {}
+
+
+def _select_one(db, statement: direct.Compiled, code_hash: str) -> tuple | None:
+    return db.execute(statement.sql, statement.params({"j_code_hash": code_hash})).fetchone()
+
+
+async def find(sessionmaker: async_sessionmaker[AsyncSession], code_hash: str) -> tuple[Any, Any] | None:
+    """SQLite: the ticket with this code hash and its webinar, read in one SELECT outside any
+    transaction (WAL readers never wait for the writer), in one call on the driver's thread.
+
+    Every column comes back as the ORM reads it, in two plain objects; `as_models` makes the
+    ORM's own from them for the pages that say why a link does not admit.
+    """
     engine = autocommit(sessionmaker)
+    statement = _FIND_DIRECT.get("sqlite")
+    if statement is None:
+        statement = _FIND_DIRECT["sqlite"] = direct.compile_for(_FIND, engine.dialect)
 
     async def run():
-        async with engine.connect() as connection:
-            return (await connection.execute(_FIND, {"j_code_hash": code_hash})).first()
+        async with direct.connect(engine) as connection:
+            return await direct.run(connection, _select_one, statement, code_hash)
 
     row = await retry_dead_connection(run)
-    return None if row is None else _objects(row)
+    if row is None:
+        return None
+    values = statement.row(row)
+    ticket = types.SimpleNamespace(**{c.name: v for c, v in zip(_TICKET_COLUMNS, values)})
+    webinar = types.SimpleNamespace(**{c.name: v for c, v in zip(_WEBINAR_COLUMNS, values[len(_TICKET_COLUMNS):])})
+    return ticket, webinar
+
+
+def as_models(ticket, webinar) -> tuple[Ticket, Webinar]:
+    """The ORM's Ticket and Webinar for what `find` read."""
+    return Ticket(**vars(ticket)), Webinar(**vars(webinar))
 
 
 async def record_now(sessionmaker: async_sessionmaker[AsyncSession], ticket_id: uuid.UUID, now: dt.datetime) -> None:

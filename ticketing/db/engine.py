@@ -49,6 +49,9 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
     kwargs.setdefault("pool_size", 1)
     kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_timeout", 60)
+    # Rolled back on return only when a transaction is open (`_on_reset`): the rollback is a
+    # hand-off to the driver's thread, and the connection is the process's only one.
+    kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -68,6 +71,13 @@ def create_engine(database_url: str, **kwargs) -> AsyncEngine:
         # driver's autocommit: WAL lets them read beside the writer instead of taking its lock.
         if not connection.get_execution_options().get(NO_TRANSACTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection, record, state):
+        # A connection never goes back to the pool inside a transaction; the readers and the
+        # fast paths that write through `db.direct` return it with none open.
+        if state.asyncio_safe and record.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
     count_statements(engine)
     return engine

@@ -11,6 +11,10 @@ One short transaction of SQLAlchemy Core statements, each compiled once per proc
 5. the seats: the conditional UPDATE of the webinar, last, so its row lock is held for one
    round trip before COMMIT instead of through the whole transaction.
 
+On SQLite the same statements run from BEGIN IMMEDIATE to COMMIT in one call on the
+driver's thread (`_fulfil_sqlite`, through `db.direct`), so the one writer's lock is never
+held across a turn of the event loop.
+
 Whenever a statement finds the case is not plain (the order exists and is not ours to pay,
 an early refund waits for it, the webinar changed, is full, or is no longer on sale, the
 event is stored already), the transaction rolls back and the caller takes the ORM path
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import sqlite3
 import types
 import uuid
 from typing import Any
@@ -32,7 +37,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ticketing.db import is_unavailable
+from ticketing.db import direct, is_unavailable
+from ticketing.db.engine import NO_TRANSACTION
 from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
 from ticketing.inputs import plain
 from ticketing.jobs.queue import job_rows, notify_queued
@@ -237,8 +243,11 @@ async def fulfil_plain_checkout(engine: AsyncEngine, settings: Settings, event: 
     if statements is None:
         statements = _STATEMENTS[engine.dialect.name] = _statements(engine.dialect.name)
     try:
-        async with engine.begin() as connection:
-            await _fulfil(connection, statements, checkout, event_row, now=now, at=at)
+        if engine.dialect.name == "sqlite":
+            await _fulfil_sqlite(engine, statements, checkout, event_row, now=now, at=at)
+        else:
+            async with engine.begin() as connection:
+                await _fulfil(connection, statements, checkout, event_row, now=now, at=at)
     except _NotPlain:
         return None
     except IntegrityError:
@@ -267,14 +276,9 @@ async def _price(connection, statements, webinar_id: uuid.UUID) -> _Price:
     return price
 
 
-async def _fulfil(connection, statements, checkout: _Checkout, event_row: dict[str, Any], *,
-                 now: dt.datetime, at: dt.datetime) -> None:
-    price = await _price(connection, statements, checkout.webinar_id)
-    if checkout.currency != price.currency or checkout.amount_total != price.price_amount * checkout.quantity:
-        raise _NotPlain  # flagged by the full path
-
-    order_id = checkout.order_id or uuid.uuid4()
-    row = (await connection.execute(statements.order, {
+def _order_params(checkout: _Checkout, order_id: uuid.UUID, price: _Price, *, now: dt.datetime,
+                  at: dt.datetime) -> dict[str, Any]:
+    return {
         "o_id": order_id, "o_webinar_id": checkout.webinar_id, "o_stripe_session_id": checkout.session_id,
         "o_stripe_payment_intent_id": checkout.payment_intent, "o_intent": checkout.payment_intent,
         "o_email": checkout.email, "o_buyer_name": checkout.name, "o_quantity": checkout.quantity,
@@ -282,32 +286,125 @@ async def _fulfil(connection, statements, checkout: _Checkout, event_row: dict[s
         "o_currency": checkout.currency, "o_amount_refunded": 0, "o_status": OrderStatus.PAID,
         "o_completed_at": at, "o_paid_at": at, "o_livemode": checkout.livemode, "o_created_at": now,
         "o_updated_at": now,
-    })).first()
-    if row is None:
-        raise _NotPlain  # an order for this session exists, or a refund or dispute came first
-    quantity, email, buyer_name, browser_key = row
+    }
 
-    # The same seats, order values and jobs the ORM path (`tickets.service.issue_tickets`) makes.
+
+def _issued(order_id: uuid.UUID, row, checkout: _Checkout, price: _Price, *,
+            now: dt.datetime) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The order's new values, ticket rows and job rows for the order row the upsert returned:
+    the same seats, order values and jobs the ORM path (`tickets.service.issue_tickets`) makes."""
+    quantity, email, buyer_name, browser_key = row
     order = types.SimpleNamespace(id=order_id, quantity=quantity, email=email, buyer_name=buyer_name,
                                   browser_key=browser_key)
     webinar = types.SimpleNamespace(id=checkout.webinar_id, starts_at=price.starts_at, sequence=price.sequence)
     seats = new_seats(order, webinar, now=now)
     values = {"code_hash": None, "page_key": None, "code_sealed": None, **seats.order_values}
-    await connection.execute(statements.order_values, {"o_id": order_id, **{f"o_{k}": v for k, v in values.items()}})
-    await connection.execute(statements.tickets, seats.tickets)
-    await connection.execute(statements.jobs, job_rows(jobs_for_paid_order(order, webinar, seats, now=now), now))
+    order_values = {"o_id": order_id, **{f"o_{k}": v for k, v in values.items()}}
+    return order_values, seats.tickets, job_rows(jobs_for_paid_order(order, webinar, seats, now=now), now)
 
-    stored = (await connection.execute(
-        statements.event, dict(event_row, outcome=f"order_{OrderStatus.PAID.value}", processed_at=now))).first()
+
+def _seat_params(checkout: _Checkout, price: _Price, quantity: int, *, now: dt.datetime,
+                 at: dt.datetime) -> dict[str, Any]:
+    return {"w_id": checkout.webinar_id, "w_price": price.price_amount, "w_currency": price.currency,
+            "w_sequence": price.sequence, "w_now": now, "w_at": at, "w_count": quantity}
+
+
+def _stored_event(event_row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    return dict(event_row, outcome=f"order_{OrderStatus.PAID.value}", processed_at=now)
+
+
+async def _fulfil(connection, statements, checkout: _Checkout, event_row: dict[str, Any], *,
+                 now: dt.datetime, at: dt.datetime) -> None:
+    price = await _price(connection, statements, checkout.webinar_id)
+    if checkout.currency != price.currency or checkout.amount_total != price.price_amount * checkout.quantity:
+        raise _NotPlain  # flagged by the full path
+
+    order_id = checkout.order_id or uuid.uuid4()
+    row = (await connection.execute(statements.order, _order_params(checkout, order_id, price, now=now, at=at))).first()
+    if row is None:
+        raise _NotPlain  # an order for this session exists, or a refund or dispute came first
+    order_values, tickets, jobs = _issued(order_id, row, checkout, price, now=now)
+    await connection.execute(statements.order_values, order_values)
+    await connection.execute(statements.tickets, tickets)
+    await connection.execute(statements.jobs, jobs)
+
+    stored = (await connection.execute(statements.event, _stored_event(event_row, now))).first()
     if stored is None:
         raise _NotPlain  # a redelivery: the full path answers it as the duplicate it is
 
     # Last: the webinar row is locked from here to COMMIT, one round trip.
-    taken = (await connection.execute(statements.seats, {
-        "w_id": checkout.webinar_id, "w_price": price.price_amount, "w_currency": price.currency,
-        "w_sequence": price.sequence, "w_now": now, "w_at": at, "w_count": quantity,
-    })).first()
+    taken = (await connection.execute(statements.seats, _seat_params(checkout, price, row[0], now=now, at=at))).first()
     if taken is None:
         # Full, no longer on sale, or changed since this process read it: the full path decides.
         _PRICES.pop(checkout.webinar_id, None)
+        raise _NotPlain
+
+
+# --- SQLite: the whole transaction in one call on the driver's thread --------------------
+
+
+_DIRECT: dict[tuple[str, tuple[str, ...] | None], direct.Compiled] = {}
+
+
+def _direct(statements: types.SimpleNamespace, name: str, dialect,
+            columns: tuple[str, ...] | None = None) -> direct.Compiled:
+    found = _DIRECT.get((name, columns))
+    if found is None:
+        found = _DIRECT[(name, columns)] = direct.compile_for(getattr(statements, name), dialect, columns)
+    return found
+
+
+_ROLLED_BACK, _SEATS_REFUSED = "rolled back", "seats refused"
+
+
+def _sqlite_transaction(db: sqlite3.Connection, statements: types.SimpleNamespace, dialect, checkout: _Checkout,
+                        order_id: uuid.UUID, price: _Price, event_row: dict[str, Any], *, now: dt.datetime,
+                        at: dt.datetime) -> str:
+    """The fast path's transaction on the driver's own thread; COMMIT, or ROLLBACK and why."""
+
+    def one(name: str, values: dict[str, Any], *, columns: bool = False):
+        statement = _direct(statements, name, dialect, tuple(values) if columns else None)
+        return db.execute(statement.sql, statement.params(values)).fetchall()
+
+    def each(name: str, rows: list[dict[str, Any]]) -> None:
+        statement = _direct(statements, name, dialect, tuple(rows[0]))
+        db.executemany(statement.sql, [statement.params(row) for row in rows])
+
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        returned = one("order", _order_params(checkout, order_id, price, now=now, at=at))
+        if not returned:
+            return _ROLLED_BACK  # an order for this session exists, or a refund or dispute came first
+        order_values, tickets, jobs = _issued(order_id, tuple(returned[0]), checkout, price, now=now)
+        one("order_values", {**order_values, "updated_at": now})
+        each("tickets", tickets)
+        each("jobs", jobs)
+        if not one("event", _stored_event(event_row, now), columns=True):
+            return _ROLLED_BACK  # a redelivery: the full path answers it as the duplicate it is
+        if not one("seats", {**_seat_params(checkout, price, returned[0][0], now=now, at=at), "updated_at": now}):
+            return _SEATS_REFUSED
+        db.execute("COMMIT")
+        return f"order_{OrderStatus.PAID.value}"
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+
+async def _fulfil_sqlite(engine: AsyncEngine, statements: types.SimpleNamespace, checkout: _Checkout,
+                         event_row: dict[str, Any], *, now: dt.datetime, at: dt.datetime) -> None:
+    price = _PRICES.get(checkout.webinar_id)
+    if price is None:
+        # Read outside any transaction (WAL readers do not wait for the writer), once per webinar.
+        async with engine.execution_options(**{NO_TRANSACTION: True}).connect() as connection:
+            price = await _price(connection, statements, checkout.webinar_id)
+    if checkout.currency != price.currency or checkout.amount_total != price.price_amount * checkout.quantity:
+        raise _NotPlain  # flagged by the full path
+    order_id = checkout.order_id or uuid.uuid4()
+    async with direct.connect(engine) as connection:
+        outcome = await direct.run(connection, _sqlite_transaction, statements, engine.dialect, checkout, order_id,
+                                   price, event_row, now=now, at=at)
+    if outcome == _SEATS_REFUSED:
+        # Full, no longer on sale, or changed since this process read it: the full path decides.
+        _PRICES.pop(checkout.webinar_id, None)
+    if outcome in (_ROLLED_BACK, _SEATS_REFUSED):
         raise _NotPlain
