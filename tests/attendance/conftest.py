@@ -68,9 +68,12 @@ def system_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return write_key_pair(tmp_path_factory.mktemp("attendance-system-keys"), "system")
 
 
-async def live_webinar(sessionmaker, **options):
-    """A webinar that started 10 minutes ago and lasts an hour; returns it and its organizer's key."""
-    owner, key = await factories.organizer(sessionmaker)
+async def live_webinar(sessionmaker, owner=None, **options):
+    """A webinar that started 10 minutes ago and lasts an hour; returns it and its organizer's key
+    (None when `owner` is given)."""
+    key = None
+    if owner is None:
+        owner, key = await factories.organizer(sessionmaker)
     webinar = await factories.webinar(sessionmaker, owner, **options)
     now = utcnow().replace(microsecond=0)
     await move_webinar(sessionmaker, webinar, now - dt.timedelta(minutes=10), now + dt.timedelta(minutes=50))

@@ -23,6 +23,7 @@ from tests import factories
 from tests.access.conftest import add_ticket, move_webinar
 from tests.attendance import prosody as p
 from tests.attendance.test_events import _scenario
+from tests.buyer.conftest import html_of, profiled_organizer, text_of
 
 MIN = dt.timedelta(minutes=1)
 
@@ -86,8 +87,12 @@ async def test_certificates_go_once_to_those_present_long_enough(make_settings, 
     assert "Organized by Olga Organizer" in text
     url = f"https://tickets.example.com/c/{issued[ann.id].code}"
     assert url in text
-    body = ann_mail.get_body(preferencelist=("plain",)).get_content()
-    assert url in body and "45 minutes" in body
+    # The organizer answers the mail and signs it; this one gave no contact address but its own.
+    assert ann_mail["Reply-To"].addresses[0].addr_spec == "olga@example.com"
+    assert '<html lang="en">' in html_of(ann_mail)
+    for body in (text_of(ann_mail), html_of(ann_mail)):
+        assert url in body and "45 minutes, 75% of the scheduled time" in body
+        assert "Organized by Olga Organizer." in body and "Questions? Reply to this mail" in body
     cy_text = _pdf_text(next(cy_mail.iter_attachments()).get_content())
     assert "cy" in cy_text.split("This certifies that")[1] and "65 minutes (91%" in cy_text
 
@@ -119,6 +124,39 @@ async def test_revoked_tickets_and_webinars_without_the_option_get_none(settings
         assert await certificates.issue_certificates(session, settings, webinar.id) == 0
         assert await certificates.issue_certificates(session, settings, other.id) == 0
         assert await session.scalar(select(func.count()).select_from(Certificate)) == 0
+
+
+async def test_a_german_webinars_certificate_mail_is_german(make_settings, smtp, sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url, base_url="https://tickets.example.com")
+    owner, _ = await profiled_organizer(sessionmaker)
+    webinar = await factories.webinar(sessionmaker, owner, title="Widgets 101", language="de", certificate_min_percent=75)
+    start = dt.datetime(2026, 1, 15, 17, 0, tzinfo=dt.UTC)
+    await move_webinar(sessionmaker, webinar, start, start + 60 * MIN, timezone="Europe/Berlin",
+                       status=WebinarStatus.ENDED)
+    ticket, _ = await add_ticket(sessionmaker, webinar, name="Anna Teilnehmerin", email="anna@example.com")
+    async with sessionmaker.begin() as session:
+        who = p.occupant(f"{ticket.id}@m/1", start, start + 48 * MIN, **p.user(str(ticket.id)))
+        await apply(session, parse(*p.left(webinar.room, who, 0)))
+    async with sessionmaker.begin() as session:
+        assert await certificates.issue_certificates(session, settings, webinar.id) == 1
+        code = await session.scalar(select(Certificate.code))
+    await make_worker(settings).run_until_idle()
+
+    [message] = smtp.to("anna@example.com")
+    assert message["Subject"] == "Ihre Teilnahmebescheinigung: Widgets 101"
+    [answer] = message["Reply-To"].addresses
+    assert (answer.display_name, answer.addr_spec) == ("Widget Academy", "help@widgets.example")
+    assert '<html lang="de">' in html_of(message)
+    for body in (text_of(message), html_of(message)):
+        assert "Vielen Dank für Ihre Teilnahme an diesem Webinar am Donnerstag, 15. Januar 2026." in body
+        assert "48 Minuten, 80 % der geplanten Zeit." in body
+        assert "Die Echtheit lässt sich unter dieser Adresse prüfen:" in body
+        assert f"https://tickets.example.com/c/{code}" in body
+        assert "Veranstaltet von Widget Academy." in body and "Impressum" in body and "AGB" in body
+        assert "https://widgets.example/imprint" in body
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "certificate.pdf"
+    assert f"https://tickets.example.com/c/{code}" in _pdf_text(attachment.get_content())
 
 
 @pytest.mark.parametrize("name", ["Zoë Ångström", "Łukasz Żółć", "Анна Каренина"])

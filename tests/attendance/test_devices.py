@@ -21,6 +21,7 @@ from ticketing.settings import SettingsError
 from tests.access.conftest import SECRET, add_ticket
 from tests.attendance import prosody as p
 from tests.attendance.conftest import SYSTEM_KID, live_webinar, move_link_in, sunk_mails
+from tests.buyer.conftest import html_of, profiled_organizer, text_of
 
 
 def _cookie(response) -> str:
@@ -145,6 +146,49 @@ async def test_move_link_edges(make_settings, start_client, sessionmaker, make_w
     for _ in range(2):
         assert (await _enter(client, other_code)).status == 302
     assert (await client.post(f"/j/{other_code}/move")).status == 409
+
+
+# language: subject, what both parts say, the footer's organizer line and imprint link
+MOVE_MAILS = {
+    "en": ("Use your ticket on a new device: Widgets 101",
+           ("If that was you, open this link on the device you want to use:", "It works once, for 30 minutes.",
+            "If it was not you, ignore this mail"),
+           "Organized by Widget Academy.", "Imprint"),
+    "de": ("Ihr Ticket auf einem neuen Gerät nutzen: Widgets 101",
+           ("Wenn Sie das waren, öffnen Sie diesen Link auf dem Gerät, das Sie nutzen möchten:",
+            "Der Link funktioniert einmal, 30 Minuten lang.", "Wenn Sie das nicht waren, ignorieren Sie diese E-Mail"),
+           "Veranstaltet von Widget Academy.", "Impressum"),
+}
+
+
+@pytest.mark.parametrize("language", sorted(MOVE_MAILS))
+async def test_the_move_mail_speaks_the_webinars_language_and_answers_to_the_organizer(
+        language, make_settings, smtp, start_client, sessionmaker, make_worker):
+    settings = make_settings(jitsi_app_secret=SECRET, smtp_url=smtp.url)
+    client = await start_client(settings)
+    owner, _ = await profiled_organizer(sessionmaker)
+    webinar, _ = await live_webinar(sessionmaker, owner, one_device=True, title="Widgets 101", language=language)
+    _, code = await add_ticket(sessionmaker, webinar, name="Ann Attendee", email="ann@example.com")
+    assert (await client.post(f"/j/{code}/move")).status == 200
+    await make_worker(settings).run_until_idle()
+
+    [message] = smtp.to("ann@example.com")
+    subject, sentences, organized, imprint = MOVE_MAILS[language]
+    assert message["Subject"] == subject
+    [answer] = message["Reply-To"].addresses
+    assert (answer.display_name, answer.addr_spec) == ("Widget Academy", "help@widgets.example")
+    text, html = text_of(message), html_of(message)
+    assert f'<html lang="{language}">' in html
+    link = move_link_in(message)
+    assert f'href="{link}"' in html
+    for body in (text, html):
+        assert all(sentence in body for sentence in sentences)
+        assert organized in body and "help@widgets.example" in body and imprint in body
+        assert "https://widgets.example/imprint" in body and "https://widgets.example/terms" in body
+    # The link in the mail is the one that moves the ticket: its page offers the move.
+    client.session.cookie_jar.clear()
+    page = await client.get(urlsplit(link).path, allow_redirects=False)
+    assert page.status == 200 and "Move my ticket here and join" in await page.text()
 
 
 def test_device_cookies_are_signed(settings):

@@ -78,7 +78,11 @@ async def find(session: AsyncSession, code: str, base_url: str) -> CertificateVi
     )).first()
     if row is None:
         return None
-    certificate, webinar, organizer = row
+    return certificate_view(*row, base_url)
+
+
+def certificate_view(certificate: Certificate, webinar: Webinar, organizer: Organizer, base_url: str) -> CertificateView:
+    """What `certificate` of `webinar`, given by `organizer`, states."""
     return CertificateView(code=certificate.code, name=certificate.name, title=webinar.title, date=webinar_date(webinar),
                            minutes=certificate.minutes, percent=certificate.percent, organizer=organizer.name,
                            issued_at=certificate.issued_at, url=verification_url(base_url, certificate.code))

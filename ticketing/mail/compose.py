@@ -114,8 +114,7 @@ def reply_to(organizer: Organizer | None) -> Address | None:
 
 def templated_mail(settings: Settings, *, to: Address, subject: str, message_key: str, template: str,
                    context: dict[str, Any], now: dt.datetime, lang: str = i18n.DEFAULT,
-                   organizer: Organizer | None = None, attachment: Attachment | None = None,
-                   templates: jinja2.Environment = _ENV) -> Mail:
+                   organizer: Organizer | None = None, attachment: Attachment | None = None) -> Mail:
     """A mail from the text and HTML templates `template`, in `lang`, to `to`; the organizer's
     contact address (when usable) as its Reply-To."""
     context = {"base_url": settings.base_url, "organizer": organizer, **i18n.gettext_context(lang), **context}
@@ -128,8 +127,8 @@ def templated_mail(settings: Settings, *, to: Address, subject: str, message_key
         # Stable per ticket (or order) and kind: a mail sent again after a crash between the
         # SMTP server's acceptance and our bookkeeping carries the same id, which receivers dedupe.
         message_id=f"<{message_key}@{mail_domain(settings)}>",
-        text=templates.get_template(f"{template}.txt").render(context),
-        html=templates.get_template(f"{template}.html").render(context),
+        text=_ENV.get_template(f"{template}.txt").render(context),
+        html=_ENV.get_template(f"{template}.html").render(context),
         attachment=attachment,
     )
 
