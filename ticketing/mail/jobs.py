@@ -25,7 +25,7 @@ from ticketing.jobs.registry import JobContext, PermanentError, job, try_limit, 
 from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_reminder_mail, order_updated_mail,
                                     revoked_mail, ticket_mail)
 from ticketing.mail.sending import create_mailer, temporary_reason
-from ticketing.tickets.service import buyer_holds, hash_code, order_reminder_jobs, order_tickets, reissue, seat_code
+from ticketing.tickets.service import buyer_holds, hash_code, order_reminder_jobs, reissue, seat_code
 
 logger = logging.getLogger(__name__)
 
@@ -174,9 +174,7 @@ async def _is_last_try(ctx: JobContext, job_kind: str, payload: dict[str, Any], 
 
 
 async def _record_delivery(ctx: JobContext, ticket: Ticket, code: str, status: TicketDelivery, error: str | None) -> None:
-    """Note what became of a mail carrying `code`, unless a newer link replaced it meanwhile
-    (that one's mail has its own outcome to record). Best effort: the mail has gone (or been
-    refused) already, and failing the job here would send it a second time."""
+    """Note what became of a mail carrying `code` on its ticket (see `_record_order_delivery`)."""
     await _record_order_delivery(ctx, [ticket], {ticket.id: code}, status, error, force=True)
 
 
@@ -190,6 +188,12 @@ async def _link_abandoned(ctx: JobContext, payload: dict[str, Any], reason: str)
     await _record_delivery(ctx, ticket, code, TicketDelivery.FAILED, _ABANDONED)
 
 
+def _buyer_codes(order: Order, tickets: list[Ticket], order_code: str) -> dict[uuid.UUID, str]:
+    """The links of the seats still with the buyer, by ticket: the order mail carries them (a
+    seat given to someone else has its own mail), so their delivery state is that mail's."""
+    return {t.id: code for t in tickets if buyer_holds(t, order) and (code := seat_code(order_code, t)) is not None}
+
+
 async def _order_abandoned(ctx: JobContext, payload: dict[str, Any], reason: str) -> None:
     """The order mail's job parked after its worker died: the seats it carried failed delivery."""
     order_id, order_code = _uuid(payload, "order_id"), _code(payload)
@@ -198,7 +202,7 @@ async def _order_abandoned(ctx: JobContext, payload: dict[str, Any], reason: str
     if not rows:
         return
     order, tickets = rows[0][0], [row[3] for row in rows if row[3] is not None]
-    codes = {t.id: code for t in tickets if buyer_holds(t, order) and (code := seat_code(order_code, t)) is not None}
+    codes = _buyer_codes(order, tickets, order_code)
     await _record_order_delivery(ctx, tickets, codes, TicketDelivery.FAILED, _ABANDONED, force=True)
 
 
@@ -242,9 +246,7 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     if order.status != OrderStatus.PAID or not any(t.status == TicketStatus.VALID for t in tickets):
         logger.info("order mail skipped", extra={"order_id": str(order.id), "status": order.status.value})
         return
-    # The links of the seats still with the buyer: this mail carries them (a seat given to
-    # someone else has its own mail), so their delivery state is this mail's.
-    codes = {t.id: code for t in tickets if buyer_holds(t, order) and (code := seat_code(order_code, t)) is not None}
+    codes = _buyer_codes(order, tickets, order_code)
     join_code = None
     if order.quantity == 1 and tickets and tickets[0].status == TicketStatus.VALID:
         join_code = codes.get(tickets[0].id)
@@ -265,9 +267,11 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 async def _record_order_delivery(ctx: JobContext, tickets: list[Ticket], codes: dict[uuid.UUID, str],
                                  status: TicketDelivery, error: str | None, *, force: bool = False) -> None:
-    """Note the outcome on the seats whose links the mail carried (`codes`). Best effort, as
-    `_record_delivery`. A mail accepted is noted with the job's done mark (one transaction
-    for a batch of mails); a failure at once, since the job does not end done."""
+    """Note what became of a mail on the seats whose links it carried (`codes`), unless a newer
+    link replaced one meanwhile (that one's mail has its own outcome to record). A mail
+    accepted is noted with the job's done mark (one transaction for a batch of mails); a
+    failure at once, since the job does not end done. Best effort: the mail has gone (or been
+    refused) already, and failing the job here would send it a second time."""
     rows = [{"t_id": t.id, "t_hash": hash_code(codes[t.id]), "new_status": status.value, "new_error": error}
             for t in tickets if t.id in codes and (force or (t.delivery_status, t.delivery_error) != (status, error))]
     if not rows:
@@ -309,11 +313,11 @@ async def send_order_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
     if which not in ("24h", "15m") or not isinstance(sequence, int):
         raise PermanentError("malformed payload: which or sequence missing")
     async with autocommit_session(ctx.sessionmaker) as session:
-        row = (await session.execute(_order_with_webinar(order_id))).first()
-        tickets = await order_tickets(session, order_id) if row is not None else []
-    if row is None:
+        rows = (await session.execute(_ORDER_WITH_SEATS, {"order_id": order_id})).all()
+    if not rows:
         return
-    order, webinar, organizer = row
+    order, webinar, organizer, _ = rows[0]
+    tickets = [row[3] for row in rows if row[3] is not None]
     waiting = [t for t in tickets if t.status == TicketStatus.VALID and t.assigned_at is None]
     if (not waiting or order.status != OrderStatus.PAID or webinar.status != WebinarStatus.SCHEDULED
             or webinar.sequence != sequence or utcnow() >= webinar.starts_at):
