@@ -13,19 +13,16 @@ from ticketing.db.models import Webinar, WebinarStatus
 from tests import factories
 
 
-@pytest.fixture
-def sqlite_engine(engine):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's driver thread")
-    return engine
+# What these test exists on SQLite only.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
-async def test_a_direct_select_reads_values_as_the_orm_does(sqlite_engine, sessionmaker):
+async def test_a_direct_select_reads_values_as_the_orm_does(engine, sessionmaker):
     webinar = await factories.webinar(sessionmaker)
     statement = direct.compile_for(
         select(Webinar.__table__).where(Webinar.__table__.c.id == bindparam("w_id", type_=Webinar.__table__.c.id.type)),
-        sqlite_engine.dialect)
-    async with sqlite_engine.connect() as connection:
+        engine.dialect)
+    async with engine.connect() as connection:
         raw = await direct.run(connection, lambda db: db.execute(statement.sql, statement.params({"w_id": webinar.id}))
                                .fetchone())
     read = dict(zip([c.name for c in Webinar.__table__.c], statement.row(raw)))
@@ -33,29 +30,29 @@ async def test_a_direct_select_reads_values_as_the_orm_does(sqlite_engine, sessi
     assert read["status"] is WebinarStatus.SCHEDULED and read["one_device"] is False
 
 
-async def test_driver_errors_come_back_as_sqlalchemy_raises_them(sqlite_engine, sessionmaker):
+async def test_driver_errors_come_back_as_sqlalchemy_raises_them(engine, sessionmaker):
     webinar = await factories.webinar(sessionmaker)
-    async with sqlite_engine.connect() as connection:
+    async with engine.connect() as connection:
         with pytest.raises(IntegrityError):
             await direct.run(connection, lambda db: db.execute(
                 "INSERT INTO webinars (id) SELECT id FROM webinars WHERE id = ?", (webinar.id.hex,)))
 
 
-async def test_the_connection_never_goes_back_to_the_pool_inside_a_transaction(sqlite_engine):
-    async with sqlite_engine.connect() as connection:
+async def test_the_connection_never_goes_back_to_the_pool_inside_a_transaction(engine):
+    async with engine.connect() as connection:
         await direct.run(connection, lambda db: db.execute("BEGIN IMMEDIATE"))
-    async with sqlite_engine.connect() as connection:
+    async with engine.connect() as connection:
         assert not await direct.run(connection, lambda db: db.in_transaction)
 
 
-async def test_the_connection_goes_to_whoever_waited_first(sqlite_engine):
+async def test_the_connection_goes_to_whoever_waited_first(engine):
     """The pool hands a returned connection to the first task that asks, even one that asks
     the moment it comes back while another has been waiting; the direct paths take turns."""
     order, returned = [], asyncio.Event()
-    event.listen(sqlite_engine.sync_engine, "checkin", lambda *_: returned.set())
+    event.listen(engine.sync_engine, "checkin", lambda *_: returned.set())
 
     async def use(name: str) -> None:
-        async with direct.connect(sqlite_engine) as connection:
+        async with direct.connect(engine) as connection:
             order.append(name)
             await direct.run(connection, lambda db: None)
 
@@ -64,7 +61,7 @@ async def test_the_connection_goes_to_whoever_waited_first(sqlite_engine):
             await asyncio.sleep(0)
         await use("arrived")
 
-    async with direct.connect(sqlite_engine):
+    async with direct.connect(engine):
         waiting = asyncio.create_task(use("waited"))
         await asyncio.sleep(0.05)
         arriving = asyncio.create_task(arrive_when_returned())

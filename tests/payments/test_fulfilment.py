@@ -163,12 +163,11 @@ async def test_a_payment_after_sales_closed_ends_refunded_by_the_full_path(engin
     assert "payment.refund" in kinds and "mail.order" not in kinds
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_sqlite_stores_what_the_orm_stores(engine, settings, sessionmaker):
     """SQLite's fast path binds its values itself; they must read back as the ORM's do.
     SQLite compares times as text: a time stored without its microseconds sorts before the
     same time stored by the ORM."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL keeps typed values")
     webinar = await factories.webinar(sessionmaker)
     evt = _completed(webinar, quantity=1)
     assert await _fast(engine, settings, evt) == "order_paid"
@@ -193,9 +192,8 @@ async def test_sqlite_stores_what_the_orm_stores(engine, settings, sessionmaker)
     assert jobs[1].due_at == webinar.starts_at - dt.timedelta(hours=24)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_sqlite_locked_by_another_process_is_an_outage_with_nothing_written(engine, settings, sessionmaker):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's write lock")
     webinar = await factories.webinar(sessionmaker)
     before = await _counts(sessionmaker)
     async with engine.connect() as connection:
