@@ -1,5 +1,6 @@
 """Certificates of attendance: issued once per qualifying ticket after the webinar ends, mailed over
-real SMTP as a PDF whose text is read back with pypdf, and verifiable at /c/{code}."""
+real SMTP as a PDF whose text is read back with pypdf, and verifiable at /c/{code}; the PDF and the
+page speak the webinar's language."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from ticketing import i18n
 from ticketing.attendance import certificates
 from ticketing.attendance.events import apply, parse
 from ticketing.db import utcnow
@@ -80,8 +82,8 @@ async def test_certificates_go_once_to_those_present_long_enough(make_settings, 
     async with sessionmaker() as session:
         issued = {c.ticket_id: c for c in await session.scalars(select(Certificate))}
     assert set(issued) == {ann.id, cy.id}
-    date = certificates.webinar_date(webinar)
-    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}", date)
+    date = i18n.date_text(webinar.starts_at, "Europe/Berlin", "en")
+    assert re.fullmatch(r"[A-Z][a-z]+day \d{1,2} [A-Z][a-z]+ \d{4}", date)
     assert "Certificate of attendance" in text and "Ann Attendee" in text and "Widgets in Depth" in text
     assert f"held on {date}, present for 45 minutes (75% of the scheduled time)" in text
     assert "Organized by Olga Organizer" in text
@@ -95,12 +97,18 @@ async def test_certificates_go_once_to_those_present_long_enough(make_settings, 
         assert "Organized by Olga Organizer." in body and "Questions? Reply to this mail" in body
     cy_text = _pdf_text(next(cy_mail.iter_attachments()).get_content())
     assert "cy" in cy_text.split("This certifies that")[1] and "65 minutes (91%" in cy_text
+    title = PdfReader(io.BytesIO(attachment.get_content())).metadata.title
+    assert title == "Certificate of attendance: Widgets in Depth"
 
     page = await client.get(f"/c/{issued[ann.id].code}")
     assert page.status == 200
     html = await page.text()
-    assert "This certificate is genuine" in html and "Ann Attendee" in html and "45 minutes" in html
+    assert '<html lang="en">' in html and "<h1 id=\"title\">Certificate of attendance</h1>" in html
+    assert "This certificate is genuine" in html and "Ann Attendee" in html
+    assert "45 minutes (75% of the scheduled time)" in html
     assert "Olga Organizer" in html and date in html
+    # The footer every buyer page has: the organizer and how to reach them.
+    assert "Contact:" in html and "mailto:olga@example.com" in html
     assert (await client.get("/c/not-a-real-code-1234")).status == 404
     assert (await client.get("/c/x")).status == 404
     async with sessionmaker() as session:
@@ -126,14 +134,17 @@ async def test_revoked_tickets_and_webinars_without_the_option_get_none(settings
         assert await session.scalar(select(func.count()).select_from(Certificate)) == 0
 
 
-async def test_a_german_webinars_certificate_mail_is_german(make_settings, smtp, sessionmaker, make_worker):
+async def test_a_german_webinars_certificate_its_pdf_and_page_are_german(make_settings, smtp, start_client,
+                                                                          sessionmaker, make_worker):
     settings = make_settings(smtp_url=smtp.url, base_url="https://tickets.example.com")
+    client = await start_client(settings)
     owner, _ = await profiled_organizer(sessionmaker)
-    webinar = await factories.webinar(sessionmaker, owner, title="Widgets 101", language="de", certificate_min_percent=75)
+    webinar = await factories.webinar(sessionmaker, owner, title="Größen „richtig“ schätzen", language="de",
+                                      certificate_min_percent=75)
     start = dt.datetime(2026, 1, 15, 17, 0, tzinfo=dt.UTC)
     await move_webinar(sessionmaker, webinar, start, start + 60 * MIN, timezone="Europe/Berlin",
                        status=WebinarStatus.ENDED)
-    ticket, _ = await add_ticket(sessionmaker, webinar, name="Anna Teilnehmerin", email="anna@example.com")
+    ticket, _ = await add_ticket(sessionmaker, webinar, name="Jürgen Weiß", email="anna@example.com")
     async with sessionmaker.begin() as session:
         who = p.occupant(f"{ticket.id}@m/1", start, start + 48 * MIN, **p.user(str(ticket.id)))
         await apply(session, parse(*p.left(webinar.room, who, 0)))
@@ -143,7 +154,7 @@ async def test_a_german_webinars_certificate_mail_is_german(make_settings, smtp,
     await make_worker(settings).run_until_idle()
 
     [message] = smtp.to("anna@example.com")
-    assert message["Subject"] == "Ihre Teilnahmebescheinigung: Widgets 101"
+    assert message["Subject"] == "Ihre Teilnahmebescheinigung: Größen „richtig“ schätzen"
     [answer] = message["Reply-To"].addresses
     assert (answer.display_name, answer.addr_spec) == ("Widget Academy", "help@widgets.example")
     assert '<html lang="de">' in html_of(message)
@@ -156,28 +167,79 @@ async def test_a_german_webinars_certificate_mail_is_german(make_settings, smtp,
         assert "https://widgets.example/imprint" in body
     [attachment] = list(message.iter_attachments())
     assert attachment.get_filename() == "certificate.pdf"
-    assert f"https://tickets.example.com/c/{code}" in _pdf_text(attachment.get_content())
+    assert _pdf_text(attachment.get_content()) == (
+        "Teilnahmebescheinigung Hiermit wird bestätigt, dass Jürgen Weiß an dem Webinar Größen „richtig“ schätzen "
+        "am Donnerstag, 15. Januar 2026 teilgenommen hat und 48 Minuten anwesend war (80 % der geplanten Zeit). "
+        f"Veranstaltet von Widget Academy Die Echtheit dieser Bescheinigung lässt sich hier prüfen: "
+        f"https://tickets.example.com/c/{code}")
+    reader = PdfReader(io.BytesIO(attachment.get_content()))
+    assert reader.metadata.title == "Teilnahmebescheinigung: Größen „richtig“ schätzen"
+    assert reader.trailer["/Root"]["/Lang"] == "de"
+
+    # The verification page speaks German too, whatever the browser asks for.
+    page = await client.get(f"/c/{code}", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert page.status == 200
+    html = await page.text()
+    assert '<html lang="de">' in html
+    assert "<title>Teilnahmebescheinigung: Größen „richtig“ schätzen · Webinars</title>" in html
+    assert '<h1 id="title">Teilnahmebescheinigung</h1>' in html
+    assert "Diese Bescheinigung ist echt: sie wurde von diesem Dienst ausgestellt." in html
+    for label in ("Teilnehmende Person", "Webinar", "Datum", "Anwesend", "Veranstalter", "Ausgestellt"):
+        assert f"<dt>{label}</dt>" in html
+    assert '<dd id="date">Donnerstag, 15. Januar 2026</dd>' in html
+    assert '<dd id="present">48 Minuten (80 % der geplanten Zeit)</dd>' in html
+    assert "Veranstaltet von Widget Academy" in html and "Kontakt:" in html and "Impressum" in html
+    assert "Certificate" not in html and "minutes" not in html
 
 
 @pytest.mark.parametrize("name", ["Zoë Ångström", "Łukasz Żółć", "Анна Каренина"])
 def test_the_pdf_names_anyone(name):
-    view = certificates.CertificateView(code="abc123", name=name, title="Widgets", date="1 March 2030", minutes=50,
-                                        percent=83, organizer="Olga", issued_at=utcnow(),
-                                        url="https://tickets.example.com/c/abc123")
+    view = certificates.CertificateView(code="abc123", name=name, title="Widgets", date="Friday 1 March 2030",
+                                        minutes=50, percent=83, organizer="Olga", issued_at=utcnow(),
+                                        url="https://tickets.example.com/c/abc123", lang="en")
     text = _pdf_text(certificates.certificate_pdf(view))
     if any(path.is_file() for path in certificates.UNICODE_FONTS):
         assert name in text
-    else:  # Helvetica only: the Latin-1 part survives
-        assert name.encode("latin-1", "replace").decode("latin-1").split("?")[0] in text
+    else:  # Helvetica only: the Western part survives
+        assert name.encode("cp1252", "replace").decode("cp1252").split("?")[0] in text
     assert "https://tickets.example.com/c/abc123" in text
 
 
+@pytest.mark.parametrize("font", ["unicode", "helvetica"])
+@pytest.mark.parametrize("minutes", [1, 50])
+def test_a_german_pdf_prints_german_in_either_font(monkeypatch, font, minutes):
+    if font == "unicode" and not any(path.is_file() for path in certificates.UNICODE_FONTS):
+        pytest.skip("no Unicode font on this system (Debian: fonts-dejavu-core)")
+    if font == "helvetica":  # as on a system without DejaVu
+        monkeypatch.setattr(certificates, "UNICODE_FONTS", ())
+    view = certificates.CertificateView(code="abc123", name="Jürgen Weiß", title="Größen „richtig“ schätzen",
+                                        date="Freitag, 1. März 2030", minutes=minutes, percent=83,
+                                        organizer="Ölwerke Süd", issued_at=utcnow(),
+                                        url="https://tickets.example.com/c/abc123", lang="de")
+    unit = "Minute" if minutes == 1 else "Minuten"
+    assert _pdf_text(certificates.certificate_pdf(view)) == (
+        "Teilnahmebescheinigung Hiermit wird bestätigt, dass Jürgen Weiß an dem Webinar Größen „richtig“ schätzen "
+        f"am Freitag, 1. März 2030 teilgenommen hat und {minutes} {unit} anwesend war (83 % der geplanten Zeit). "
+        "Veranstaltet von Ölwerke Süd Die Echtheit dieser Bescheinigung lässt sich hier prüfen: "
+        "https://tickets.example.com/c/abc123")
+
+
+def test_an_english_pdf_says_minute_for_one():
+    view = certificates.CertificateView(code="abc123", name="Ann", title="Widgets", date="Friday 1 March 2030",
+                                        minutes=1, percent=2, organizer="Olga", issued_at=utcnow(),
+                                        url="https://tickets.example.com/c/abc123", lang="en")
+    assert "held on Friday 1 March 2030, present for 1 minute (2% of the scheduled time)." in _pdf_text(
+        certificates.certificate_pdf(view))
+
+
 @pytest.mark.browser
-async def test_the_verification_page_in_a_browser(browser, client, sessionmaker, screenshot_dir):
+@pytest.mark.parametrize(("language", "heading"),
+                         [("en", "Certificate of attendance"), ("de", "Teilnahmebescheinigung")])
+async def test_the_verification_page_in_a_browser(browser, client, sessionmaker, screenshot_dir, language, heading):
     from tests.pages import accessibility_problems, screenshots
 
     owner, _ = await factories.organizer(sessionmaker, name="Olga Organizer")
-    webinar = await factories.webinar(sessionmaker, owner, title="Widgets in Depth")
+    webinar = await factories.webinar(sessionmaker, owner, title="Widgets in Depth", language=language)
     ticket, _ = await add_ticket(sessionmaker, webinar, name="Ann Attendee")
     async with sessionmaker.begin() as session:
         session.add(Certificate(ticket_id=ticket.id, webinar_id=webinar.id, code="Xy3kQ9abcDEF0123", name="Ann Attendee",
@@ -185,9 +247,10 @@ async def test_the_verification_page_in_a_browser(browser, client, sessionmaker,
     page = await browser.new_page()
     response = await page.goto(str(client.make_url("/c/Xy3kQ9abcDEF0123")))
     assert response.status == 200
-    assert await page.locator("h1").inner_text() == "Certificate of attendance"
+    assert await page.locator("html").get_attribute("lang") == language
+    assert await page.locator("h1").inner_text() == heading
     assert await page.locator("#attendee").inner_text() == "Ann Attendee"
     assert await accessibility_problems(page) == []
-    await screenshots(page, screenshot_dir, "certificate")
+    await screenshots(page, screenshot_dir, f"certificate-{language}")
     response = await page.goto(str(client.make_url("/c/Xy3kQ9abcDEF0124")))
     assert response.status == 404

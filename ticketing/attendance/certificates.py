@@ -5,7 +5,8 @@ ended), one job per webinar issues a certificate to every ticket present at leas
 of the scheduled time: a `certificates` row (unique per ticket) and its mail job, in one
 transaction, so a certificate and its mail exist together or not at all and never twice.
 The PDF names the attendee, the webinar, its date, the minutes attended and the organizer,
-and prints the verification URL `{TICKETING_BASE_URL}/c/{code}`.
+and prints the verification URL `{TICKETING_BASE_URL}/c/{code}`; it speaks the webinar's
+language, like the mail that carries it and the page that URL opens.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing import i18n
 from ticketing.access.tokens import display_name
 from ticketing.attendance.figures import attendance_by_ticket
 from ticketing.db import utcnow
@@ -30,7 +32,6 @@ from ticketing.db.models import Certificate, Organizer, Ticket, TicketStatus, We
 from ticketing.jobs import NewJob, enqueue_many
 from ticketing.jobs.registry import JobContext, PermanentError, job, periodic
 from ticketing.settings import Settings
-from ticketing.webinars.service import zone
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +40,10 @@ MAIL = "mail.certificate"
 # Ended webinars are looked at for this long (a worker that was down catches up).
 LOOK_BACK = dt.timedelta(days=7)
 # A Unicode font when the system has one (Debian: fonts-dejavu-core); else PDF's built-in
-# Helvetica, which covers Latin-1 only.
+# Helvetica in Windows-1252, which still covers German (ä, ß, „“) and the other Western languages.
 UNICODE_FONTS = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
                  Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"))
+CORE_ENCODING = "cp1252"
 
 
 def verification_url(base_url: str, code: str) -> str:
@@ -61,15 +63,13 @@ class CertificateView:
     organizer: str
     issued_at: dt.datetime
     url: str
+    lang: str
 
 
-def webinar_date(webinar: Webinar) -> str:
-    """The day the webinar took place, in its own zone: `31 January 2030`."""
-    return f"{webinar.starts_at.astimezone(zone(webinar.timezone)):%d %B %Y}".lstrip("0")
-
-
-async def find(session: AsyncSession, code: str, base_url: str) -> CertificateView | None:
-    """The certificate with `code`, or None (the page answers 404)."""
+async def find(session: AsyncSession, code: str,
+               base_url: str) -> tuple[CertificateView, Webinar, Organizer] | None:
+    """The certificate with `code`, with its webinar and organizer (the page speaks the webinar's
+    language and names the organizer's contact), or None (the page answers 404)."""
     if not 8 <= len(code) <= 64:
         return None
     row = (await session.execute(
@@ -78,14 +78,17 @@ async def find(session: AsyncSession, code: str, base_url: str) -> CertificateVi
     )).first()
     if row is None:
         return None
-    return certificate_view(*row, base_url)
+    certificate, webinar, organizer = row
+    return certificate_view(certificate, webinar, organizer, base_url), webinar, organizer
 
 
 def certificate_view(certificate: Certificate, webinar: Webinar, organizer: Organizer, base_url: str) -> CertificateView:
-    """What `certificate` of `webinar`, given by `organizer`, states."""
-    return CertificateView(code=certificate.code, name=certificate.name, title=webinar.title, date=webinar_date(webinar),
+    """What `certificate` of `webinar`, given by `organizer`, states, in the webinar's language."""
+    lang = i18n.language(webinar.language)
+    return CertificateView(code=certificate.code, name=certificate.name, title=webinar.title,
+                           date=i18n.date_text(webinar.starts_at, webinar.timezone, lang),
                            minutes=certificate.minutes, percent=certificate.percent, organizer=organizer.name,
-                           issued_at=certificate.issued_at, url=verification_url(base_url, certificate.code))
+                           issued_at=certificate.issued_at, url=verification_url(base_url, certificate.code), lang=lang)
 
 
 # --- issuing ---------------------------------------------------------------------------------
@@ -158,24 +161,29 @@ def _font(pdf: FPDF) -> tuple[str, bool]:
         if path.is_file():
             pdf.add_font("certificate", fname=str(path))
             return "certificate", True
+    pdf.core_fonts_encoding = CORE_ENCODING
     return "helvetica", False
 
 
-def _latin1(text: str) -> str:
-    return text.encode("latin-1", "replace").decode("latin-1")
+def _western(text: str) -> str:
+    """What Helvetica can print: a name in another script keeps its Western letters, the rest become `?`."""
+    return text.encode(CORE_ENCODING, "replace").decode(CORE_ENCODING)
 
 
 def certificate_pdf(view: CertificateView) -> bytes:
-    """The certificate as a one-page A4 landscape PDF."""
+    """The certificate as a one-page A4 landscape PDF, in the view's language."""
+    catalog = i18n.translations(view.lang)
+    _, ngettext = catalog.gettext, catalog.ngettext
     pdf = FPDF(orientation="landscape", format="A4")
-    pdf.set_title(f"Certificate of attendance: {view.title}")
+    pdf.set_lang(view.lang)
+    pdf.set_title(_("Certificate of attendance: %(title)s") % {"title": view.title})
     pdf.set_author(view.organizer)
     pdf.set_creator("ticketing")
     pdf.set_auto_page_break(auto=False)
     pdf.set_margins(25, 25, 25)
     pdf.add_page()
     family, unicode = _font(pdf)
-    text = (lambda s: s) if unicode else _latin1
+    text = (lambda s: s) if unicode else _western
     width = pdf.w - 2 * pdf.l_margin
     pdf.set_draw_color(40, 70, 120)
     pdf.set_line_width(1.2)
@@ -188,12 +196,14 @@ def certificate_pdf(view: CertificateView) -> bytes:
         pdf.ln(gap)
 
     pdf.set_y(45)
-    line("Certificate of attendance", 30, gap=10, color=(40, 70, 120))
-    line("This certifies that", 14)
+    line(_("Certificate of attendance"), 30, gap=10, color=(40, 70, 120))
+    line(_("This certifies that"), 14)
     line(view.name, 26, gap=8)
-    line("attended the webinar", 14)
+    line(_("attended the webinar"), 14)
     line(view.title, 20, gap=8)
-    line(f"held on {view.date}, present for {view.minutes} minutes ({view.percent}% of the scheduled time).", 13)
-    line(f"Organized by {view.organizer}", 13, gap=14)
-    line(f"Verify this certificate at {view.url}", 10, gap=0, color=(80, 80, 80))
+    line(ngettext("held on %(date)s, present for %(minutes)s minute (%(percent)s%% of the scheduled time).",
+                  "held on %(date)s, present for %(minutes)s minutes (%(percent)s%% of the scheduled time).",
+                  view.minutes) % {"date": view.date, "minutes": view.minutes, "percent": view.percent}, 13)
+    line(_("Organized by %(name)s") % {"name": view.organizer}, 13, gap=14)
+    line(_("Verify this certificate at %(url)s") % {"url": view.url}, 10, gap=0, color=(80, 80, 80))
     return bytes(pdf.output())
