@@ -21,6 +21,7 @@ from ticketing.access import join_records
 from ticketing.access.tokens import Tokens, room_url, window
 from ticketing.attendance.devices import InUse, claim
 from ticketing.db import UTCDateTime
+from ticketing.db.engine import engine_of
 from ticketing.db.models import Organizer, ReplacedCode, Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict, NotFound
 from ticketing.settings import Settings
@@ -147,7 +148,7 @@ async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Toke
         raise NotFound(UNKNOWN_LINK)
     code_hash = hash_code(code)
     settings = tokens.settings
-    if sessionmaker.kw["bind"].dialect.name == "postgresql":
+    if engine_of(sessionmaker).dialect.name == "postgresql":
         found = await join_records.admit(
             sessionmaker, code_hash, now=now,
             opens_by=now + dt.timedelta(minutes=settings.join_early_minutes),

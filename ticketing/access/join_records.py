@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ticketing.db import direct
 from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.db.engine import autocommit
+from ticketing.db.engine import autocommit, engine_of
 from ticketing.db.retry import retry_dead_connection
 from ticketing.errors import Unavailable
 
@@ -197,7 +197,7 @@ _BATCHES: weakref.WeakKeyDictionary[AsyncEngine, JoinBatch] = weakref.WeakKeyDic
 
 
 def batch_for(sessionmaker: async_sessionmaker[AsyncSession]) -> JoinBatch:
-    engine: AsyncEngine = sessionmaker.kw["bind"]
+    engine = engine_of(sessionmaker)
     batch = _BATCHES.get(engine)
     if batch is None:
         batch = _BATCHES[engine] = JoinBatch(sessionmaker)
@@ -206,7 +206,7 @@ def batch_for(sessionmaker: async_sessionmaker[AsyncSession]) -> JoinBatch:
 
 async def flush_joins(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     """Write the joins counted in memory for this sessionmaker's engine (at shutdown, in tests)."""
-    batch = _BATCHES.get(sessionmaker.kw["bind"])
+    batch = _BATCHES.get(engine_of(sessionmaker))
     if batch is None:
         return 0
     await asyncio.gather(*batch._tasks, return_exceptions=True)

@@ -91,11 +91,16 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 _AUTOCOMMIT: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
 
 
+def engine_of(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The engine behind the sessionmaker, for Core statements on a connection of its own."""
+    return sessionmaker.kw["bind"]
+
+
 def autocommit(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
     """The sessionmaker's engine without transactions: each statement commits on its own, with
     no BEGIN and COMMIT round trips around it (and on SQLite without the writer's lock), for
     hot paths that read, or write, with one statement."""
-    engine: AsyncEngine = sessionmaker.kw["bind"]
+    engine = engine_of(sessionmaker)
     found = _AUTOCOMMIT.get(engine)
     if found is None:
         if engine.dialect.name == "sqlite":

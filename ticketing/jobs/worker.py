@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 
 from ticketing.db import utcnow
-from ticketing.db.engine import autocommit, autocommit_session
+from ticketing.db.engine import autocommit, autocommit_session, engine_of
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import queue
 from ticketing.jobs.registry import KINDS, PERIODIC, JobContext, Kind, PermanentError, collecting_writes
@@ -228,7 +228,7 @@ class Worker:
         try:
             # Without such writes, each row is one job's own outcome: no transaction needs to
             # hold them together.
-            opened = self.sessionmaker.kw["bind"].begin() if writes else autocommit(self.sessionmaker).connect()
+            opened = engine_of(self.sessionmaker).begin() if writes else autocommit(self.sessionmaker).connect()
             async with opened as connection:
                 await connection.execute(_FINISH, [{**row, "d_name": self.name} for row, _, _ in batch])
                 for write, rows in writes.items():

@@ -5,7 +5,7 @@ policy and flattens the whole tree again when sending; for a mail whose shape is
 same (a text and an HTML part, maybe one attachment) that costs more than everything else the
 worker does for it. Here the headers are encoded once by `email.utils` and `email.header`
 and the parts are written with `binascii`, so what goes out is still standard MIME (RFC 2045
-to 2047), only without the round trips.
+to 2047), only without parsing it all back first.
 
 Header values never contain a line break from user data: callers pass text through
 `compose.one_line` and addresses through `compose.recipient`.

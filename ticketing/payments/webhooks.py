@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db import is_unavailable, utcnow
 from ticketing.db.dialect import insert
+from ticketing.db.engine import engine_of
 from ticketing.db.models import StripeEvent
 from ticketing.errors import Unavailable
 from ticketing.db.retry import retry_dead_connection
@@ -64,7 +65,7 @@ async def _process_and_store(sessionmaker: async_sessionmaker[AsyncSession], set
     """
     row = _event_row(event)
     # A new paid checkout of a webinar on sale, the bulk of a flash sale, takes the short way.
-    outcome = await fulfil_plain_checkout(sessionmaker.kw["bind"], settings, event, row, now=row["received_at"])
+    outcome = await fulfil_plain_checkout(engine_of(sessionmaker), settings, event, row, now=row["received_at"])
     if outcome is not None:
         return outcome
     try:
