@@ -73,14 +73,15 @@ def running(args: list[str], env: dict[str, str], health_url: str) -> Iterator[s
         log.close()
 
 
-def service_env(database_url: str, var_dir: Path, port: int, **extra: str) -> dict[str, str]:
+def service_env(database_url: str, var_dir: Path, port: int, *, log_level: str = "WARNING",
+                **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETING_")}
     env.update({
         "TICKETING_DATABASE_URL": database_url,
         "TICKETING_VAR_DIR": str(var_dir),
         "TICKETING_PORT": str(port),
         "TICKETING_BASE_URL": f"http://127.0.0.1:{port}",
-        "TICKETING_LOG_LEVEL": "WARNING",
+        "TICKETING_LOG_LEVEL": log_level,
         "BENCH_CWD": str(var_dir.parent),
     })
     env.update({f"TICKETING_{k.upper()}": v for k, v in extra.items()})

@@ -122,13 +122,14 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capacity: int | None = None) -> dict:
+def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capacity: int | None = None,
+        log_level: str = "INFO") -> dict:
     sink = Sink()
     sink.controller.start()
     try:
         with database(backend) as (url, var_dir):
             port = free_port()
-            env = service_env(url, var_dir, port, smtp_url=f"smtp://127.0.0.1:{sink.port}",
+            env = service_env(url, var_dir, port, smtp_url=f"smtp://127.0.0.1:{sink.port}", log_level=log_level,
                               stripe_webhook_secret=WEBHOOK_SECRET)
             key = ticketing("organizer", "create", "--name", "Bench", "--email", "bench@example.com",
                             env=env).strip().splitlines()[-1]
@@ -205,10 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale-out", action="store_true",
                         help="PostgreSQL: two web processes and two workers, with --capacity")
     parser.add_argument("--capacity", type=int, default=None, help="the webinar's capacity (default none)")
+    parser.add_argument("--log-level", default="INFO",
+                        help="the service's TICKETING_LOG_LEVEL (default INFO, as shipped: an access line per "
+                             "request and a line per mail, to a file in the scratch directory)")
     args = parser.parse_args(argv)
     if args.scale_out:
         capacity = args.capacity if args.capacity is not None else args.n * 3 // 4
-        figures = run("postgres", args.n, args.concurrency, scale_out=True, capacity=capacity)
+        figures = run("postgres", args.n, args.concurrency, scale_out=True, capacity=capacity,
+                      log_level=args.log_level)
         expected = {"tickets": capacity, "paid_orders": capacity, "refunded_orders": args.n - capacity,
                     "refunds": args.n - capacity, "mails_received": args.n, "jobs_not_done": 0}
         wrong = {k: (figures[k], v) for k, v in expected.items() if figures[k] != v}
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                                      else "WRONG (got, expected): " + json.dumps(wrong)), flush=True)
         return
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
-        run(backend, args.n, args.concurrency, capacity=args.capacity)
+        run(backend, args.n, args.concurrency, capacity=args.capacity, log_level=args.log_level)
 
 
 if __name__ == "__main__":
