@@ -4,6 +4,7 @@ line per request without secrets, and one clear line when its port is taken."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import signal
@@ -14,9 +15,10 @@ import aiohttp
 import pytest
 
 from tests import factories
-from tests.access.conftest import add_ticket
+from tests.access.conftest import add_ticket, move_webinar
 from tests.hardening.conftest import TICKETING
 from tests.pages import accessibility_problems, screenshots
+from ticketing.db import utcnow
 from ticketing.web.access_log import loggable_path
 
 START_TIMEOUT = 60
@@ -50,6 +52,20 @@ async def test_each_request_is_one_access_line_without_secrets(client, sessionma
     assert all(r.client == "127.0.0.1" and r.duration_ms >= 0 for r in lines)
     everything = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert not [s for s in secrets if s in everything]
+
+
+async def test_admissions_into_the_room_are_logged_at_debug_and_refusals_at_info(make_settings, start_client,
+                                                                                  sessionmaker, caplog):
+    caplog.set_level(logging.DEBUG, logger="aiohttp.access")
+    client = await start_client(make_settings(jitsi_app_secret="s" * 32, jitsi_url="https://meet.example.com/acme"))
+    webinar = await factories.webinar(sessionmaker)
+    now = utcnow()
+    await move_webinar(sessionmaker, webinar, now - dt.timedelta(minutes=5), now + dt.timedelta(hours=1))
+    _, code = await add_ticket(sessionmaker, webinar)
+    assert (await client.get(f"/j/{code}", allow_redirects=False)).status == 302
+    assert (await client.get("/j/" + "x" * 43, allow_redirects=False)).status == 404
+    lines = [(r.levelno, r.getMessage(), r.status) for r in caplog.records if r.name == "aiohttp.access"]
+    assert lines == [(logging.DEBUG, "GET /j/…", 302), (logging.INFO, "GET /j/…", 404)]
 
 
 async def test_serve_prints_a_url_that_answers_and_logs_json_access_lines(cli_env, tmp_path, sessionmaker):

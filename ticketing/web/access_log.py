@@ -8,6 +8,8 @@ request headers such as Referer and Authorization are never logged.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -15,6 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 # as the prefix and an ellipsis.
 SECRET_PREFIXES = ("/j/", "/r/", "/o/", "/org/login/", "/c/")
 CUT = "…"
+JOIN_PATH = "/j/" + CUT
 
 # The client address as resolved behind trusted proxies (web/edge.py); the access logger is
 # handed the request as it arrived, before the proxy middleware's clone. (aiohttp 3.14 brought
@@ -35,7 +38,11 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = loggable_path(request.path)
-        self.logger.info("%s %s", request.method, path, extra={
+        # A full room opens its links within a minute: each admission (the redirect into the
+        # room) is counted on its ticket and in the request metrics, and logged at DEBUG, not
+        # line by line at INFO. A link that does not admit (a waiting page, a refusal) is INFO.
+        level = logging.DEBUG if path == JOIN_PATH and response.status == 302 else logging.INFO
+        self.logger.log(level, "%s %s", request.method, path, extra={
             "status": response.status, "bytes": response.body_length, "duration_ms": round(time * 1000, 1),
             "client": request.get(CLIENT_ADDRESS) or request.remote or "-",
         })
