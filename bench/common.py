@@ -158,46 +158,31 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds used so far by `pid` and its child processes."""
-    total = 0
-    for member in _tree(pid):
-        try:
-            with open(f"/proc/{member}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
+def _stat(pid: int | str) -> tuple[str, float] | None:
+    """The command name and user plus system CPU seconds of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            head, tail = stat.read().rsplit(")", 1)
+        fields = tail.split()
+        return head.partition("(")[2], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def cpu_seconds_each(pid: int) -> dict[int, float]:
     """User plus system CPU seconds so far of `pid` and of each process below it."""
-    each = {}
-    for member in _tree(pid):
-        try:
-            with open(f"/proc/{member}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            each[member] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            continue
-    return each
+    return {member: found[1] for member in _tree(pid) if (found := _stat(member)) is not None}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds used so far by `pid` and its child processes."""
+    return sum(cpu_seconds_each(pid).values())
 
 
 def command_cpu_seconds(name: str) -> float:
     """CPU seconds so far of every process whose command is `name` (the PostgreSQL server's)."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    head, tail = stat.read().rsplit(")", 1)
-                if head.partition("(")[2] == name:
-                    fields = tail.split()
-                    total += int(fields[11]) + int(fields[12])
-            except (OSError, IndexError, ValueError):
-                continue
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(found[1] for entry in os.listdir("/proc")
+               if entry.isdigit() and (found := _stat(entry)) is not None and found[0] == name)
 
 
 def rss_mb(pid: int) -> list[float]:
