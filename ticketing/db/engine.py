@@ -97,10 +97,14 @@ def engine_of(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
 
 
 def autocommit(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
-    """The sessionmaker's engine without transactions: each statement commits on its own, with
-    no BEGIN and COMMIT round trips around it (and on SQLite without the writer's lock), for
-    hot paths that read, or write, with one statement."""
-    engine = engine_of(sessionmaker)
+    """The sessionmaker's engine without transactions (see `without_transactions`)."""
+    return without_transactions(engine_of(sessionmaker))
+
+
+def without_transactions(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` without transactions: each statement commits on its own, with no BEGIN and
+    COMMIT round trips around it (and on SQLite without the writer's lock), for hot paths that
+    read, or write, with one statement."""
     found = _AUTOCOMMIT.get(engine)
     if found is None:
         if engine.dialect.name == "sqlite":

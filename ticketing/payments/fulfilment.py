@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.db import direct, is_unavailable
-from ticketing.db.engine import NO_TRANSACTION
+from ticketing.db.engine import without_transactions
 from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
 from ticketing.inputs import plain
 from ticketing.jobs.queue import job_rows, notify_queued
@@ -395,7 +395,7 @@ async def _fulfil_sqlite(engine: AsyncEngine, statements: types.SimpleNamespace,
     price = _PRICES.get(checkout.webinar_id)
     if price is None:
         # Read outside any transaction (WAL readers do not wait for the writer), once per webinar.
-        async with engine.execution_options(**{NO_TRANSACTION: True}).connect() as connection:
+        async with without_transactions(engine).connect() as connection:
             price = await _price(connection, statements, checkout.webinar_id)
     if checkout.currency != price.currency or checkout.amount_total != price.price_amount * checkout.quantity:
         raise _NotPlain  # flagged by the full path
