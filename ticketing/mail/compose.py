@@ -48,24 +48,19 @@ def recipient(email: str, name: str = "") -> Address:
 
 def mail_domain(settings: Settings) -> str:
     """The domain of the sender address: it names our Message-IDs and calendar UIDs."""
-    return _domain(settings.mail_from)
+    return _sender(settings.mail_from)[2]
 
 
 def sender_address(settings: Settings) -> str:
-    return _sender(settings.mail_from)
+    return _sender(settings.mail_from)[1]
 
 
 @functools.lru_cache(maxsize=8)
-def _domain(mail_from: str) -> str:
+def _sender(mail_from: str) -> tuple[str, str, str]:
+    """TICKETING_MAIL_FROM as the From header, the envelope address and its domain, parsed once."""
     _, address = parseaddr(mail_from)
-    domain = address.rpartition("@")[2].strip().lower()
-    return re.sub(r"[^a-z0-9.-]", "", domain) or "ticketing.invalid"
-
-
-@functools.lru_cache(maxsize=8)
-def _sender(mail_from: str) -> str:
-    _, address = parseaddr(mail_from)
-    return address or f"no-reply@{_domain(mail_from)}"
+    domain = re.sub(r"[^a-z0-9.-]", "", address.rpartition("@")[2].strip().lower()) or "ticketing.invalid"
+    return sender_header(mail_from), address or f"no-reply@{domain}", domain
 
 
 def join_link(settings: Settings, code: str) -> str:
@@ -120,7 +115,7 @@ def templated_mail(settings: Settings, *, to: Address, subject: str, message_key
     context = {"base_url": settings.base_url, "organizer": organizer, **i18n.gettext_context(lang), **context}
     answer = reply_to(organizer)
     return mail(
-        sender=sender_address(settings), from_header=_from_header(settings.mail_from), to=to,
+        sender=sender_address(settings), from_header=_sender(settings.mail_from)[0], to=to,
         # Buyers answer the organizer, who knows about their webinar, not our no-reply sender.
         extra_headers=(("Reply-To", address(answer)),) if answer is not None else (),
         subject=one_line(subject, 250), date=now,
@@ -133,12 +128,11 @@ def templated_mail(settings: Settings, *, to: Address, subject: str, message_key
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _from_header(mail_from: str) -> str:
-    return sender_header(mail_from)
-
-
-def _invitation(ics: bytes, *, cancel: bool) -> Attachment:
+def _invitation(settings: Settings, ticket: Ticket, webinar: Webinar, link: str | None, *, now: dt.datetime,
+                cancel: bool = False) -> Attachment:
+    """The ticket's calendar invitation (or its cancellation) as the mail's attachment."""
+    ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
+                     link=link, cancel=cancel, now=now)
     method = "CANCEL" if cancel else "REQUEST"
     return Attachment(ics, f'text/calendar; method="{method}"; charset="utf-8"', "invite.ics")
 
@@ -185,12 +179,11 @@ def ticket_mail(settings: Settings, kind: str, ticket: Ticket, webinar: Webinar,
     context = {"kind": kind, "webinar": webinar, "ticket": ticket, "link": link,
                "early_minutes": settings.join_early_minutes, "buyer": buyer or ""}
     to = recipient(ticket.email, ticket.name)
-    ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
-                     link=link, now=now)
+    attachment = _invitation(settings, ticket, webinar, link, now=now)
     return templated_mail(settings, to=to,
                           subject=_(lang, subject, title=webinar.title), message_key=message_key, template=template,
                           context=context, now=now, lang=lang, organizer=organizer,
-                          attachment=_invitation(ics, cancel=False))
+                          attachment=attachment)
 
 
 def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list[Ticket], order_code: str,
@@ -209,8 +202,7 @@ def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list
     to = recipient(order.email or "", order.buyer_name or "")
     attachment = None
     if link is not None and tickets:
-        attachment = _invitation(invitation(tickets[0], webinar, domain=mail_domain(settings),
-                                            organizer_email=sender_address(settings), link=link, now=now), cancel=False)
+        attachment = _invitation(settings, tickets[0], webinar, link, now=now)
     return templated_mail(settings, to=to,
                           subject=_(lang, N_("Your order for %(title)s"), title=webinar.title), message_key=message_key,
                           template="order", context=context, now=now, lang=lang, organizer=organizer,
@@ -235,12 +227,11 @@ def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: s
                "refund_days": REFUND_DAYS}
     subject = REVOKED_SUBJECTS.get(reason, N_("Ticket cancelled: %(title)s"))
     to = recipient(ticket.email, ticket.name)
-    ics = invitation(ticket, webinar, domain=mail_domain(settings), organizer_email=sender_address(settings),
-                     link=None, cancel=True, now=now)
+    attachment = _invitation(settings, ticket, webinar, None, now=now, cancel=True)
     return templated_mail(settings, to=to,
                           subject=_(lang, subject, title=webinar.title),
                           message_key=message_key, template="revoked", context=context, now=now, lang=lang,
-                          organizer=organizer, attachment=_invitation(ics, cancel=True))
+                          organizer=organizer, attachment=attachment)
 
 
 def order_refunded_mail(settings: Settings, order: Order, webinar: Webinar, reason: str, *,

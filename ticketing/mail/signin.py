@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 # hiccup; later than that the link would be dead on arrival, and the job skips it anyway.
 SIGNIN_ATTEMPTS = 6
 
+
 def signin_mail(settings: Settings, organizer: Organizer, token: str, *, now: dt.datetime | None = None) -> Mail:
     """The mail with a one-time sign-in link for `organizer`."""
     context = {"organizer": organizer, "link": signin.link(settings.base_url, token),

@@ -19,10 +19,10 @@ import contextlib
 import logging
 import socket
 import weakref
+
 import aiosmtplib
 
 from ticketing.mail.message import Mail
-
 
 logger = logging.getLogger(__name__)
 
