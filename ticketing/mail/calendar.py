@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import uuid
 from urllib.parse import urlencode
 
 from icalendar import Calendar, Event, vCalAddress, vDatetime, vText
@@ -36,8 +35,7 @@ def invitation(
 ) -> bytes:
     """The iCalendar bytes: METHOD:REQUEST with the join link as location and in the
     description, or METHOD:CANCEL (no link) when the ticket no longer admits anyone."""
-    head, tail = _shared(webinar.id, webinar.sequence, webinar.starts_at, webinar.ends_at, webinar.title,
-                         organizer_email, cancel)
+    head, tail = _shared(webinar.sequence, webinar.starts_at, webinar.ends_at, webinar.title, organizer_email, cancel)
     # What differs from one ticket to the next, as content lines escaped and folded by
     # icalendar's own functions; the rest is the same for every ticket of the webinar at this
     # time, and is serialised once.
@@ -60,8 +58,8 @@ _END = b"END:VEVENT\r\n"
 
 
 @functools.lru_cache(maxsize=256)
-def _shared(webinar_id: uuid.UUID, sequence: int, starts_at: dt.datetime, ends_at: dt.datetime, title: str,
-            organizer_email: str, cancel: bool) -> tuple[bytes, bytes]:
+def _shared(sequence: int, starts_at: dt.datetime, ends_at: dt.datetime, title: str, organizer_email: str,
+            cancel: bool) -> tuple[bytes, bytes]:
     """The calendar up to the end of the event's shared properties, and what follows them."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
