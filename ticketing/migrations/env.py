@@ -1,13 +1,17 @@
 """Alembic environment: async engine, batch mode for SQLite, our naming convention."""
 
 import asyncio
+import re
 from concurrent.futures import ThreadPoolExecutor
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
 
-from ticketing.db import create_engine
-from ticketing.db import models  # noqa: F401  (registers the tables)
+from ticketing.db import (
+    create_engine,
+    models,  # noqa: F401  (registers the tables)
+)
 from ticketing.db.base import Base, UTCDateTime
 from ticketing.settings import Settings
 
@@ -16,6 +20,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+VERSIONS = Path(__file__).parent / "versions"
 
 
 def _url() -> str:
@@ -29,6 +34,16 @@ def _render_item(type_, obj, autogen_context):
     return False
 
 
+def _name_new_revision(context, revision, directives) -> None:
+    # A new migration is numbered after the newest file, and that number with its slug is
+    # both its revision id and its file name (alembic.ini's file_template is the bare id), so
+    # the files list in the order they run. The first seven files keep their historic ids.
+    script = directives[0]
+    numbers = [int(path.name[:4]) for path in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py")]
+    slug = re.sub(r"[^a-z0-9]+", "_", (script.message or "change").lower()).strip("_")[:40]
+    script.rev_id = f"{max(numbers, default=0) + 1:04d}_{slug}"
+
+
 def _configure(connection) -> None:
     context.configure(
         connection=connection,
@@ -36,6 +51,7 @@ def _configure(connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        process_revision_directives=_name_new_revision,
     )
 
 
