@@ -22,9 +22,14 @@ run: $(VENV)/.installed
 	$(BIN)/ticketing migrate
 	$(BIN)/ticketing serve
 
-## test: install with the test extra and run the whole suite
+# Tests run on every core (pytest-xdist, each worker with its own databases and ports);
+# `make test PYTEST_ARGS="tests/mail -k refused"` runs a part in one process.
+PYTEST_ARGS ?= -n auto
+
+## test: install with the test extra, lint, and run the whole suite
 test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: print throughput and latency figures (see bench/README.md)
