@@ -26,7 +26,19 @@ import time
 import aiohttp
 from aiosmtpd.controller import Controller
 
-from bench.common import command_cpu_seconds, cpu_seconds, cpu_seconds_each, database, free_port, load, load_average, peak_rss_mb, running, service_env, ticketing
+from bench.common import (
+    command_cpu_seconds,
+    cpu_seconds,
+    cpu_seconds_each,
+    database,
+    free_port,
+    load,
+    load_average,
+    peak_rss_mb,
+    running,
+    service_env,
+    ticketing,
+)
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 

@@ -22,8 +22,20 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.common import (Result, bare_server, database, floor_server, free_port, load, load_average, peak_rss_mb,
-                          ratios_line, running, service_env, ticketing)
+from bench.common import (
+    Result,
+    bare_server,
+    database,
+    floor_server,
+    free_port,
+    load,
+    load_average,
+    peak_rss_mb,
+    ratios_line,
+    running,
+    service_env,
+    ticketing,
+)
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus
 from ticketing.tickets.service import new_code

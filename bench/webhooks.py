@@ -18,8 +18,20 @@ import time
 
 import aiohttp
 
-from bench.common import (Result, bare_server, database, floor_server, free_port, load, load_average, peak_rss_mb,
-                          ratios_line, running, service_env, ticketing)
+from bench.common import (
+    Result,
+    bare_server,
+    database,
+    floor_server,
+    free_port,
+    load,
+    load_average,
+    peak_rss_mb,
+    ratios_line,
+    running,
+    service_env,
+    ticketing,
+)
 from ticketing.payments.signature import sign
 from ticketing.payments.simulated import checkout_completed_event, encode, new_session_id
 

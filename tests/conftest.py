@@ -22,16 +22,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from ticketing.app import create_app
-from ticketing.db import create_engine, create_sessionmaker, migrate
-from ticketing.settings import Settings
-
-from ticketing.jobs.worker import Worker
-
 from tests.postgres_server import SuitePostgres, asyncpg_dsn
 from tests.smtp_sink import SmtpSink
 from tests.stripe_standin import StripeStandin
 from tests.tcp_proxy import TcpProxy
+from ticketing.app import create_app
+from ticketing.db import create_engine, create_sessionmaker, migrate
+from ticketing.jobs.worker import Worker
+from ticketing.settings import Settings
 
 POSTGRES = SuitePostgres()
 IN_CI = bool(os.environ.get("CI"))

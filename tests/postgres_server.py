@@ -46,7 +46,7 @@ def answers(url: str, timeout: float = 3.0) -> bool:
 
     try:
         asyncio.run(connect())
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
     return True
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests import factories
 from ticketing.db import migrate
 from ticketing.db.models import Order, OrderStatus, Ticket
 from ticketing.organizers import organizer_for_key
-from tests import factories
 
 TICKETING = Path(sys.executable).with_name("ticketing")
 START_TIMEOUT = 60

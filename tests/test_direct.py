@@ -8,10 +8,9 @@ import pytest
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.exc import IntegrityError
 
+from tests import factories
 from ticketing.db import direct
 from ticketing.db.models import Webinar, WebinarStatus
-from tests import factories
-
 
 # What these test exists on SQLite only.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -6,8 +6,8 @@ import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ticketing.settings import Settings
 from tests import factories
+from ticketing.settings import Settings
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset], float]:

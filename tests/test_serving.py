@@ -12,10 +12,9 @@ import subprocess
 import pytest
 from sqlalchemy import func, select
 
-from ticketing.db.models import Job, JobStatus
 from tests import factories
-from tests.test_cli import (  # noqa: F401  (fixtures used here)
-    START_TIMEOUT, TICKETING, _free_port, arun, assert_one_line_error, bare_env, cli_env, run)
+from tests.test_cli import START_TIMEOUT, TICKETING, _free_port, arun, assert_one_line_error, bare_env, cli_env, run  # noqa: F401  (fixtures used here)
+from ticketing.db.models import Job, JobStatus
 
 
 def _children(pid: int) -> list[int]:

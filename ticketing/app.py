@@ -18,18 +18,27 @@ from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
-from ticketing.web import dev_mail, edge, home, ops, webhooks
+from ticketing.web import dev_mail, edge, home, jitsi_events, ops, webhooks
+from ticketing.web.api import attendance as api_attendance
 from ticketing.web.api import keys as api_keys
 from ticketing.web.api import openapi
 from ticketing.web.api import routes as api
-from ticketing.web.api import attendance as api_attendance
-from ticketing.web.buyer import join
-from ticketing.web.buyer import pages as buyer
-from ticketing.web import jitsi_events
 from ticketing.web.buyer import certificates as certificate_pages
 from ticketing.web.buyer import devices as device_pages
-from ticketing.web.keys import ENGINE, HTTP, JOIN_LIMITS, METRICS, SESSIONMAKER, SETTINGS, STRIPE, TEMPLATES, TOKENS
-from ticketing.web.keys import REGISTER_LIMIT
+from ticketing.web.buyer import join
+from ticketing.web.buyer import pages as buyer
+from ticketing.web.keys import (
+    ENGINE,
+    HTTP,
+    JOIN_LIMITS,
+    METRICS,
+    REGISTER_LIMIT,
+    SESSIONMAKER,
+    SETTINGS,
+    STRIPE,
+    TEMPLATES,
+    TOKENS,
+)
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
 from ticketing.web.org import auth as org_auth

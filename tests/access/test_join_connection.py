@@ -7,13 +7,13 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from tests import factories
+from tests.access.conftest import SECRET, add_ticket
 from ticketing.access import join
 from ticketing.access.tokens import Tokens
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.db.models import Ticket
 from ticketing.settings import Settings
-from tests import factories
-from tests.access.conftest import SECRET, add_ticket
 
 
 async def test_a_join_after_the_connection_died_still_admits_and_counts(postgres_proxy, postgres_url, var_dir):

@@ -12,8 +12,8 @@ import re
 import pytest
 
 from tests import factories
-from tests.pages import accessibility_problems, screenshots
 from tests.access.conftest import SECRET, add_ticket, move_webinar
+from tests.pages import accessibility_problems, screenshots
 from ticketing.access.tokens import Tokens
 from ticketing.db import utcnow
 

@@ -17,10 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import ticketing.jobs.kinds  # noqa: F401  (registers every job kind the worker runs)
-from ticketing.db import utcnow
-
 from tests import factories
 from tests.access.conftest import move_webinar, write_key_pair
+from ticketing.db import utcnow
 
 SYSTEM_KID = "ticketing-system/2030-01"
 

@@ -13,6 +13,11 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from tests import factories
+from tests.access.conftest import add_ticket, move_webinar
+from tests.attendance import prosody as p
+from tests.attendance.test_events import _scenario
+from tests.buyer.conftest import html_of, profiled_organizer, text_of
 from ticketing import i18n
 from ticketing.attendance import certificates
 from ticketing.attendance.events import apply, parse
@@ -20,12 +25,6 @@ from ticketing.db import utcnow
 from ticketing.db.models import Certificate, Job, TicketStatus, Webinar, WebinarStatus
 from ticketing.jobs.registry import PERIODIC, JobContext
 from ticketing.webinars.lifecycle import expire
-
-from tests import factories
-from tests.access.conftest import add_ticket, move_webinar
-from tests.attendance import prosody as p
-from tests.attendance.test_events import _scenario
-from tests.buyer.conftest import html_of, profiled_organizer, text_of
 
 MIN = dt.timedelta(minutes=1)
 

@@ -11,17 +11,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
 
+from tests.access.conftest import SECRET, add_ticket
+from tests.attendance import prosody as p
+from tests.attendance.conftest import SYSTEM_KID, live_webinar, move_link_in, sunk_mails
+from tests.buyer.conftest import html_of, profiled_organizer, text_of
 from ticketing.attendance import devices
 from ticketing.attendance.events import parse
 from ticketing.attendance.kick import KICK
 from ticketing.db import utcnow
 from ticketing.db.models import DeviceMove, Job, JobStatus
 from ticketing.settings import SettingsError
-
-from tests.access.conftest import SECRET, add_ticket
-from tests.attendance import prosody as p
-from tests.attendance.conftest import SYSTEM_KID, live_webinar, move_link_in, sunk_mails
-from tests.buyer.conftest import html_of, profiled_organizer, text_of
 
 
 def _cookie(response) -> str:

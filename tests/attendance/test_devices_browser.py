@@ -13,14 +13,13 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from ticketing.access.tokens import Tokens
-from ticketing.db import utcnow
-from ticketing.db.models import DeviceMove, TicketDevice
-
 from tests.access.conftest import SECRET, add_ticket
 from tests.attendance import prosody as p
 from tests.attendance.conftest import live_webinar, move_link_in, sunk_mails
 from tests.pages import accessibility_problems, screenshots
+from ticketing.access.tokens import Tokens
+from ticketing.db import utcnow
+from ticketing.db.models import DeviceMove, TicketDevice
 
 pytestmark = pytest.mark.browser
 

@@ -13,12 +13,11 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from ticketing.db import utcnow
-from ticketing.db.models import AttendanceSession, JitsiEvent
-
 from tests import factories
 from tests.access.conftest import add_ticket, move_webinar
 from tests.attendance import prosody as p
+from ticketing.db import utcnow
+from ticketing.db.models import AttendanceSession, JitsiEvent
 
 MIN = dt.timedelta(minutes=1)
 
@@ -163,7 +162,8 @@ async def test_csv_appends_the_attendance_columns(client, settings, sessionmaker
                                 headers={"Authorization": f"Bearer {key}", "Accept": "text/csv"})
     rows = list(csv.reader(io.StringIO(await response.text())))
     assert rows[0] == ["id", "order_id", "email", "name", "status", "revoked_reason", "created_at", "first_joined_at",
-                       "last_joined_at", "join_count", "delivery_status", "delivery_error", "session_count", "first_join_at", "last_leave_at",
+                       "last_joined_at", "join_count", "delivery_status", "delivery_error", "session_count",
+                       "first_join_at", "last_leave_at",
                        "minutes_present", "percent_of_scheduled", "present_now", "devices", "shared_link"]
     assert rows[1][12:] == ["1", factories_iso(s + 5 * MIN), factories_iso(s + 35 * MIN), "30", "50", "no", "0", ""]
 
@@ -239,7 +239,9 @@ async def test_routes_answer_404_without_a_secret_outside_dev_mode(make_settings
     ("occupant/joined", b"[1, 2]", 422),
     ("occupant/joined", b'{"event_name": "muc-occupant-left", "room_name": "r1"}', 422),
     ("occupant/joined", b'{"event_name": "muc-occupant-joined", "room_name": "r1", "occupant": {"occupant_jid": "a@b/c"}}', 422),
-    ("occupant/left", b'{"event_name": "muc-occupant-left", "room_name": "r1", "occupant": {"occupant_jid": "a@b/c", "joined_at": 1700000000}}', 422),
+    ("occupant/left",
+     b'{"event_name": "muc-occupant-left", "room_name": "r1", "occupant": {"occupant_jid": "a@b/c", "joined_at": 1700000000}}',
+     422),
     ("room/destroyed", b'{"event_name": "muc-room-destroyed", "room_name": "r1", "destroyed_at": 1700000000, "all_occupants": "x"}', 422),
     ("room/created", b'{"event_name": "muc-room-created", "room_name": "r1", "created_at": true}', 422),
 ])

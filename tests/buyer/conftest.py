@@ -12,10 +12,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import update
 
+from tests import factories
 from ticketing.app import create_app
 from ticketing.db.models import Organizer
 from ticketing.settings import Settings
-from tests import factories
 
 SECRET = "buyer-tests-secret-" + "9" * 32
 

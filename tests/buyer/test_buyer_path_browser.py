@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from ticketing.access.tokens import Tokens
-from ticketing.db import utcnow
 from tests import factories
 from tests.buyer.conftest import html_of, profiled_organizer, sink, text_of
 from tests.pages import PHONE, accessibility_problems, screenshots
+from ticketing.access.tokens import Tokens
+from ticketing.db import utcnow
 
 pytestmark = pytest.mark.browser
 

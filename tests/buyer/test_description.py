@@ -6,8 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ticketing.webinars.description import description_html
 from tests import factories
+from ticketing.webinars.description import description_html
 
 ATTACKS = [
     "<script>alert(1)</script>",

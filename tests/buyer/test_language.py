@@ -12,9 +12,9 @@ import pytest
 from babel.messages.pofile import read_po
 
 import ticketing
-from ticketing import i18n
 from tests import factories
 from tests.web.test_api import auth
+from ticketing import i18n
 
 LOCALE = Path(ticketing.__file__).parent / "locale"
 

@@ -8,13 +8,13 @@ import re
 
 from sqlalchemy import select, update
 
-from ticketing.db import utcnow
-from ticketing.db.models import Order, Ticket
-from ticketing.tickets.service import ticket_for_code
 from tests import factories
 from tests.buyer.conftest import html_of, profiled_organizer, text_of
 from tests.mail.test_delivery import buy
 from tests.seats import join_codes, order_codes
+from ticketing.db import utcnow
+from ticketing.db.models import Order, Ticket
+from ticketing.tickets.service import ticket_for_code
 
 JOIN = re.compile(r"https?://[^\s<>\"]+/j/[A-Za-z0-9_-]{43}")
 ORDER = re.compile(r"https?://[^\s<>\"]+/o/[A-Za-z0-9_-]{43}")

@@ -6,14 +6,14 @@ import datetime as dt
 
 from sqlalchemy import select, update
 
-from ticketing.access import join
-from ticketing.access.tokens import Tokens
-from ticketing.db import utcnow
-from ticketing.db.models import Job, ReplacedCode, Ticket, Webinar
 from tests import factories
 from tests.buyer.conftest import SECRET
 from tests.mail.test_delivery import buy
 from tests.seats import join_codes, order_codes
+from ticketing.access import join
+from ticketing.access.tokens import Tokens
+from ticketing.db import utcnow
+from ticketing.db.models import Job, ReplacedCode, Ticket, Webinar
 
 
 async def bought(make_settings, start_client, sessionmaker, *, quantity=3):

@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from sqlalchemy import update
 
-from ticketing.db import utcnow
-from ticketing.db.models import Webinar, WebinarStatus
 from tests import factories
 from tests.access.conftest import add_ticket
 from tests.buyer.conftest import profiled_organizer
 from tests.buyer.test_buyer_path_browser import check
+from ticketing.db import utcnow
+from ticketing.db.models import Webinar, WebinarStatus
 
 pytestmark = pytest.mark.browser
 

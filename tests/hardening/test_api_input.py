@@ -9,9 +9,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from ticketing.db.models import Order, Organizer, Webinar
 from tests import factories
 from tests.hardening.raw_http import raw_request
+from ticketing.db.models import Order, Organizer, Webinar
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ticketing.app import create_app
 from tests import factories
 from tests.access.conftest import add_ticket
 from tests.hardening.raw_http import raw_request
+from ticketing.app import create_app
 
 # --- headers over aiohttp's limits --------------------------------------------------------------
 

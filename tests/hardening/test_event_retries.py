@@ -10,11 +10,11 @@ import logging
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
+from tests import factories
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, StripeEvent
 from ticketing.payments import retries
 from ticketing.payments.reconcile import retry_unprocessed
-from tests import factories
 
 # Beyond 64 bits: PostgreSQL's BIGINT and SQLite's INTEGER both refuse it, on every try.
 UNPAYABLE = 2**63 + 5

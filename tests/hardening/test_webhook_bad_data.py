@@ -10,11 +10,11 @@ import json
 import pytest
 from sqlalchemy import insert, select, text
 
+from tests import factories
 from ticketing.db import create_engine, create_sessionmaker, is_unavailable, utcnow
 from ticketing.db.models import Order, OrderStatus, StripeEvent, Ticket
 from ticketing.payments.reconcile import retry_unprocessed
 from ticketing.settings import Settings
-from tests import factories
 
 
 def _with_name(name: str):

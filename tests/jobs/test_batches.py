@@ -6,11 +6,11 @@ import datetime as dt
 
 from sqlalchemy import bindparam, event, update
 
+from tests.jobs.test_worker import RUNS, queue, rows
 from ticketing.db import utcnow
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import enqueue
 from ticketing.jobs.registry import job, write_with_done
-from tests.jobs.test_worker import RUNS, queue, rows
 
 
 async def test_jobs_finishing_together_are_recorded_in_one_transaction(settings, engine, sessionmaker, make_worker):

@@ -12,11 +12,10 @@ import sys
 import pytest
 from sqlalchemy import select, update
 
-from ticketing import cli
-from ticketing.db.models import Job, JobStatus
-
 from tests import factories
 from tests.mail.test_delivery import buy
+from ticketing import cli
+from ticketing.db.models import Job, JobStatus
 
 LINK = re.compile(r"/j/([A-Za-z0-9_-]{43})")
 

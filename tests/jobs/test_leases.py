@@ -11,13 +11,13 @@ import sys
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests import factories
+from tests.jobs.test_worker import GATE, RUNS, queue, rows
 from ticketing.app import create_app
 from ticketing.db import create_engine, create_sessionmaker, utcnow
 from ticketing.db.models import JobStatus
 from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import create_worker, running
-from tests import factories
-from tests.jobs.test_worker import GATE, RUNS, queue, rows
 
 
 async def test_a_live_worker_renews_its_lease_so_a_slow_job_runs_once(settings, sessionmaker, make_worker):

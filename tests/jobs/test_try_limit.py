@@ -10,12 +10,10 @@ import subprocess
 
 from sqlalchemy import select
 
-from ticketing.db.models import Job
-
 from tests import factories
 from tests.jobs.test_cli import run_cli
-from tests.test_cli import START_TIMEOUT, TICKETING, _free_port, arun
-from tests.test_cli import bare_env, cli_env  # noqa: F401  (fixtures)
+from tests.test_cli import START_TIMEOUT, TICKETING, _free_port, arun, bare_env, cli_env  # noqa: F401  (fixtures)
+from ticketing.db.models import Job
 
 
 async def test_serve_without_worker_queues_mails_with_their_kinds_try_limit(tmp_path, cli_env, sessionmaker,  # noqa: F811

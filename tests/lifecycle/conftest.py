@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 from sqlalchemy import select
 
 import ticketing.jobs.kinds  # noqa: F401  (registers every job kind the worker runs)
+from tests import factories
 from ticketing.db.models import Job, Order
 from ticketing.jobs.registry import JobContext
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
-
-from tests import factories
 
 
 async def pay(client, webinar, *, email: str = "buyer@example.com", quantity: int = 1) -> dict:

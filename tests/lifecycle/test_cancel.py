@@ -12,14 +12,13 @@ import sys
 
 from sqlalchemy import select
 
-from ticketing.db import utcnow
-from ticketing.db.models import Job, JobStatus, Order, OrderStatus, Refund, Ticket, TicketStatus
-from ticketing.jobs.worker import Worker
-
 from tests import factories
 from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 from tests.lifecycle.conftest import jobs_of, order_for, pay
 from tests.seats import join_codes
+from ticketing.db import utcnow
+from ticketing.db.models import Job, JobStatus, Order, OrderStatus, Refund, Ticket, TicketStatus
+from ticketing.jobs.worker import Worker
 
 
 async def _tickets(sessionmaker, webinar_id):

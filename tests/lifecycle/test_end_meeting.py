@@ -15,15 +15,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 
+from tests import factories
+from tests.access.conftest import write_key_pair
+from tests.lifecycle.conftest import jobs_of
 from ticketing.access.end_meeting import END_MEETING, SYSTEM_TOKEN_TTL, build_request, conference_jid, system_key
 from ticketing.db import utcnow
 from ticketing.db.models import JobStatus
 from ticketing.settings import Settings, SettingsError
 from ticketing.webinars.lifecycle import expire
-
-from tests import factories
-from tests.access.conftest import write_key_pair
-from tests.lifecycle.conftest import jobs_of
 
 SYSTEM_KID = "ticketing-system/2030-01"
 

@@ -6,11 +6,10 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.webinars.lifecycle import expire, expire_ended
-
 from tests import factories
 from tests.lifecycle.conftest import pay
+from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
+from ticketing.webinars.lifecycle import expire, expire_ended
 
 
 async def _state(sessionmaker, webinar_id):

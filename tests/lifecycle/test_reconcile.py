@@ -10,14 +10,13 @@ import time
 
 from sqlalchemy import select, update
 
+from tests import factories
+from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
+from tests.lifecycle.conftest import order_for
 from ticketing.db import utcnow
 from ticketing.db.models import OrderStatus, StripeEvent, SyncCursor
 from ticketing.payments.reconcile import CURSOR, reconcile_periodically
 from ticketing.payments.webhooks import store_event
-
-from tests import factories
-from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
-from tests.lifecycle.conftest import order_for
 
 
 async def test_an_event_never_posted_is_picked_up(stripe_settings, stripe_standin, sessionmaker, make_context):

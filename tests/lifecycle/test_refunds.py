@@ -6,12 +6,11 @@ import pytest
 import stripe
 from sqlalchemy import select
 
+from tests import factories
+from tests.lifecycle.conftest import jobs_of, order_for, pay
 from ticketing.db.models import Order, OrderStatus, Refund, Ticket, TicketStatus
 from ticketing.jobs.registry import PermanentError
 from ticketing.payments.refunds import refund
-
-from tests import factories
-from tests.lifecycle.conftest import jobs_of, order_for, pay
 
 
 async def _tickets(sessionmaker, order_id):

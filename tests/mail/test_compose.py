@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from email import message_from_bytes
-from email.policy import SMTP, default
+from email.policy import default
 
 import icalendar
 import pytest

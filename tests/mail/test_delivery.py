@@ -8,13 +8,12 @@ import re
 
 from sqlalchemy import select, update
 
+from tests import factories
 from ticketing.db import utcnow
 from ticketing.db.models import Job, JobStatus, Ticket, TicketDelivery
 from ticketing.jobs import enqueue
 from ticketing.mail.jobs import MAIL_ATTEMPTS
 from ticketing.tickets.service import seat_code, ticket_for_code
-
-from tests import factories
 
 LINK = re.compile(r"/j/([A-Za-z0-9_-]{43})")
 ORDER_LINK = re.compile(r"/o/([A-Za-z0-9_-]{43})")

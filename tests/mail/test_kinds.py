@@ -8,13 +8,12 @@ import uuid
 import icalendar
 from sqlalchemy import select
 
-from ticketing.db import utcnow
-from ticketing.db.models import Job, JobStatus, Order, OrderStatus, Ticket, TicketStatus
-from ticketing.jobs import enqueue
-from ticketing.tickets.service import revoke_tickets, ticket_for_code
-
 from tests import factories
 from tests.mail.test_delivery import buy, jobs, links
+from ticketing.db import utcnow
+from ticketing.db.models import JobStatus, Order, OrderStatus, Ticket
+from ticketing.jobs import enqueue
+from ticketing.tickets.service import revoke_tickets, ticket_for_code
 
 
 def auth(key: str) -> dict[str, str]:

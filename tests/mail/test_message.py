@@ -12,10 +12,10 @@ from email.policy import default
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.smtp_sink import free_port
 from ticketing.mail.compose import BadAddress, recipient
 from ticketing.mail.message import Attachment, mail, sender_header
 from ticketing.mail.sending import SmtpMailer, SmtpServer
-from tests.smtp_sink import free_port
 
 NOW = dt.datetime(2030, 1, 31, 17, 0, tzinfo=dt.UTC)
 

@@ -10,12 +10,11 @@ import uuid
 
 from sqlalchemy import select
 
+from tests import factories
+from tests.mail.test_delivery import buy, links
 from ticketing.db import utcnow
 from ticketing.db.models import Job, JobStatus, Ticket
 from ticketing.mail.jobs import MAIL_ATTEMPTS
-
-from tests import factories
-from tests.mail.test_delivery import buy, links
 
 
 def auth(key: str) -> dict[str, str]:

@@ -12,9 +12,9 @@ from email.headerregistry import Address
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.smtp_sink import free_port
 from ticketing.mail.message import Mail, mail
 from ticketing.mail.smtp_pool import LOCAL_HOSTNAME, SmtpPool
-from tests.smtp_sink import free_port
 
 
 class _Server:

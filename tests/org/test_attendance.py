@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-from ticketing.db import utcnow
-from ticketing.db.models import Webinar
 from tests import factories
 from tests.access.conftest import add_ticket, move_webinar
 from tests.attendance import prosody as p
 from tests.org.conftest import csrf_of
+from ticketing.db import utcnow
+from ticketing.db.models import Webinar
 
 MIN = dt.timedelta(minutes=1)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from ticketing.accounts import signin
 from tests import factories
 from tests.attendance import prosody as p
 from tests.org.test_attendance import attended_webinar
 from tests.org.test_console_browser import check, tab_to
+from ticketing.accounts import signin
 
 pytestmark = pytest.mark.browser
 

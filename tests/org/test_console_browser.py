@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from ticketing.db.models import Job, LoginToken, Refund, Ticket, TicketStatus, Webinar, WebinarStatus
 from tests import factories
 from tests.pages import accessibility_problems, screenshots
+from ticketing.db.models import Job, LoginToken, Refund, Ticket, TicketStatus, Webinar, WebinarStatus
 
 pytestmark = pytest.mark.browser
 

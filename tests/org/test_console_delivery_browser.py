@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from ticketing.accounts import signin
-from ticketing.db.models import Ticket, TicketDelivery
 from tests import factories
 from tests.mail.test_delivery import links
 from tests.org.test_console_browser import check, tab_to, until
+from ticketing.accounts import signin
+from ticketing.db.models import Ticket, TicketDelivery
 
 pytestmark = pytest.mark.browser
 

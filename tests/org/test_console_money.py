@@ -9,12 +9,12 @@ import re
 
 from sqlalchemy import select, update
 
-from ticketing.db import utcnow
-from ticketing.db.models import Job, Order, OrderStatus, Ticket, TicketDelivery, TicketStatus, Webinar
-from ticketing.orders import registrations
 from tests import factories
 from tests.org.conftest import csrf_of
 from tests.org.test_pages import _csrf, _form, ada, free_ticket  # noqa: F401  (fixtures)
+from ticketing.db import utcnow
+from ticketing.db.models import Job, Order, OrderStatus, Ticket, TicketDelivery, TicketStatus, Webinar
+from ticketing.orders import registrations
 
 
 def auth(key: str) -> dict[str, str]:

@@ -9,9 +9,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from ticketing.db.models import ApiKey, Job, Organizer, Webinar
 from tests import factories
 from tests.org.conftest import csrf_of
+from ticketing.db.models import ApiKey, Job, Organizer, Webinar
 
 
 @pytest.fixture

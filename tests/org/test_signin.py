@@ -10,10 +10,10 @@ import sys
 
 from sqlalchemy import select, update
 
+from tests import factories
+from tests.org.conftest import csrf_of
 from ticketing.accounts import sessions, signin
 from ticketing.db.models import ConsoleSession, Job, LoginToken
-from tests import factories
-from tests.org.conftest import csrf_of, sign_in
 
 
 async def _ask_for_link(client, email: str):

@@ -8,8 +8,8 @@ import uuid
 
 from sqlalchemy import func, select
 
-from ticketing.db.models import Order, OrderStatus, Ticket, Webinar, WebinarStatus
 from tests import factories
+from ticketing.db.models import Order, OrderStatus, Ticket, Webinar, WebinarStatus
 
 
 async def _webinar(sessionmaker, **overrides) -> Webinar:

@@ -11,13 +11,13 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from tests import factories
 from ticketing.db import is_unavailable, utcnow
 from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
 from ticketing.orders.service import attach_checkout_session, start_order
 from ticketing.payments.fulfilment import fulfil_plain_checkout
 from ticketing.payments.webhooks import _event_row, receive_webhook, store_event
 from ticketing.tickets.service import hash_code
-from tests import factories
 
 
 def _completed(webinar, **kwargs):

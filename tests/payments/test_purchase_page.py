@@ -6,9 +6,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from tests import factories
 from ticketing.app import create_app
 from ticketing.db.models import Order, OrderStatus, Ticket
-from tests import factories
 
 
 @pytest.fixture

@@ -10,12 +10,11 @@ import pytest
 import stripe
 from sqlalchemy import func, select, update
 
-from ticketing.db import utcnow
-from ticketing.db.models import Order, Webinar
-
 from tests import factories
 from tests.conftest import STRIPE_SECRET_KEY
 from tests.payments.test_stripe_standin import SESSION
+from ticketing.db import utcnow
+from ticketing.db.models import Order, Webinar
 
 
 def auth(api_key: str) -> dict[str, str]:

@@ -13,10 +13,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from tests import factories
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, TicketStatus, Webinar
 from ticketing.settings import Settings
-from tests import factories
 
 EVENT_TYPES_THAT_CHANGE_NOTHING = ("customer.created", "payment_intent.succeeded")
 

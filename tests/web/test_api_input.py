@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from ticketing.db.models import Webinar
 from tests import factories
+from ticketing.db.models import Webinar
 
 
 @pytest.fixture

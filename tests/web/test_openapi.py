@@ -26,12 +26,12 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from tests import factories
+from tests.attendance import prosody
 from ticketing.app import create_app
 from ticketing.settings import Settings
 from ticketing.web.api.openapi import document
 from ticketing.webinars.service import get_webinar
-from tests import factories
-from tests.attendance import prosody
 
 DOCUMENTED_PREFIXES = ("/api/", "/webhooks/")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -302,7 +302,7 @@ def _fuzz(raw_schema: dict, base_url: str, api_key: str, ids: dict[str, str],
             # The examples phase: the document's own examples, so the success answers are seen too.
             for strategy in operation.get_strategies_from_examples():
                 try:
-                    _draw(strategy, 1, lambda case: call(_pin(case, pinned)))
+                    _draw(strategy, 1, lambda case, pinned=pinned: call(_pin(case, pinned)))
                 except Exception as error:
                     failures.append(f"{operation.label} [examples]: {error}")
             # The coverage phase: each field at and past its bounds, wrong types, missing parts.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ticketing.db.models import Organizer
 from tests import factories
 from tests.web.test_api import _assert_error, auth
+from ticketing.db.models import Organizer
 
 
 async def test_get_shows_the_profile_with_the_sign_in_address_as_reply_to(client, sessionmaker):

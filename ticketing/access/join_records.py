@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import types
 import datetime as dt
 import logging
+import types
 import uuid
 import weakref
 from typing import Any
@@ -24,8 +24,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ticketing.db import direct
-from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.db.engine import autocommit, engine_of
+from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
 from ticketing.db.retry import retry_dead_connection
 from ticketing.errors import Unavailable
 

@@ -13,7 +13,7 @@ import ticketing.attendance.mails  # noqa: F401
 import ticketing.jobs.maintenance  # noqa: F401
 import ticketing.mail.confirmations  # noqa: F401
 import ticketing.mail.jobs  # noqa: F401
+import ticketing.mail.signin  # noqa: F401
 import ticketing.payments.reconcile  # noqa: F401
 import ticketing.payments.refunds  # noqa: F401
 import ticketing.webinars.lifecycle  # noqa: F401
-import ticketing.mail.signin  # noqa: F401

@@ -7,8 +7,8 @@ through `one_line` or `Address` first, so a CR or LF in it can never start a new
 from __future__ import annotations
 
 import datetime as dt
-import re
 import functools
+import re
 from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Any

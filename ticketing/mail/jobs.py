@@ -18,12 +18,29 @@ from sqlalchemy import bindparam, func, select
 
 from ticketing.db import utcnow
 from ticketing.db.engine import autocommit, autocommit_session
-from ticketing.db.models import (Job, JobStatus, Order, OrderStatus, Organizer, Ticket, TicketDelivery, TicketStatus,
-                                 Webinar, WebinarStatus)
+from ticketing.db.models import (
+    Job,
+    JobStatus,
+    Order,
+    OrderStatus,
+    Organizer,
+    Ticket,
+    TicketDelivery,
+    TicketStatus,
+    Webinar,
+    WebinarStatus,
+)
 from ticketing.jobs import enqueue, enqueue_many
 from ticketing.jobs.registry import JobContext, PermanentError, job, try_limit, write_with_done
-from ticketing.mail.compose import (BadAddress, order_mail, order_refunded_mail, order_reminder_mail, order_updated_mail,
-                                    revoked_mail, ticket_mail)
+from ticketing.mail.compose import (
+    BadAddress,
+    order_mail,
+    order_refunded_mail,
+    order_reminder_mail,
+    order_updated_mail,
+    revoked_mail,
+    ticket_mail,
+)
 from ticketing.mail.sending import create_mailer, temporary_reason
 from ticketing.tickets.service import buyer_holds, hash_code, order_reminder_jobs, reissue, seat_code
 

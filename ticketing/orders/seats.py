@@ -20,8 +20,15 @@ from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketSta
 from ticketing.errors import Conflict, Invalid, NotFound
 from ticketing.inputs import email_address, has_control
 from ticketing.jobs import enqueue, enqueue_many
-from ticketing.tickets.service import (buyer_holds, drop_pending_reminders, hash_code, order_tickets, reminder_jobs,
-                                       replace_code, seat_code)
+from ticketing.tickets.service import (
+    buyer_holds,
+    drop_pending_reminders,
+    hash_code,
+    order_tickets,
+    reminder_jobs,
+    replace_code,
+    seat_code,
+)
 
 NAME_LIMIT = 200
 

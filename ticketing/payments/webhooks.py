@@ -13,8 +13,8 @@ from ticketing.db import is_unavailable, utcnow
 from ticketing.db.dialect import insert
 from ticketing.db.engine import engine_of
 from ticketing.db.models import StripeEvent
-from ticketing.errors import Unavailable
 from ticketing.db.retry import retry_dead_connection
+from ticketing.errors import Unavailable
 from ticketing.payments.events import process_event, references
 from ticketing.payments.fulfilment import fulfil_plain_checkout
 from ticketing.payments.retries import describe, failure_values, is_due, log_failure, record_failure

@@ -14,8 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
 from ticketing.db.dialect import insert
-from ticketing.db.models import (Job, JobStatus, Order, Organizer, ReplacedCode, Ticket, TicketDelivery, TicketStatus,
-                                 Webinar, WebinarStatus)
+from ticketing.db.models import (
+    Job,
+    JobStatus,
+    Order,
+    Organizer,
+    ReplacedCode,
+    Ticket,
+    TicketDelivery,
+    TicketStatus,
+    Webinar,
+    WebinarStatus,
+)
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.inputs import email_address
 from ticketing.jobs import NewJob, enqueue, enqueue_many

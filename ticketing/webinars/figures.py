@@ -13,11 +13,21 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import (Order, OrderStatus, Organizer, Registration, Ticket, TicketDelivery, TicketStatus,
-                                 Webinar, WebinarStatus)
+from ticketing.db.models import (
+    Order,
+    OrderStatus,
+    Organizer,
+    Registration,
+    Ticket,
+    TicketDelivery,
+    TicketStatus,
+    Webinar,
+    WebinarStatus,
+)
 from ticketing.errors import NotFound
 from ticketing.webinars import sales
 from ticketing.webinars.service import NEEDS_A_LOOK, get_own_webinar, list_orders, seats_left
+
 
 def status_label(webinar: Webinar, *, now: dt.datetime | None = None) -> str:
     """"on sale", "sold out", "sales closed", "live", "ended" or "cancelled", as the organizer

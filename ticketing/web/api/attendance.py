@@ -9,8 +9,8 @@ from aiohttp import web
 from ticketing.attendance.figures import summary
 from ticketing.web.api.routes import authenticate
 from ticketing.web.keys import SESSIONMAKER, SETTINGS
-from ticketing.webinars.service import parse_id
 from ticketing.web.responses import json_response
+from ticketing.webinars.service import parse_id
 
 routes = web.RouteTableDef()
 

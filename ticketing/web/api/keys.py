@@ -8,10 +8,10 @@ from aiohttp import web
 
 from ticketing.accounts import apikeys
 from ticketing.db.models import ApiKey
-from ticketing.webinars.service import parse_id
 from ticketing.web.api.routes import authenticate
 from ticketing.web.keys import SESSIONMAKER
 from ticketing.web.responses import json_response, read_json
+from ticketing.webinars.service import parse_id
 
 routes = web.RouteTableDef()
 

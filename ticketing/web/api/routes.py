@@ -15,14 +15,14 @@ from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar
 from ticketing.errors import Invalid
 from ticketing.organizers import update_profile
-from ticketing.web.api.auth import organizer_of_request
 from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
-from ticketing.webinars import service as webinars
-from ticketing.webinars import lifecycle as webinar_lifecycle
-from ticketing.webinars import sales
+from ticketing.web.api.auth import organizer_of_request
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.responses import json_response, read_json
+from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.webinars import sales
+from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
 

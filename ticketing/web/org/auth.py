@@ -173,7 +173,8 @@ async def login_link(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         found = await signin.check_token(db, token)
     if found.state != signin.LinkState.VALID:
-        return await page(request, "login_dead.html", {"state": found.state.value}, status=410 if found.state != signin.LinkState.UNKNOWN else 404)
+        status = 404 if found.state == signin.LinkState.UNKNOWN else 410
+        return await page(request, "login_dead.html", {"state": found.state.value}, status=status)
     response = await page(request, "login_confirm.html", {"token": token})
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -15,15 +15,15 @@ from ticketing.errors import Conflict, DomainError, Invalid, NotFound
 from ticketing.organizers import PROFILE_FIELDS, update_profile
 from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
-from ticketing.webinars import figures
-from ticketing.webinars import lifecycle as webinar_lifecycle
-from ticketing.webinars import sales as sales_rules
-from ticketing.webinars import service as webinars
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.org import forms
 from ticketing.web.org.auth import checked_form, organizer_of, page, session_of
 from ticketing.web.templating import money
+from ticketing.webinars import figures
+from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.webinars import sales as sales_rules
+from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
 
