@@ -5,7 +5,7 @@ client in the same run, and print the service's figures as a ratio to it.
 
 Per webhook: check the Stripe signature (HMAC-SHA256 of `t.body`), parse the JSON, make the
 order page code, its X25519 page key and one join code per seat sealed to that key (the
-service's `ticketing.orders.sealing`, the same crypto), and in one transaction insert the order
+service's `ticketing.tickets.sealing`, the same crypto), and in one transaction insert the order
 with its page code hash and key (ON CONFLICT on the session), its tickets, its jobs (one
 `mail.order` carrying the order code, and the reminders: a one-seat order's ticket reminders,
 else the order's), the event (ON CONFLICT on its id), and take the seat with the conditional
@@ -30,7 +30,7 @@ import uuid
 import jwt
 from aiohttp import web
 
-from ticketing.orders import sealing
+from ticketing.tickets import sealing
 
 EARLY, GRACE = dt.timedelta(minutes=15), dt.timedelta(minutes=30)
 REMINDERS = (("24h", dt.timedelta(hours=24)), ("15m", dt.timedelta(minutes=15)))

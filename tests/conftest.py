@@ -300,7 +300,7 @@ async def make_worker(sessionmaker: async_sessionmaker[AsyncSession]):
     import aiohttp
 
     from ticketing.jobs.registry import JobContext
-    from ticketing.jobs.worker import create_worker
+    from ticketing.workers import create_worker
 
     clients: list[aiohttp.ClientSession] = []
 

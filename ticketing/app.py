@@ -15,7 +15,6 @@ from ticketing.access.tokens import Tokens
 from ticketing.attendance.kick import kick_key
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.jobs.registry import JobContext
-from ticketing.jobs.worker import create_worker
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
 from ticketing.web import dev_mail, edge, home, jitsi_events, ops, webhooks
@@ -45,6 +44,7 @@ from ticketing.web.org import auth as org_auth
 from ticketing.web.org import pages as org
 from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
+from ticketing.workers import create_worker
 
 MAX_BODY_BYTES = 1024 * 1024
 STATIC_DIR = Path(__file__).parent / "web" / "static"

@@ -122,7 +122,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     import signal
 
     from ticketing.access.end_meeting import system_key
-    from ticketing.jobs.worker import run_standalone
+    from ticketing.workers import run_standalone
 
     system_key(settings)  # a bad system key file stops the worker here, not at its first end-meeting job
 
@@ -139,6 +139,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> None:
+    import ticketing.workers  # noqa: F401  (every kind registered, so its try limit is known)
     from ticketing.db import create_engine, create_sessionmaker
     from ticketing.db.models import JobStatus
     from ticketing.jobs.queue import list_jobs
@@ -284,6 +285,7 @@ def cmd_jitsi_config(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
     import aiohttp
 
+    import ticketing.workers  # noqa: F401  (the jobs it queues get their kind's try limit)
     from ticketing.db import create_engine, create_sessionmaker, utcnow
     from ticketing.payments.reconcile import reconcile, retry_unprocessed
     from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
@@ -343,6 +345,7 @@ def cmd_events_list(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_events_retry(settings: Settings, args: argparse.Namespace) -> None:
+    import ticketing.workers  # noqa: F401  (the jobs it queues get their kind's try limit)
     from ticketing.db import create_engine, create_sessionmaker
     from ticketing.db.models import StripeEvent
     from ticketing.payments.retries import release_for_retry

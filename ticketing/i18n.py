@@ -1,5 +1,5 @@
-"""Languages of buyer pages and mails: gettext catalogs (compiled at build time) and Babel's
-formats for dates and money in the webinar's language.
+"""Languages of buyer pages and mails: gettext catalogs (compiled at build time), Babel's
+formats for dates and money in the webinar's language, and the time zone a webinar is shown in.
 
 A webinar's `language` picks the catalog and the formats. Templates get `gettext`,
 `ngettext` and `_` for that language in their context (Jinja2's i18n extension reads them
@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import gettext as gettext_module
 import logging
+import zoneinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,6 @@ from typing import Any
 from babel.dates import format_datetime
 from babel.numbers import format_currency, get_currency_precision
 from babel.support import NullTranslations, Translations
-
-from ticketing.webinars.service import zone
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +33,15 @@ LANGUAGES: dict[str, tuple[str, str]] = {
     "de": ("de_DE", "EEEE, d. MMMM y"),
 }
 TIME_PATTERN = "HH:mm"
+
+
+def zone(name: str) -> dt.tzinfo:
+    """The tzinfo of a stored `timezone`: an IANA zone or a fixed offset."""
+    if name[:1] in "+-":
+        hours, minutes = name[1:].split(":")
+        delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+        return dt.timezone(delta if name[0] == "+" else -delta)
+    return zoneinfo.ZoneInfo(name)
 
 
 class CatalogMissing(RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -12,16 +11,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.accounts.apikeys import KEY_PREFIX, hash_api_key, is_plausible_key, organizer_for_named_key
 from ticketing.db.models import Organizer
 from ticketing.errors import Invalid, NotFound
 from ticketing.inputs import email_address, has_control
-
-KEY_PREFIX = "tk_"
-MAX_KEY_CHARS = 512
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 async def create_organizer(session: AsyncSession, name: str, email: str) -> tuple[Organizer, str]:
@@ -37,17 +30,9 @@ async def create_organizer(session: AsyncSession, name: str, email: str) -> tupl
     return organizer, key
 
 
-def is_plausible_key(key: str) -> bool:
-    """Whether `key` could be an API key at all: printable ASCII of a sane length. A header
-    that is not UTF-8 reaches us with lone surrogates in it, which no hash can read."""
-    return 0 < len(key) <= MAX_KEY_CHARS and key.isascii() and key.isprintable()
-
-
 async def organizer_for_key(session: AsyncSession, key: str) -> Organizer | None:
     """The organizer holding `key`, if any: the key made with the organizer, or one of its
     named keys (whose last use is then noted). The lookup is by hash, so timing tells nothing."""
-    from ticketing.accounts.apikeys import organizer_for_named_key  # it builds on this module
-
     if not is_plausible_key(key):
         return None
     organizer = await session.scalar(select(Organizer).where(Organizer.api_key_hash == hash_api_key(key)))

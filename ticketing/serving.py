@@ -158,7 +158,7 @@ def _web_child(settings: Settings, parent: int) -> None:
 
 def _worker_child(settings: Settings, parent: int) -> None:
     """The job worker in its own process: stops on SIGTERM or SIGINT, or when the parent is gone."""
-    from ticketing.jobs.worker import run_standalone
+    from ticketing.workers import run_standalone
 
     _configure(settings)
 

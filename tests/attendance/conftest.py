@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-import ticketing.jobs.kinds  # noqa: F401  (registers every job kind the worker runs)
+import ticketing.workers  # noqa: F401  (registers every job kind the worker runs)
 from tests import factories
 from tests.access.conftest import move_webinar, write_key_pair
 from ticketing.db import utcnow

@@ -24,7 +24,7 @@ from ticketing.attendance.events import apply, parse
 from ticketing.db import utcnow
 from ticketing.db.models import Certificate, Job, TicketStatus, Webinar, WebinarStatus
 from ticketing.jobs.registry import PERIODIC, JobContext
-from ticketing.webinars.lifecycle import expire
+from ticketing.lifecycle.webinars import expire
 
 MIN = dt.timedelta(minutes=1)
 

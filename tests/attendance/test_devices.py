@@ -15,6 +15,7 @@ from tests.access.conftest import SECRET, add_ticket
 from tests.attendance import prosody as p
 from tests.attendance.conftest import SYSTEM_KID, live_webinar, move_link_in, sunk_mails
 from tests.buyer.conftest import html_of, profiled_organizer, text_of
+from ticketing.access import devices as claims
 from ticketing.attendance import devices
 from ticketing.attendance.events import parse
 from ticketing.attendance.kick import KICK
@@ -24,8 +25,8 @@ from ticketing.settings import SettingsError
 
 
 def _cookie(response) -> str:
-    morsel = response.cookies[devices.COOKIE]
-    return f"{devices.COOKIE}={morsel.value}"
+    morsel = response.cookies[claims.COOKIE]
+    return f"{claims.COOKIE}={morsel.value}"
 
 
 async def _enter(client, code: str, cookie: str | None = None):
@@ -191,13 +192,13 @@ async def test_the_move_mail_speaks_the_webinars_language_and_answers_to_the_org
 
 
 def test_device_cookies_are_signed(settings):
-    device = devices.new_device()
-    value = devices.sign_device(settings, device)
-    assert devices.device_from_cookie(settings, value) == device
+    device = claims.new_device()
+    value = claims.sign_device(settings, device)
+    assert claims.device_from_cookie(settings, value) == device
     forged = device[:-1] + ("0" if device[-1] != "0" else "1")
-    assert devices.device_from_cookie(settings, forged + value[len(device):]) is None
-    assert devices.device_from_cookie(settings, device) is None
-    assert devices.device_from_cookie(settings, "junk") is None
+    assert claims.device_from_cookie(settings, forged + value[len(device):]) is None
+    assert claims.device_from_cookie(settings, device) is None
+    assert claims.device_from_cookie(settings, "junk") is None
 
 
 def test_the_nick_comes_from_a_nick_field_or_an_in_room_jid():

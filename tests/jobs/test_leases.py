@@ -17,7 +17,8 @@ from ticketing.app import create_app
 from ticketing.db import create_engine, create_sessionmaker, utcnow
 from ticketing.db.models import JobStatus
 from ticketing.jobs.registry import JobContext
-from ticketing.jobs.worker import create_worker, running
+from ticketing.jobs.worker import running
+from ticketing.workers import create_worker
 
 
 async def test_a_live_worker_renews_its_lease_so_a_slow_job_runs_once(settings, sessionmaker, make_worker):

@@ -12,7 +12,8 @@ from ticketing.db import create_engine, create_sessionmaker, utcnow
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import enqueue
 from ticketing.jobs.registry import JobContext, PermanentError, job
-from ticketing.jobs.worker import backoff, create_worker, running
+from ticketing.jobs.worker import backoff, running
+from ticketing.workers import create_worker
 
 RUNS: collections.Counter[int] = collections.Counter()
 # Created in each test: an asyncio.Event belongs to the event loop that first waits on it.

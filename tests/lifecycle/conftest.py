@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-import ticketing.jobs.kinds  # noqa: F401  (registers every job kind the worker runs)
+import ticketing.workers  # noqa: F401  (registers every job kind the worker runs)
 from tests import factories
 from ticketing.db.models import Job, Order
 from ticketing.jobs.registry import JobContext

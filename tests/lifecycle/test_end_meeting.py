@@ -21,8 +21,8 @@ from tests.lifecycle.conftest import jobs_of
 from ticketing.access.end_meeting import END_MEETING, SYSTEM_TOKEN_TTL, build_request, conference_jid, system_key
 from ticketing.db import utcnow
 from ticketing.db.models import JobStatus
+from ticketing.lifecycle.webinars import expire
 from ticketing.settings import Settings, SettingsError
-from ticketing.webinars.lifecycle import expire
 
 SYSTEM_KID = "ticketing-system/2030-01"
 

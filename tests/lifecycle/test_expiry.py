@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tests import factories
 from tests.lifecycle.conftest import pay
 from ticketing.db.models import Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.webinars.lifecycle import expire, expire_ended
+from ticketing.lifecycle.webinars import expire, expire_ended
 
 
 async def _state(sessionmaker, webinar_id):

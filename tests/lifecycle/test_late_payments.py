@@ -12,7 +12,7 @@ from tests.conftest import JITSI_APP_SECRET, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_S
 from tests.lifecycle.conftest import jobs_of, order_for
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Ticket, Webinar
-from ticketing.jobs.worker import create_worker
+from ticketing.workers import create_worker
 
 
 def _settings(make_settings, stripe_standin, smtp):

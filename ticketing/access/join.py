@@ -18,8 +18,8 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.access import join_records
+from ticketing.access.devices import InUse, claim
 from ticketing.access.tokens import Tokens, room_url, window
-from ticketing.attendance.devices import InUse, claim
 from ticketing.db import UTCDateTime
 from ticketing.db.engine import engine_of
 from ticketing.db.models import Organizer, ReplacedCode, Ticket, TicketStatus, Webinar, WebinarStatus

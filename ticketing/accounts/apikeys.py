@@ -7,6 +7,7 @@ beside these; both are looked up by hash.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 import uuid
 
@@ -18,12 +19,23 @@ from ticketing.db import utcnow
 from ticketing.db.models import ApiKey, Organizer
 from ticketing.errors import Conflict, Invalid, NotFound
 from ticketing.inputs import has_control
-from ticketing.organizers import KEY_PREFIX, hash_api_key
 
+KEY_PREFIX = "tk_"
+MAX_KEY_CHARS = 512
 PREFIX_LENGTH = 10  # "tk_" and 7 characters: enough to tell keys apart, far too few to guess one
 # last_used_at is written at most this often per key, so busy API clients do not write on every call.
 USE_GRANULARITY = dt.timedelta(minutes=1)
 MAX_KEYS = 50
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def is_plausible_key(key: str) -> bool:
+    """Whether `key` could be an API key at all: printable ASCII of a sane length. A header
+    that is not UTF-8 reaches us with lone surrogates in it, which no hash can read."""
+    return 0 < len(key) <= MAX_KEY_CHARS and key.isascii() and key.isprintable()
 
 
 def _name(value: object) -> str:

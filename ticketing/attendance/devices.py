@@ -1,12 +1,7 @@
-"""One device per ticket: which browser holds a ticket, refusing a second one while the first
-is in the room, and the mailed one-time "move here" link that hands the ticket over.
-
-A browser is known by a random device id in a signed cookie. The first browser admitted on a
-webinar with `one_device` becomes the ticket's device; it re-enters freely (reloads,
-reconnects). Another browser is refused only while the ticket is present in the room (an open
-attendance stay, from Prosody's events); once the ticket has left, the next browser admitted
-becomes its device. Moving mails the holder a link; opening it binds the new browser, and the
-stays still open are ended through Jitsi when it can name them (see `kick`), else recorded.
+"""Moving a ticket to another device: the mailed one-time "move here" link that hands a
+one-device ticket over, binding the browser that opens it. The stays the old device still has
+open are ended through Jitsi when it can name them (see `kick`), else the move is recorded.
+Which browser holds a ticket, and refusing a second one, is the join's claim (access.devices).
 """
 
 from __future__ import annotations
@@ -22,128 +17,22 @@ import uuid
 from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ticketing.access.devices import email_hint, open_stays, see
+from ticketing.access.join import decide, find_ticket
 from ticketing.access.tokens import Tokens, room_url, window
 from ticketing.attendance.kick import queue_kicks
 from ticketing.db import UTCDateTime
-from ticketing.db.dialect import insert
-from ticketing.db.models import AttendanceSession, DeviceMove, Ticket, TicketDevice, Webinar
+from ticketing.db.models import DeviceMove, Ticket, Webinar
 from ticketing.errors import Conflict, NotFound
 from ticketing.jobs import enqueue
 from ticketing.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-COOKIE = "ticketing_device"
 MOVE_MAIL = "mail.device_move"
 MOVE_LIFETIME = dt.timedelta(minutes=30)
 # One move mail per ticket in this long, so the button cannot flood the holder's inbox.
 MOVE_MAIL_INTERVAL = dt.timedelta(minutes=1)
-_DEVICE = len(secrets.token_hex(16))
-
-
-# --- the device cookie -----------------------------------------------------------------------
-
-
-def _cookie_key(settings: Settings) -> bytes:
-    # Derived, so no new secret needs configuring: the events secret (or the webhook secret,
-    # which every configuration has) keyed to this one use.
-    base = settings.jitsi_events_secret or settings.stripe_webhook_secrets[0]
-    return hmac.new(base.encode(), b"ticketing device cookie", hashlib.sha256).digest()
-
-
-def new_device() -> str:
-    return secrets.token_hex(16)
-
-
-def sign_device(settings: Settings, device: str) -> str:
-    """The cookie value for a device id."""
-    mac = hmac.new(_cookie_key(settings), device.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{device}.{mac}"
-
-
-def device_from_cookie(settings: Settings, value: str | None) -> str | None:
-    """The device id in a cookie value we signed, or None for anything else."""
-    if not value:
-        return None
-    device, _, mac = value.partition(".")
-    if len(device) != _DEVICE or not all(c in "0123456789abcdef" for c in device):
-        return None
-    return device if hmac.compare_digest(sign_device(settings, device), value) else None
-
-
-# --- refusing a second device ----------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class InUse:
-    """The ticket is in the room from another device: no token; the holder may move it here."""
-
-    webinar: Webinar
-    ticket_id: uuid.UUID
-    email_hint: str
-
-
-def email_hint(email: str) -> str:
-    """`b…@example.com`: enough for the holder to recognise, little for anyone else."""
-    local, at, domain = email.partition("@")
-    return f"{local[:1]}…{at}{domain}" if at else "the ticket's address"
-
-
-async def _open_stays(session: AsyncSession, ticket_id: uuid.UUID, since: dt.datetime) -> list[AttendanceSession]:
-    return list(await session.scalars(
-        select(AttendanceSession).where(AttendanceSession.ticket_id == ticket_id, AttendanceSession.left_at.is_(None),
-                                        AttendanceSession.joined_at >= since)
-    ))
-
-
-async def _see(session: AsyncSession, ticket_id: uuid.UUID, device: str, now: dt.datetime, *, admitted: bool,
-               bind: bool = False) -> None:
-    """Note that `device` opened the ticket's link (and was let in); with `bind` it becomes the ticket's device."""
-    await session.execute(
-        insert(session, TicketDevice).values(ticket_id=ticket_id, device_id=device, first_seen_at=now,
-                                             last_seen_at=now, joins=0, bound_at=None)
-        .on_conflict_do_nothing(index_elements=["ticket_id", "device_id"])
-    )
-    values: dict = {"last_seen_at": now}
-    if admitted:
-        values["joins"] = TicketDevice.joins + 1
-    if bind:
-        values["bound_at"] = now
-    await session.execute(update(TicketDevice).where(TicketDevice.ticket_id == ticket_id,
-                                                     TicketDevice.device_id == device).values(**values))
-
-
-async def _holder(session: AsyncSession, ticket_id: uuid.UUID) -> str | None:
-    """The device that holds the ticket: the one bound last."""
-    return await session.scalar(
-        select(TicketDevice.device_id).where(TicketDevice.ticket_id == ticket_id, TicketDevice.bound_at.is_not(None))
-        .order_by(TicketDevice.bound_at.desc(), TicketDevice.device_id).limit(1)
-    )
-
-
-async def claim(session: AsyncSession, ticket: Ticket, webinar: Webinar, settings: Settings, device: str | None, *,
-                now: dt.datetime) -> InUse | None:
-    """Whether `device` may enter with `ticket` now (None) or the ticket is in use elsewhere.
-
-    Only for webinars with `one_device`; the ticket's row is locked so two browsers opening
-    the link at once are decided one after the other.
-    """
-    if not webinar.one_device or device is None:
-        return None
-    await session.execute(select(Ticket.id).where(Ticket.id == ticket.id).with_for_update())
-    holder = await _holder(session, ticket.id)
-    if holder is not None and holder != device:
-        opens, _ = window(webinar, settings)
-        if await _open_stays(session, ticket.id, opens - dt.timedelta(hours=1)):
-            await _see(session, ticket.id, device, now, admitted=False)
-            logger.info("ticket in use on another device", extra={"ticket_id": str(ticket.id)})
-            return InUse(webinar, ticket.id, email_hint(ticket.email))
-    # The first browser, the holder itself, or a new one once the ticket has left the room.
-    await _see(session, ticket.id, device, now, admitted=True, bind=holder != device)
-    return None
-
-
-# --- moving a ticket to this device ----------------------------------------------------------
 
 
 def _hash(token: str) -> str:
@@ -233,9 +122,6 @@ async def complete_move(sessionmaker: async_sessionmaker[AsyncSession], tokens: 
     Returns Moved, the MoveLink when it cannot be used (used, expired), or the join decision
     (Waiting, Gone) when the ticket does not admit anyone now.
     """
-    # Imported here: access.join imports this module for its one-device check.
-    from ticketing.access.join import decide
-
     settings = tokens.settings
     async with sessionmaker.begin() as session:
         link = await find_move(session, token, now=now, for_update=True)
@@ -246,9 +132,9 @@ async def complete_move(sessionmaker: async_sessionmaker[AsyncSession], tokens: 
             return refused
         ticket, webinar = link.ticket, link.webinar
         await session.execute(select(Ticket.id).where(Ticket.id == ticket.id).with_for_update())
-        await _see(session, ticket.id, device, now, admitted=True, bind=True)
+        await see(session, ticket.id, device, now, admitted=True, bind=True)
         opens, _ = window(webinar, settings)
-        stays = await _open_stays(session, ticket.id, opens - dt.timedelta(hours=1))
+        stays = await open_stays(session, ticket.id, opens - dt.timedelta(hours=1))
         kicked = await queue_kicks(session, settings, webinar, [s.nick for s in stays if s.nick and s.space == ""],
                                    move_id=link.move.id, now=now)
         link.move.used_at, link.move.used_by = now, device
@@ -269,9 +155,6 @@ async def ask_for_move(sessionmaker: async_sessionmaker[AsyncSession], settings:
                        device: str | None, *, now: dt.datetime):
     """The in-use page's "send me a move link" button: MoveRequested, or the join decision
     (Waiting, Gone) when the ticket admits nobody now; NotFound for an unknown code."""
-    # Imported here: access.join imports this module for its one-device check.
-    from ticketing.access.join import decide, find_ticket
-
     async with sessionmaker.begin() as session:
         found = await find_ticket(session, code)
         if found is None:

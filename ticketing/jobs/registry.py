@@ -76,18 +76,10 @@ KINDS: dict[str, Kind] = {}
 PERIODIC: dict[str, PeriodicTask] = {}
 
 
-def registered(kind: str) -> Kind | None:
-    """The registration of `kind`, loading every module that registers kinds first: a process
-    that queues jobs without running a worker (`serve --no-worker`) has imported only some."""
-    if kind not in KINDS:
-        import ticketing.jobs.kinds  # noqa: F401  (registers every kind)
-    return KINDS.get(kind)
-
-
 def try_limit(kind: str, stored: int) -> int:
     """How many tries a job of `kind` gets: the kind's policy, or `stored` (the row's copy)
-    for a kind this code does not know."""
-    found = registered(kind)
+    for a kind this process does not know (the processes load every kind: ticketing.workers)."""
+    found = KINDS.get(kind)
     return found.max_attempts if found is not None else stored
 
 

@@ -444,29 +444,3 @@ async def running(worker: Worker):
     finally:
         stop.set()
         await task
-
-
-def create_worker(context: JobContext, **options: Any) -> Worker:
-    """A worker that knows every registered job kind and periodic task."""
-    import ticketing.jobs.kinds  # noqa: F401  (registers the kinds)
-
-    return Worker(context, **options)
-
-
-async def run_standalone(settings, stop: asyncio.Event, **options: Any) -> None:
-    """`ticketing worker`: its own engine and clients, working until `stop` is set."""
-    import aiohttp
-
-    from ticketing.db import create_engine, create_sessionmaker
-    from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
-
-    engine = create_engine(settings.database_url)
-    stripe_client = create_stripe_client(settings)
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-            context = JobContext(settings=settings, sessionmaker=create_sessionmaker(engine), stripe=stripe_client, http=http)
-            await create_worker(context, **options).run(stop)
-    finally:
-        if stripe_client is not None:
-            await close_stripe_client(stripe_client)
-        await engine.dispose()

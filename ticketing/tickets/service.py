@@ -29,7 +29,7 @@ from ticketing.db.models import (
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.inputs import email_address
 from ticketing.jobs import NewJob, enqueue, enqueue_many
-from ticketing.orders import sealing
+from ticketing.tickets import sealing
 
 # 32 random bytes: 256 bits from the CSPRNG, 43 URL-safe characters.
 CODE_BYTES = 32

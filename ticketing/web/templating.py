@@ -10,8 +10,8 @@ import jinja2
 from babel.numbers import format_currency, get_currency_precision
 
 from ticketing import i18n
+from ticketing.i18n import zone
 from ticketing.webinars.description import description_html
-from ticketing.webinars.service import zone
 
 
 def money(amount: int, currency: str) -> str:

@@ -15,14 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.attendance import options as attendance_options
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.i18n import zone
 from ticketing.inputs import has_control
 from ticketing.jobs import enqueue
-from ticketing.payments.minimums import describe as describe_amount
-from ticketing.payments.minimums import minimum_charge
+from ticketing.webinars import options as attendance_options
+from ticketing.webinars.minimums import describe as describe_amount
+from ticketing.webinars.minimums import minimum_charge
 
 ROOM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")
 # Codes ISO 4217 keeps for testing, metals and "no currency": nobody pays in these.
@@ -107,15 +108,6 @@ def _zone_name(value: dt.datetime) -> str:
     minutes = int(offset.total_seconds() // 60)
     sign = "+" if minutes >= 0 else "-"
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def zone(name: str) -> dt.tzinfo:
-    """The tzinfo of a stored `timezone`: an IANA zone or a fixed offset."""
-    if name[:1] in "+-":
-        hours, minutes = name[1:].split(":")
-        delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
-        return dt.timezone(delta if name[0] == "+" else -delta)
-    return zoneinfo.ZoneInfo(name)
 
 
 def _check(fields: dict[str, Any], *, now: dt.datetime) -> None:

@@ -10,17 +10,17 @@ from aiohttp import web
 
 from ticketing.access import join as access
 from ticketing.attendance import figures as attendance
-from ticketing.attendance import options as attendance_options
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar
 from ticketing.errors import Invalid
+from ticketing.lifecycle import tickets as ticket_lifecycle
+from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.organizers import update_profile
-from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.auth import organizer_of_request
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.responses import json_response, read_json
-from ticketing.webinars import lifecycle as webinar_lifecycle
+from ticketing.webinars import options as attendance_options
 from ticketing.webinars import sales
 from ticketing.webinars import service as webinars
 

@@ -12,6 +12,7 @@ import dataclasses
 
 from aiohttp import web
 
+from ticketing.access import devices as claims
 from ticketing.access import join
 from ticketing.attendance import devices
 from ticketing.db import utcnow
@@ -34,19 +35,19 @@ class Device:
 
 def device_of(request: web.Request) -> Device:
     """The browser's device from its signed cookie, or a new one."""
-    known = devices.device_from_cookie(request.app[SETTINGS], request.cookies.get(devices.COOKIE))
-    return Device(known, False) if known else Device(devices.new_device(), True)
+    known = claims.device_from_cookie(request.app[SETTINGS], request.cookies.get(claims.COOKIE))
+    return Device(known, False) if known else Device(claims.new_device(), True)
 
 
 def remember(response: web.StreamResponse, settings: Settings, device: Device) -> web.StreamResponse:
     """Give a new browser its device cookie (HttpOnly, SameSite=Lax, Secure under https)."""
     if device.new:
-        response.set_cookie(devices.COOKIE, devices.sign_device(settings, device.id), max_age=COOKIE_MAX_AGE,
+        response.set_cookie(claims.COOKIE, claims.sign_device(settings, device.id), max_age=COOKIE_MAX_AGE,
                             path="/", httponly=True, samesite="Lax", secure=settings.base_url.startswith("https://"))
     return response
 
 
-def in_use_page(request: web.Request, decision: devices.InUse, code: str, device: Device) -> web.Response:
+def in_use_page(request: web.Request, decision: claims.InUse, code: str, device: Device) -> web.Response:
     """409: the ticket is in the room from another device; a button mails the holder a move link."""
     response = render(request, "buyer/in_use.html", {"in_use": decision, "webinar": decision.webinar, "code": code},
                       status=409)

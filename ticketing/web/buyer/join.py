@@ -7,7 +7,7 @@ import re
 from aiohttp import web
 
 from ticketing.access import join
-from ticketing.attendance.devices import InUse
+from ticketing.access.devices import InUse
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer
 from ticketing.errors import NotFound

@@ -14,11 +14,12 @@ from ticketing.errors import Invalid, NotFound
 from ticketing.inputs import email_address, has_control
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import mail_domain
-from ticketing.orders import registrations, sealing, seats
+from ticketing.orders import registrations, seats
 from ticketing.orders import service as orders
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
+from ticketing.tickets import sealing
 from ticketing.web.buyer.common import organizer_of, render_page
 from ticketing.web.keys import HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
 from ticketing.web.responses import read_form, read_json, render

@@ -15,7 +15,7 @@ from typing import Any
 from babel.numbers import get_currency_precision
 
 from ticketing.db.models import Webinar
-from ticketing.webinars.service import zone
+from ticketing.i18n import zone
 
 FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room",
           "sales_end", "one_device", "certificate_min_percent")

@@ -12,8 +12,9 @@ from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
+from ticketing.lifecycle import tickets as ticket_lifecycle
+from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.organizers import PROFILE_FIELDS, update_profile
-from ticketing.tickets import lifecycle as ticket_lifecycle
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
@@ -21,7 +22,6 @@ from ticketing.web.org import forms
 from ticketing.web.org.auth import checked_form, organizer_of, page, session_of
 from ticketing.web.templating import money
 from ticketing.webinars import figures
-from ticketing.webinars import lifecycle as webinar_lifecycle
 from ticketing.webinars import sales as sales_rules
 from ticketing.webinars import service as webinars
 
