@@ -26,10 +26,11 @@ run: $(VENV)/.installed
 # `make test PYTEST_ARGS="tests/mail -k refused"` runs a part in one process.
 PYTEST_ARGS ?= -n auto
 
-## test: install with the test extra, lint, and run the whole suite
+## test: install with the test extra, lint, check the import contract (pyproject.toml), run the whole suite
 test: $(VENV)/.installed-test
 	bash scripts/ensure-chromium
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: print throughput and latency figures (see bench/README.md)
