@@ -86,13 +86,19 @@ def test_a_new_revision_is_numbered_after_the_newest_file(tmp_path):
     versions = tmp_path / "migrations" / "versions"
     before = set(versions.glob("*.py"))
     result = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(tmp_path / "alembic.ini"), "revision", "-m", "A Trial: change"],
+        [sys.executable, "-m", "alembic", "-c", str(tmp_path / "alembic.ini"), "revision", "-m", "A Trial: change the organizers' sign-in addresses"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env={"PATH": "/usr/bin:/bin", "TICKETING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db",
              "TICKETING_VAR_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
-    expected = f"{len(before) + 1:04d}_a_trial_change"
+    expected = f"{len(before) + 1:04d}_a_trial_change_the_organize"  # cut to fit 32 characters
     made = set(versions.glob("*.py")) - before
     assert [path.name for path in made] == [f"{expected}.py"]
     assert f"revision: str = '{expected}'" in next(iter(made)).read_text()
+
+
+def test_every_revision_id_fits_the_version_table():
+    """`alembic_version.version_num` is VARCHAR(32): PostgreSQL refuses a longer id (SQLite would not)."""
+    scripts = ScriptDirectory.from_config(migrate.alembic_config("sqlite+aiosqlite://"))
+    assert all(len(script.revision) <= 32 for script in scripts.walk_revisions("base", "heads"))

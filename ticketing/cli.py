@@ -38,8 +38,19 @@ def _run(coro) -> object:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.db import migrate
 
-    migrate.upgrade(settings.database_url)
-    print(f"database is at the newest schema: {_safe_url(settings.database_url)}")
+    before = migrate.current_revision(settings.database_url)
+    try:
+        migrate.upgrade(settings.database_url)
+    except migrate.MigrationRefused as error:
+        raise CommandError(str(error)) from None
+    after = migrate.current_revision(settings.database_url)
+    where = _safe_url(settings.database_url)
+    if before is None:
+        print(f"database schema created at revision {after}: {where}")
+    elif before != after:
+        print(f"database upgraded from revision {before} to {after}: {where}")
+    else:
+        print(f"database is already at the newest revision {after}; nothing to do: {where}")
 
 
 def _ensure_schema(settings: Settings) -> None:
@@ -186,23 +197,72 @@ def cmd_jobs_retry(settings: Settings, args: argparse.Namespace) -> None:
     print(f"job {args.id} queued again" if args.id is not None else f"{count} dead job(s) queued again")
 
 
-def cmd_organizer_create(settings: Settings, args: argparse.Namespace) -> None:
+def _organizers(settings: Settings, work):
+    """Run `work(session)` in one transaction on the configured database and return its result."""
     from ticketing.db import create_engine, create_sessionmaker
-    from ticketing.organizers import create_organizer
 
-    async def run() -> tuple[str, str]:
+    async def run():
         engine = create_engine(settings.database_url)
         try:
             async with create_sessionmaker(engine).begin() as session:
-                organizer, key = await create_organizer(session, args.name, args.email)
-                return str(organizer.id), key
+                return await work(session)
         finally:
             await engine.dispose()
 
     _ensure_schema(settings)
-    organizer_id, key = _run(run())
+    return _run(run())
+
+
+def cmd_organizer_create(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.organizers import create_organizer
+
+    async def work(session) -> tuple[str, str]:
+        organizer, key = await create_organizer(session, args.name, args.email)
+        return str(organizer.id), key
+
+    organizer_id, key = _organizers(settings, work)
     print(f"organizer {organizer_id} created; its API key (shown once, keep it safe):")
     print(key)
+
+
+def cmd_organizer_list(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.organizers import list_organizers
+
+    listed = _organizers(settings, list_organizers)
+    if not listed:
+        print("no organizers; make one with `ticketing organizer create --name N --email E`")
+        return
+    print(f"{'ID':<36}  {'SIGN-IN ADDRESS':<32} {'WEBINARS':>8} {'TO COME':>7}  {'CREATED (UTC)':<16}  NAME")
+    for row in listed:
+        organizer = row.organizer
+        print(f"{organizer.id!s:<36}  {organizer.email:<32} {row.webinars:>8} {row.upcoming:>7}  "
+              f"{organizer.created_at:%Y-%m-%d %H:%M}  {organizer.name}")
+
+
+def cmd_organizer_update(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.organizers import update_organizer
+
+    if args.new_email is None and args.name is None:
+        raise CommandError("nothing to change: give --new-email and/or --name")
+
+    async def work(session) -> tuple[str, str]:
+        organizer = await update_organizer(session, args.email, new_email=args.new_email, name=args.name)
+        return organizer.email, organizer.name
+
+    email, name = _organizers(settings, work)
+    print(f"organizer updated: {name} signs in with {email}")
+
+
+def cmd_organizer_remove(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.organizers import remove_organizer
+
+    async def work(session) -> tuple[str, int]:
+        organizer, webinars = await remove_organizer(session, args.email)
+        return organizer.email, webinars
+
+    email, webinars = _organizers(settings, work)
+    gone = f", with {webinars} past or cancelled webinar(s)" if webinars else ""
+    print(f"organizer {email} removed{gone}")
 
 
 def cmd_organizer_login_link(settings: Settings, args: argparse.Namespace) -> None:
@@ -496,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="the organizer's name")
     create.add_argument("--email", required=True, type=_email, help="the organizer's email address")
     create.set_defaults(handler=cmd_organizer_create)
+    organizer_list = organizer_commands.add_parser("list", help="list organizers: sign-in address, webinars, name")
+    organizer_list.set_defaults(handler=cmd_organizer_list)
+    update = organizer_commands.add_parser("update", help="change an organizer's sign-in address or name")
+    update.add_argument("--email", required=True, type=_email, help="the address the organizer signs in with now")
+    update.add_argument("--new-email", type=_email, help="the new sign-in address")
+    update.add_argument("--name", type=_name, help="the new name")
+    update.set_defaults(handler=cmd_organizer_update)
+    remove = organizer_commands.add_parser(
+        "remove", help="delete an organizer with its past webinars (refused while one is on sale or to come)")
+    remove.add_argument("--email", required=True, type=_email, help="the organizer's sign-in address")
+    remove.set_defaults(handler=cmd_organizer_remove)
     login_link = organizer_commands.add_parser("login-link", help="print a one-time sign-in link to the organizer console (last line)")
     login_link.add_argument("--email", required=True, type=_email, help="the organizer's email address")
     login_link.set_defaults(handler=cmd_organizer_login_link)

@@ -6,6 +6,7 @@ import pytest
 
 from tests import factories
 from tests.web.test_api import _assert_error, auth
+from ticketing.accounts import signin
 from ticketing.db.models import Organizer
 
 
@@ -58,7 +59,9 @@ async def test_patch_changes_what_is_given_and_keeps_the_rest(client, sessionmak
     # Hosts urlsplit cannot read (a bracket left open, a bracketed name that is no IP address).
     ({"imprint_url": "http://[::1/imprint"}, "imprint_url"),
     ({"terms_url": "https://[widgets]/terms"}, "terms_url"),
-    ({"email": "other@example.com"}, "email"),
+    ({"email": "not an address"}, "email"),
+    ({"email": None}, "email"),
+    ({"owner": "x"}, "owner"),
 ])
 async def test_patch_refuses_bad_values_with_422_and_changes_nothing(client, sessionmaker, data, field):
     organizer, key = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
@@ -74,3 +77,25 @@ async def test_patch_refuses_bad_values_with_422_and_changes_nothing(client, ses
 async def test_401_without_a_key(client):
     await _assert_error(await client.get("/api/organizer"), 401)
     await _assert_error(await client.patch("/api/organizer", json={"name": "X"}), 401)
+
+
+async def test_patch_email_changes_the_sign_in_address_stored_lower_case(client, sessionmaker):
+    organizer, key = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
+    response = await client.patch("/api/organizer", headers=auth(key), json={"email": "Ada.Lovelace@Example.COM"})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["email"] == body["reply_to"] == "ada.lovelace@example.com"
+    async with sessionmaker() as session:
+        assert (await session.get(Organizer, organizer.id)).email == "ada.lovelace@example.com"
+        assert await signin.organizers_with_email(session, "ADA.LOVELACE@example.com") == [
+            await session.get(Organizer, organizer.id)]
+
+
+async def test_patch_email_to_another_organizers_address_is_409_and_changes_nothing(client, sessionmaker):
+    ada, key = await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
+    await factories.organizer(sessionmaker, name="Bob", email="bob@example.com")
+    response = await client.patch("/api/organizer", headers=auth(key), json={"email": "BOB@example.com", "name": "X"})
+    await _assert_error(response, 409, "email")
+    async with sessionmaker() as session:
+        stored = await session.get(Organizer, ada.id)
+    assert (stored.email, stored.name) == ("ada@example.com", "Ada")

@@ -20,8 +20,13 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+class MigrationRefused(RuntimeError):
+    """A migration found data it will not change on its own; its message says what to do."""
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """`alembic upgrade head` on `database_url`. Call it outside a running event loop."""
+    """`alembic upgrade head` on `database_url`. Call it outside a running event loop.
+    Raises MigrationRefused when a migration stops on data the operator must settle first."""
     command.upgrade(alembic_config(database_url), revision)
 
 
@@ -34,16 +39,28 @@ def check(database_url: str) -> None:
     command.check(alembic_config(database_url))
 
 
-async def pending(database_url: str) -> bool:
-    """True when the database is not at the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+def head(database_url: str) -> str | None:
+    """The newest revision the package ships."""
+    return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+
+
+async def revision(database_url: str) -> str | None:
+    """The revision the database is at; None for a database without our schema."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            current = await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+            return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
     finally:
         await engine.dispose()
-    return current != head
+
+
+async def pending(database_url: str) -> bool:
+    """True when the database is not at the newest migration."""
+    return await revision(database_url) != head(database_url)
+
+
+def current_revision(database_url: str) -> str | None:
+    return asyncio.run(revision(database_url))
 
 
 def is_pending(database_url: str) -> bool:

@@ -75,7 +75,8 @@ class Organizer(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(320))
+    # The sign-in address, stored lower-case: one organizer per address, whatever its case.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
     # SHA-256 of the API key: the key has 256 random bits, so a fast hash is enough.
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

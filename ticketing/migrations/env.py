@@ -40,7 +40,8 @@ def _name_new_revision(context, revision, directives) -> None:
     # the files list in the order they run. The first seven files keep their historic ids.
     script = directives[0]
     numbers = [int(path.name[:4]) for path in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py")]
-    slug = re.sub(r"[^a-z0-9]+", "_", (script.message or "change").lower()).strip("_")[:40]
+    # alembic_version.version_num holds 32 characters: "NNNN_" and 27 of the slug.
+    slug = re.sub(r"[^a-z0-9]+", "_", (script.message or "change").lower()).strip("_")[:27].rstrip("_")
     script.rev_id = f"{max(numbers, default=0) + 1:04d}_{slug}"
 
 
