@@ -86,7 +86,8 @@ def test_a_new_revision_is_numbered_after_the_newest_file(tmp_path):
     versions = tmp_path / "migrations" / "versions"
     before = set(versions.glob("*.py"))
     result = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(tmp_path / "alembic.ini"), "revision", "-m", "A Trial: change the organizers' sign-in addresses"],
+        [sys.executable, "-m", "alembic", "-c", str(tmp_path / "alembic.ini"), "revision",
+         "-m", "A Trial: change the organizers' sign-in addresses"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env={"PATH": "/usr/bin:/bin", "TICKETING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db",
              "TICKETING_VAR_DIR": str(tmp_path)},

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ticketing import __version__
 from ticketing.errors import Invalid
@@ -331,15 +332,25 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_jitsi_config(settings: Settings, args: argparse.Namespace) -> None:
-    from ticketing.access.prosody import jitsi_config
+    from ticketing.access import prosody
     from ticketing.access.tokens import Tokens
+    from ticketing.attendance.prosody import event_sync_sections
 
     Tokens.from_settings(settings)  # a bad key file fails here, not in Prosody
-    print(jitsi_config(settings), end="")
-    from ticketing.attendance.prosody import event_sync_config
-
-    print("\n" + event_sync_config(settings), end="")
-
+    sections = prosody.jitsi_config(settings, args.target, extra=event_sync_sections(settings, args.target),
+                                    system_keys_url=args.system_keys_url)
+    if args.out is None:
+        print(prosody.summary(settings) + "\n" + "\n".join(section.render() for section in sections), end="")
+        return
+    written = []
+    for section in sections:
+        if section.kind in (prosody.LUA, prosody.ENV, prosody.PEM) and not section.path.startswith("/"):
+            path = args.out / section.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(section.lines) + "\n")
+            written.append(str(path))
+    print(prosody.summary(settings) + "".join(f"wrote {path}\n" for path in written)
+          + "\n".join(section.render() for section in sections if section.kind == prosody.TEXT), end="")
 
 
 def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
@@ -589,7 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--url", action="store_true", help="print the whole Jitsi URL instead of the token alone")
     token.set_defaults(handler=cmd_token)
 
-    jitsi = commands.add_parser("jitsi-config", help="print the Prosody and docker-jitsi-meet settings for these tokens")
+    jitsi = commands.add_parser("jitsi-config", help="print the Jitsi settings (Prosody, docker-jitsi-meet) for this service")
+    jitsi.add_argument("--target", choices=("debian", "docker"), default="debian",
+                       help="debian: Prosody config of Debian's jitsi-meet packages (default); docker: docker-jitsi-meet .env and files")
+    jitsi.add_argument("--out", type=Path, metavar="DIR",
+                       help="write the files (jitsi.env, prosody/conf.d/…, system-keys/…) under DIR instead of printing them")
+    jitsi.add_argument("--system-keys-url", type=_http_url, metavar="URL",
+                       help="where Prosody fetches the system key's public key (default: the target's usual place)")
     jitsi.set_defaults(handler=cmd_jitsi_config)
 
     stripe_parser = commands.add_parser("stripe", help="talk to Stripe's API")
@@ -610,6 +627,15 @@ def build_parser() -> argparse.ArgumentParser:
     events_retry.add_argument("id", type=_event_id, help="the event's id, e.g. evt_1Nq… (see `ticketing events list`)")
     events_retry.set_defaults(handler=cmd_events_retry)
     return parser
+
+
+def _http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or has_control(value):
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+    return value.strip().rstrip("/")
 
 
 def _event_id(value: str) -> str:

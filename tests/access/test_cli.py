@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests import factories
 from tests.access.conftest import SECRET, add_ticket, move_webinar
+from tests.access.test_jitsi_config import sections
 from ticketing.access.tokens import Tokens
 from ticketing.cli import main
 from ticketing.db import utcnow
@@ -98,18 +99,25 @@ def env_lines(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if re.match(r"[A-Z_]+=", line))
 
 
+def _targets(capsys) -> tuple[str, str]:
+    """What `jitsi-config` prints for Debian's Prosody, and the docker-jitsi-meet .env lines."""
+    code, prosody, _ = run(capsys, "jitsi-config", "--target", "debian")
+    assert code == 0
+    code, docker, _ = run(capsys, "jitsi-config", "--target", "docker")
+    assert code == 0
+    return prosody, "\n".join(sections(docker)["jitsi.env"])
+
+
 def test_jitsi_config_hs256_matches_settings(env, capsys):
     env(jitsi_app_secret=SECRET, jitsi_app_id="shop", jitsi_audience="meet", jitsi_url="https://video.example.org")
-    code, out, _ = run(capsys, "jitsi-config")
-    assert code == 0
-    prosody, _, docker = out.partition("# docker-jitsi-meet")
+    prosody, docker = _targets(capsys)
     assert 'VirtualHost "video.example.org"' in prosody and 'authentication = "token"' in prosody
     assert lua_value(prosody, "app_id") == "shop" and lua_value(prosody, "app_secret") == SECRET
     assert lua_list(prosody, "asap_accepted_issuers") == ["shop"]
     assert lua_list(prosody, "asap_accepted_audiences") == ["meet"]
     assert "asap_key_server" not in prosody
     assert 'Component "conference.video.example.org" "muc"' in prosody
-    assert lua_list(prosody, "modules_enabled") == ["token_verification", "token_affiliation"]
+    assert '"token_verification"; "token_affiliation";' in prosody
     values = env_lines(docker)
     assert values["ENABLE_AUTH"] == "1" and values["AUTH_TYPE"] == "jwt"
     assert values["JWT_APP_ID"] == "shop" and values["JWT_APP_SECRET"] == SECRET
@@ -123,10 +131,9 @@ async def test_tokens_decode_with_only_what_jitsi_config_printed_hs256(env, caps
                                                                        sessionmaker):
     values = dict(jitsi_app_secret=SECRET, jitsi_app_id="shop", jitsi_audience="meet")
     env(**values)
-    _, out, _ = run(capsys, "jitsi-config")
+    prosody, _ = _targets(capsys)
     client = await start_client(make_settings(**values))
     token = await _join_token(client, sessionmaker)
-    prosody = out.partition("# docker-jitsi-meet")[0]
     claims = jwt.decode(token, lua_value(prosody, "app_secret").encode(), algorithms=["HS256"],
                         audience=lua_list(prosody, "asap_accepted_audiences")[0],
                         issuer=lua_list(prosody, "asap_accepted_issuers"), leeway=0)
@@ -138,9 +145,7 @@ async def test_tokens_decode_with_only_what_jitsi_config_printed_rs256(env, caps
                                                                        sessionmaker, rs256):
     values = dict(rs256, base_url="http://tickets.example.com")
     env(**values)
-    code, out, _ = run(capsys, "jitsi-config")
-    assert code == 0
-    prosody, _, docker = out.partition("# docker-jitsi-meet")
+    prosody, docker = _targets(capsys)
     key_server = lua_value(prosody, "asap_key_server")
     assert key_server == "http://tickets.example.com/asap" == env_lines(docker)["JWT_ASAP_KEYSERVER"]
     assert "app_secret" not in prosody and "JWT_APP_SECRET" not in docker

@@ -309,12 +309,15 @@ async def test_jitsi_config_prints_the_event_sync_component(settings, capsys, mo
     monkeypatch.setenv("TICKETING_JITSI_URL", "https://meet.example.com")
     assert main(["jitsi-config"]) == 0
     out = capsys.readouterr().out
+    assert main(["jitsi-config", "--target", "docker"]) == 0
+    docker = capsys.readouterr().out
     assert 'Component "esync.meet.example.com" "event_sync_component"' in out
     assert 'muc_component = "conference.meet.example.com"' in out
     assert 'api_prefix = "https://tickets.example.com/jitsi"' in out
     assert f'api_headers = {{ ["Authorization"] = "Bearer {settings.jitsi_events_secret}"; }}' in out
     assert "include_user_info = true" in out
-    assert "prosody-plugins-custom" in out and 'muc_component = "muc.meet.jitsi"' in out
+    assert "prosody-plugins-custom" in docker and 'muc_component = "muc.meet.jitsi"' in docker
+    assert 'Component "esync.meet.jitsi" "event_sync_component"' in docker
 
 
 async def test_a_room_of_thousands_fits_in_one_post(client, settings, sessionmaker, monkeypatch):
