@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from email.policy import default
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def free_port() -> int:
@@ -43,8 +44,11 @@ class _Handler:
 class SmtpSink:
     """Start with `start()`; `url` is the TICKETING_SMTP_URL; `messages` what was accepted."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
         self.port = free_port()
+        # With credentials the server offers AUTH (over plain loopback) and accepts only these.
+        self.credentials = credentials
+        self.logins: list[str] = []
         self.mode = "accept"  # accept | tempfail | refuse
         self.refuse: set[str] = set()
         self.raw: list[bytes] = []
@@ -57,8 +61,16 @@ class SmtpSink:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        auth = {} if self.credentials is None else {
+            "authenticator": self._authenticate, "auth_require_tls": False, "auth_required": False}
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **auth)
         self._controller.start()
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        login = (auth_data.login.decode(), auth_data.password.decode()) if isinstance(auth_data, LoginPassword) else None
+        if login is not None:
+            self.logins.append(login[0])
+        return AuthResult(success=login == self.credentials, handled=False)  # a refusal answers 535
 
     def stop(self) -> None:
         if self._controller is not None:

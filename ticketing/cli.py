@@ -353,6 +353,18 @@ def cmd_jitsi_config(settings: Settings, args: argparse.Namespace) -> None:
           + "\n".join(section.render() for section in sections if section.kind == prosody.TEXT), end="")
 
 
+def cmd_check(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.preflight import run_checks
+
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # its request log would interleave with the lines
+    outcomes = _run(run_checks(settings))
+    for outcome in outcomes:
+        print(outcome.render(), flush=True)
+    failed = [outcome.name for outcome in outcomes if not outcome.ok]
+    if failed:
+        raise CommandError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+
+
 def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
     import aiohttp
 
@@ -600,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--url", action="store_true", help="print the whole Jitsi URL instead of the token alone")
     token.set_defaults(handler=cmd_token)
 
+    check = commands.add_parser("check", help="check a configured installation before going live (one line per check)")
+    check.set_defaults(handler=cmd_check)
+
     jitsi = commands.add_parser("jitsi-config", help="print the Jitsi settings (Prosody, docker-jitsi-meet) for this service")
     jitsi.add_argument("--target", choices=("debian", "docker"), default="debian",
                        help="debian: Prosody config of Debian's jitsi-meet packages (default); docker: docker-jitsi-meet .env and files")
@@ -673,9 +688,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except Exception as error:  # one line for the user; the trace only with TICKETING_LOG_LEVEL=DEBUG
+        from sqlalchemy.exc import DBAPIError
+
         from ticketing.errors import DomainError
 
-        message = error.message if isinstance(error, DomainError) else f"{type(error).__name__}: {error}".splitlines()[0]
+        if isinstance(error, DomainError):
+            message = error.message
+        elif isinstance(error, DBAPIError | OSError) and "settings" in locals():
+            from ticketing.preflight import database_problem
+
+            message = database_problem(settings.database_url, error)
+        else:
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
         logger.debug("command failed", exc_info=True)
         print(f"ticketing: error: {message}", file=sys.stderr)
         return 1
