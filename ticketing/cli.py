@@ -82,6 +82,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     def announce(_: str) -> None:
         print(f"ticketing {__version__} listening on http://{settings.host}:{settings.port}", flush=True)
         print(f"  public URL:  {settings.base_url}", flush=True)
+        print(f"  console:     {settings.base_url}/org   (sign-in links: ticketing organizer login-link --email E)", flush=True)
+        print(f"  API:         {settings.base_url}/api   (its OpenAPI document: {settings.base_url}/api/openapi.json)", flush=True)
         print(f"  health:      {settings.base_url}/healthz   metrics: {settings.base_url}/metrics", flush=True)
         for line in mode:
             print(f"  {line}", flush=True)
