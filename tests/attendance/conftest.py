@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import uuid
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -72,7 +73,7 @@ async def live_webinar(sessionmaker, owner=None, **options):
     (None when `owner` is given)."""
     key = None
     if owner is None:
-        owner, key = await factories.organizer(sessionmaker)
+        owner, key = await factories.organizer(sessionmaker, email=f"o{uuid.uuid4().hex[:8]}@example.com")
     webinar = await factories.webinar(sessionmaker, owner, **options)
     now = utcnow().replace(microsecond=0)
     await move_webinar(sessionmaker, webinar, now - dt.timedelta(minutes=10), now + dt.timedelta(minutes=50))

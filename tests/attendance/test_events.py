@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import random
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -25,7 +26,7 @@ MIN = dt.timedelta(minutes=1)
 async def _webinar(sessionmaker, owner=None, **options):
     """A one-hour webinar that started two hours ago (whole minutes), and its organizer's API key."""
     if owner is None:
-        owner, key = await factories.organizer(sessionmaker)
+        owner, key = await factories.organizer(sessionmaker, email=f"o{uuid.uuid4().hex[:8]}@example.com")
     else:
         owner, key = owner
     webinar = await factories.webinar(sessionmaker, owner, **options)
