@@ -119,6 +119,23 @@ def money(amount: int, currency: str, lang: str = DEFAULT) -> str:
                            locale=LANGUAGES[language(lang)][0])
 
 
+def preferred_language(accept_language: str | None) -> str:
+    """The supported language a browser's `Accept-Language` header ranks highest, else the default."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate((accept_language or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().split("-")[0].lower()
+        if primary in LANGUAGES and weight > 0:
+            ranked.append((-weight, position, primary))
+    return min(ranked)[2] if ranked else DEFAULT
+
+
 def null_gettext_context() -> dict[str, Any]:
     """English without a catalog, for templates outside the buyer's path."""
     plain = gettext_module.NullTranslations()

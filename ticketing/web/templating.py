@@ -10,7 +10,6 @@ import jinja2
 from babel.numbers import format_currency, get_currency_precision
 
 from ticketing import i18n
-from ticketing.i18n import zone
 from ticketing.webinars.description import description_html
 
 
@@ -20,12 +19,14 @@ def money(amount: int, currency: str) -> str:
     return format_currency(Decimal(amount).scaleb(-get_currency_precision(code)), code, locale="en_US")
 
 
-def in_zone(value: dt.datetime, zone_name: str, time_only: bool = False) -> str:
-    local = value.astimezone(zone(zone_name))
-    label = zone_name if zone_name[:1] not in "+-" else f"UTC{zone_name}"
+@jinja2.pass_context
+def in_zone(context: jinja2.runtime.Context, value: dt.datetime, zone_name: str, time_only: bool = False) -> str:
+    """Date and time in the zone, in the page's language by Babel (`Wednesday 2 December 2026, 18:00`,
+    `Mittwoch, 2. Dezember 2026, 18:00`); `time_only` gives `19:00 (Europe/Berlin)`."""
+    lang = i18n.language(context.get("lang"))
     if time_only:
-        return f"{local:%H:%M} ({label})"
-    return f"{local:%A %d %B %Y, %H:%M}"
+        return f"{i18n.time_text(value, zone_name, lang)} ({i18n.zone_label(zone_name)})"
+    return f"{i18n.date_text(value, zone_name, lang)}, {i18n.time_text(value, zone_name, lang)}"
 
 
 def iso(value: dt.datetime) -> str:

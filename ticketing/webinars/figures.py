@@ -1,6 +1,6 @@
 """What an organizer reads about their webinars: where each stands, sales and revenue,
-attendees with the state of their latest mail, orders that need a look, and what a
-cancellation would set off. Read-only; the actions live in the services they belong to."""
+orders that need a look, and what a cancellation would set off (the attendee list is the
+orders room's, `orders.attendees`). Read-only; the actions live in the services they belong to."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from ticketing.db.models import (
     Organizer,
     Registration,
     Ticket,
-    TicketDelivery,
     TicketStatus,
     Webinar,
     WebinarStatus,
@@ -100,36 +99,6 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
                         paid_orders=counts[w.id]["paid"], pending_orders=counts[w.id]["pending"],
                         paid=paid[w.id], refunded=refunded[w.id], pending_registrations=counts[w.id]["registrations"])
             for w in webinars}
-
-
-@dataclasses.dataclass(frozen=True)
-class Attendee:
-    ticket: Ticket
-    order: Order
-
-    @property
-    def mail(self) -> str:
-        """The ticket's stored delivery state as the console names it: "sent", "queued",
-        "retrying" (queued, and the last try was refused for now: see `mail_error`) or "failed"."""
-        state = self.ticket.delivery_status
-        if state == TicketDelivery.QUEUED and self.ticket.delivery_error:
-            return "retrying"
-        return state.value
-
-    @property
-    def mail_error(self) -> str | None:
-        return self.ticket.delivery_error
-
-
-async def attendees(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Attendee]:
-    """The webinar's tickets, oldest first, each with its order (the delivery state of its
-    latest link mail is the ticket's own, recorded by the mail jobs)."""
-    webinar = await get_own_webinar(session, organizer, webinar_id)
-    rows = (await session.execute(
-        select(Ticket, Order).join(Order, Order.id == Ticket.order_id).where(Ticket.webinar_id == webinar.id)
-        .order_by(Ticket.created_at, Ticket.order_id, Ticket.seq)
-    )).all()
-    return [Attendee(ticket=ticket, order=order) for ticket, order in rows]
 
 
 async def problem_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Order]:

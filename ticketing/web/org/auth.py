@@ -14,6 +14,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 from multidict import MultiDictProxy
 
+from ticketing import i18n
 from ticketing.accounts import sessions, signin
 from ticketing.db.models import Organizer
 from ticketing.errors import Forbidden, Invalid, NotFound
@@ -122,11 +123,16 @@ async def checked_form(request: web.Request) -> MultiDictProxy[Any]:
 
 async def page(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200,
                organizer: Organizer | None = None) -> web.Response:
-    """A console page: the CSRF token for its forms and the flash notice come along."""
+    """A console page: the CSRF token for its forms and the flash notice come along, and the
+    gettext and formats of the console's language (the browser's choice among ours)."""
     session = await session_of(request)
-    context = {"csrf": sessions.csrf_token(session), "flash": sessions.take_flash(session),
-               "organizer": organizer, **context}
+    context = {**i18n.gettext_context(console_language(request)), "csrf": sessions.csrf_token(session),
+               "flash": sessions.take_flash(session), "organizer": organizer, **context}
     return render(request, f"org/{template}", context, status=status)
+
+
+def console_language(request: web.Request) -> str:
+    return i18n.preferred_language(request.headers.get("Accept-Language"))
 
 
 def client_address(request: web.Request) -> str:

@@ -14,6 +14,8 @@ from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
+from ticketing.orders import attendees as attendee_list
+from ticketing.orders.references import order_reference
 from ticketing.organizers import PROFILE_FIELDS, update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.routes import _csv, ticket_json
@@ -143,7 +145,7 @@ async def webinar_page(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
-        people = await figures.attendees(db, organizer, webinar_id)
+        people = await attendee_list.attendee_page(db, organizer, webinar_id, attendee_list.Query.parse(request.query))
         problems = await figures.problem_orders(db, organizer, webinar_id)
         orders = await webinars.list_orders(db, organizer, webinar_id)
         # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
@@ -156,7 +158,7 @@ async def webinar_page(request: web.Request) -> web.Response:
         "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
         "attendees": people, "presence": presence if presence.attendees else None,
         "attended": {t: attendance.ticket_fields(f) for t, f in attended.items()},
-        "problems": problems, "orders": orders, "public_url": f"{settings.base_url}/w/{webinar.id}",
+        "problems": problems, "orders": orders, "reference": order_reference, "public_url": f"{settings.base_url}/w/{webinar.id}",
         "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
     }, organizer=organizer)
 
