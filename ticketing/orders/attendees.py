@@ -119,7 +119,9 @@ def _order_by(query: Query) -> list[Any]:
         case "email":
             keys = [func.lower(Ticket.email)]
         case "state":
-            keys = [Ticket.status, Ticket.delivery_status]
+            # What needs the organizer first: a valid ticket whose mail failed, then valid, revoked, expired.
+            keys = [case((and_(Ticket.status == TicketStatus.VALID, Ticket.delivery_status == TicketDelivery.FAILED), 0),
+                         (Ticket.status == TicketStatus.VALID, 1), (Ticket.status == TicketStatus.REVOKED, 2), else_=3)]
         case _:
             keys = [func.coalesce(Order.paid_at, Order.created_at), Ticket.created_at]
     keys = [k.desc() if query.descending else k.asc() for k in keys]
