@@ -88,8 +88,7 @@ async def test_the_list_pages_filters_searches_and_sorts(client, webinar_with_bu
     assert len(rows) == PAGE_SIZE
     assert "61 tickets match" in page and "page 1 of 2" in page
     assert rows[0][0] == order_reference(bea.id) and "seat 1" in rows[0][1]
-    assert 'href="/org/webinars/{}?q=&amp;state=&amp;sort=bought&amp;dir=asc&amp;page=2#attendees"'.format(
-        webinar.id) in page
+    assert f'href="/org/webinars/{webinar.id}?q=&amp;state=&amp;sort=bought&amp;dir=asc&amp;page=2#attendees"' in page
     # The menu of actions is one <details> per row, whose links are plain GETs.
     assert page.count('<details class="row-menu">') == PAGE_SIZE - 1  # the revoked ticket has none
 

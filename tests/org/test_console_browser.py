@@ -171,13 +171,17 @@ async def test_an_organizer_runs_a_paid_webinar_from_the_browser(browser, consol
     await check(page, screenshot_dir)
 
     # Resend the first ticket's link (confirmed on its own page).
-    await page.locator("#attendees tbody tr").nth(0).locator("a:has-text('Resend')").click()
+    first = page.locator("#attendees tbody tr").nth(0)
+    await first.locator("summary").click()
+    await first.locator("a:has-text('Resend')").click()
     await check(page, screenshot_dir, "console-confirm-resend")
     await page.click("button:has-text('Send a new link')")
     await page.wait_for_selector(".flash:has-text('A new link is on its way')")
 
     # Revoke and refund the second one.
-    await page.locator("#attendees tbody tr").nth(1).locator("a:has-text('Revoke and refund')").click()
+    second = page.locator("#attendees tbody tr").nth(1)
+    await second.locator("summary").click()
+    await second.locator("a:has-text('Revoke and refund')").click()
     assert "€25.00" in await page.inner_text("main")
     await page.click("button:has-text('Revoke and refund')")
     await page.wait_for_selector(".flash:has-text('the refund is on its way')")
