@@ -1,6 +1,6 @@
 """Run every benchmark with its default sizes: `python -m bench` (or `make bench`)."""
 
-from bench import attendance, flash_sale, join_storm, mail_drain, webhooks
+from bench import attendance, attendee_list, flash_sale, join_storm, mail_drain, webhooks
 
 webhooks.main([])
 print()
@@ -11,3 +11,5 @@ print()
 flash_sale.main([])
 print()
 attendance.main([])
+print()
+attendee_list.main([])

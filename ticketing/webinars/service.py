@@ -267,10 +267,10 @@ PROBLEM_STATUSES = (OrderStatus.FLAGGED, OrderStatus.OVERSOLD, OrderStatus.LATE)
 
 
 async def list_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID, *,
-                      status: str | None = None) -> list[Order]:
-    """The orders of one of the organizer's webinars, newest first; `status` narrows them
-    to one order status (e.g. "flagged": paid, but not the price, so no tickets were issued)
-    or to those that need a look ("problem")."""
+                      status: str | None = None, limit: int | None = None) -> list[Order]:
+    """The orders of one of the organizer's webinars, newest first (at most `limit`); `status`
+    narrows them to one order status (e.g. "flagged": paid, but not the price, so no tickets
+    were issued) or to those that need a look ("problem")."""
     webinar = await get_own_webinar(session, organizer, webinar_id)
     query = select(Order).where(Order.webinar_id == webinar.id).order_by(Order.created_at.desc(), Order.id)
     if status == NEEDS_A_LOOK:
@@ -281,7 +281,7 @@ async def list_orders(session: AsyncSession, organizer: Organizer, webinar_id: u
         except ValueError:
             known = ", ".join([*(s.value for s in OrderStatus), NEEDS_A_LOOK])
             raise Invalid(f"unknown order status {status!r}; one of {known}", field="status") from None
-    return list(await session.scalars(query))
+    return list(await session.scalars(query if limit is None else query.limit(limit)))
 
 
 def seats_left(webinar: Webinar) -> int | None:

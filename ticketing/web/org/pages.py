@@ -28,6 +28,7 @@ from ticketing.webinars import sales as sales_rules
 from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
+ORDERS_SHOWN = 100
 
 
 async def _flash_and_go(request: web.Request, message: str, target: str) -> web.Response:
@@ -147,7 +148,8 @@ async def webinar_page(request: web.Request) -> web.Response:
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
         people = await attendee_list.attendee_page(db, organizer, webinar_id, attendee_list.Query.parse(request.query))
         problems = await figures.problem_orders(db, organizer, webinar_id)
-        orders = await webinars.list_orders(db, organizer, webinar_id)
+        # The newest orders only: a large webinar has thousands (the CSV and the API have them all).
+        orders = await webinars.list_orders(db, organizer, webinar_id, limit=ORDERS_SHOWN + 1)
         # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
         presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
@@ -158,7 +160,8 @@ async def webinar_page(request: web.Request) -> web.Response:
         "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
         "attendees": people, "presence": presence if presence.attendees else None,
         "attended": {t: attendance.ticket_fields(f) for t, f in attended.items()},
-        "problems": problems, "orders": orders, "reference": order_reference, "public_url": f"{settings.base_url}/w/{webinar.id}",
+        "problems": problems, "orders": orders[:ORDERS_SHOWN], "more_orders": len(orders) > ORDERS_SHOWN,
+        "reference": order_reference, "public_url": f"{settings.base_url}/w/{webinar.id}",
         "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
     }, organizer=organizer)
 
