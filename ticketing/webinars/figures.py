@@ -58,6 +58,8 @@ class Sales:
     paid: dict[str, int]
     refunded: dict[str, int]
     pending_registrations: int = 0  # free registrations whose address is not confirmed yet
+    # Every ticket ever issued, revoked ones too: what a cancelled webinar had sold.
+    seats_issued: int = 0
 
     @property
     def revenue(self) -> dict[str, int]:
@@ -70,7 +72,8 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
     ids = [w.id for w in webinars]
     paid: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
     refunded: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: {"paid": 0, "pending": 0, "registrations": 0})
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: {"paid": 0, "pending": 0, "registrations": 0,
+                                                                   "issued": 0})
     if ids:
         rows = await session.execute(
             select(Order.webinar_id, Order.currency, Order.status,
@@ -95,9 +98,14 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
         )
         for webinar_id, count in waiting:
             counts[webinar_id]["registrations"] += count
+        issued = await session.execute(
+            select(Ticket.webinar_id, func.count()).where(Ticket.webinar_id.in_(ids)).group_by(Ticket.webinar_id))
+        for webinar_id, count in issued:
+            counts[webinar_id]["issued"] = count
     return {w.id: Sales(tickets_sold=w.seats_taken, capacity=w.capacity, seats_left=seats_left(w),
                         paid_orders=counts[w.id]["paid"], pending_orders=counts[w.id]["pending"],
-                        paid=paid[w.id], refunded=refunded[w.id], pending_registrations=counts[w.id]["registrations"])
+                        paid=paid[w.id], refunded=refunded[w.id], pending_registrations=counts[w.id]["registrations"],
+                        seats_issued=counts[w.id]["issued"])
             for w in webinars}
 
 

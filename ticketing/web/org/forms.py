@@ -18,7 +18,7 @@ from ticketing.db.models import Webinar
 from ticketing.i18n import zone
 
 FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room",
-          "sales_end", "one_device", "certificate_min_percent")
+          "sales_end", "one_device", "certificate_min_percent", "language")
 # The service's (and the API's) names for the form fields that are named differently.
 FORM_FIELD_OF = {"price_amount": "price", "timezone": "time_zone"}
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -109,6 +109,7 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
         "description": values["description"].replace("\r\n", "\n"),
         "timezone": zone_name,
         "currency": values["currency"].strip().upper(),
+        "language": values["language"].strip() or "en",
     }
     for name in ("starts_at", "ends_at"):
         data[name] = _local_time(values[name], zone_name, name, errors)
@@ -160,13 +161,15 @@ def form_values(webinar: Webinar) -> dict[str, str]:
         "sales_end": "" if webinar.sales_end is None else webinar.sales_end.astimezone(tz).strftime(LOCAL_FORMAT),
         "one_device": "on" if webinar.one_device else "",
         "certificate_min_percent": "" if webinar.certificate_min_percent is None else str(webinar.certificate_min_percent),
+        "language": webinar.language,
     }
 
 
-def blank_values(time_zone: str = "UTC") -> dict[str, str]:
+def blank_values(time_zone: str = "UTC", language: str = "en") -> dict[str, str]:
+    """A new webinar's form: its language is the console's until the organizer picks another."""
     return {"title": "", "description": "", "starts_at": "", "ends_at": "", "time_zone": time_zone,
             "price": "", "currency": "EUR", "capacity": "", "room": "", "sales_end": "",
-            "one_device": "", "certificate_min_percent": ""}
+            "one_device": "", "certificate_min_percent": "", "language": language}
 
 
 def typed_values(form: Any) -> dict[str, str]:

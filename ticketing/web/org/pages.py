@@ -21,7 +21,7 @@ from ticketing.tickets import service as ticket_service
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.org import forms
-from ticketing.web.org.auth import checked_form, organizer_of, page, session_of
+from ticketing.web.org.auth import checked_form, console_language, organizer_of, page, session_of
 from ticketing.web.templating import money
 from ticketing.webinars import figures
 from ticketing.webinars import sales as sales_rules
@@ -29,6 +29,8 @@ from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
 ORDERS_SHOWN = 100
+# Each language by its own name, as people look for theirs.
+LANGUAGE_NAMES = {"en": "English", "de": "Deutsch"}
 
 
 async def _flash_and_go(request: web.Request, message: str, target: str) -> web.Response:
@@ -47,16 +49,22 @@ async def webinar_list(request: web.Request) -> web.Response:
         found = await webinars.list_webinars(db, organizer)
         sales = await figures.sales_by_webinar(db, found)
     now = utcnow()
+    base_url = request.app[SETTINGS].base_url
     rows = [{"webinar": w, "status": figures.status_label(w, now=now), "sales": sales[w.id],
-             "revenue": _revenue_text(sales[w.id].revenue)} for w in found]
-    return await page(request, "webinars.html", {"rows": rows}, organizer=organizer)
+             "revenue": _revenue_text(sales[w.id].revenue), "public_url": f"{base_url}/w/{w.id}"} for w in found]
+    # Upcoming soonest first; the rest (over or cancelled) latest first.
+    upcoming = sorted((r for r in rows if r["status"] not in ("ended", "cancelled")), key=lambda r: r["webinar"].starts_at)
+    past = sorted((r for r in rows if r["status"] in ("ended", "cancelled")), key=lambda r: r["webinar"].starts_at,
+                  reverse=True)
+    return await page(request, "webinars.html", {"upcoming": upcoming, "past": past, "languages": LANGUAGE_NAMES},
+                      organizer=organizer)
 
 
 def _form_page(request, organizer, *, webinar: Webinar | None, values: dict[str, str], errors: dict[str, str],
                status: int = 200, general: str | None = None):
     return page(request, "webinar_form.html", {
         "webinar": webinar, "values": values, "errors": errors, "general": general,
-        "zones": forms.time_zones(),
+        "zones": forms.time_zones(), "languages": LANGUAGE_NAMES,
     }, status=status, organizer=organizer)
 
 
@@ -72,7 +80,8 @@ def _field_errors(error: DomainError) -> tuple[dict[str, str], str | None]:
 @routes.get("/org/webinars/new")
 async def new_webinar(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
-    return await _form_page(request, organizer, webinar=None, values=forms.blank_values(), errors={})
+    return await _form_page(request, organizer, webinar=None, errors={},
+                            values=forms.blank_values(language=console_language(request)))
 
 
 @routes.post("/org/webinars")
@@ -156,8 +165,9 @@ async def webinar_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     return await page(request, "webinar.html", {
         "webinar": webinar, "status": figures.status_label(webinar), "sales": sales,
-        "sales_end": sales_rules.sales_end(webinar),
+        "sales_end": sales_rules.sales_end(webinar), "checkout_closes": sales_rules.checkout_closes_at(webinar),
         "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
+        "paid": _revenue_text(sales.paid), "languages": LANGUAGE_NAMES,
         "attendees": people, "presence": presence if presence.attendees else None,
         "attended": {t: attendance.ticket_fields(f) for t, f in attended.items()},
         "problems": problems, "orders": orders[:ORDERS_SHOWN], "more_orders": len(orders) > ORDERS_SHOWN,
