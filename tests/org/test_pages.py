@@ -127,6 +127,37 @@ async def test_form_errors_stand_next_to_their_field_with_what_was_typed(client,
         assert await session.scalar(select(Webinar)) is None
 
 
+async def test_every_error_of_the_form_is_reported_at_once(client, sessionmaker, ada):
+    """What the form cannot read (the price) and what the service refuses (an empty title, an
+    end before the start, an unknown currency, a bad room) come back together."""
+    csrf = await _csrf(client, "/org/webinars/new")
+    fields = {"title": " ", "ends_at": "2030-01-31T17:00", "price": "lots", "currency": "ABC", "room": "Bad Room!",
+              "capacity": "0"}
+    response = await client.post("/org/webinars", data={**_form(**fields), "csrf_token": csrf})
+    assert response.status == 422
+    html = await response.text()
+    shown = dict(re.findall(r'<p class="field-error" id="([a-z_]+)-error">([^<]*)</p>', html))
+    assert shown == {"title": "Title must not be empty.", "ends_at": "The end must be after the start.",
+                     "price": "Enter a price like 25.00 (0 for free).",
+                     "currency": "Unknown currency &#39;abc&#39;; use an ISO 4217 code like EUR.",
+                     "capacity": "The number of seats must be between 1 and 1000000, or empty for no limit.",
+                     "room": "Room must be 2 to 63 of a-z, 0-9, &#39;_&#39; and &#39;-&#39;, starting with a letter or digit."}
+    assert "Please correct the marked fields." in html
+    async with sessionmaker() as session:
+        assert await session.scalar(select(Webinar)) is None
+
+    # Editing reports them all at once too, and changes nothing.
+    webinar = await factories.webinar(sessionmaker, ada[0], title="Kept")
+    edit = await (await client.get(f"/org/webinars/{webinar.id}/edit")).text()
+    response = await client.post(f"/org/webinars/{webinar.id}/edit",
+                                 data={**_form(title="", price="1.234", capacity="-1"), "csrf_token": csrf_of(edit)})
+    assert response.status == 422
+    shown = dict(re.findall(r'<p class="field-error" id="([a-z_]+)-error">([^<]*)</p>', await response.text()))
+    assert set(shown) == {"title", "price", "capacity"}
+    async with sessionmaker() as session:
+        assert (await session.get(Webinar, webinar.id)).title == "Kept"
+
+
 async def test_a_time_change_is_confirmed_first(client, sessionmaker, ada, free_ticket):
     organizer, _ = ada
     await free_ticket(organizer)

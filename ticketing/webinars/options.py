@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ticketing.errors import Invalid
@@ -10,23 +10,28 @@ from ticketing.errors import Invalid
 FIELDS = ("one_device", "certificate_min_percent")
 
 
-def parse(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
-    """The options present in `data` (all of them, with defaults, when creating); raises Invalid."""
-    fields: dict[str, Any] = {}
-    if creating or "one_device" in data:
+def parsers(data: Mapping[str, Any], *, creating: bool) -> list[tuple[str, Callable[[], Any]]]:
+    """For each option present in `data` (all of them, with defaults, when creating), its name
+    and a function reading it that raises Invalid."""
+
+    def one_device() -> bool:
         value = data.get("one_device", False)
         if value is None and creating:
             value = False
         if not isinstance(value, bool):
             raise Invalid("one_device must be true or false", field="one_device")
-        fields["one_device"] = value
-    if creating or "certificate_min_percent" in data:
+        return value
+
+    def certificate_min_percent() -> int | None:
         value = data.get("certificate_min_percent")
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100):
             raise Invalid("certificate_min_percent must be a whole number from 1 to 100, or null for no certificates",
                           field="certificate_min_percent")
-        fields["certificate_min_percent"] = value
-    return fields
+        return value
+
+    return [(name, parse) for name, parse in (("one_device", one_device),
+                                              ("certificate_min_percent", certificate_min_percent))
+            if creating or name in data]
 
 
 def as_json(webinar: Any) -> dict[str, Any]:

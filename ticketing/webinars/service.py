@@ -110,72 +110,147 @@ def _zone_name(value: dt.datetime) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def _check(fields: dict[str, Any], *, now: dt.datetime) -> None:
-    if fields["ends_at"] <= fields["starts_at"]:
-        raise Invalid("ends_at must be after starts_at", field="ends_at")
-    if fields["ends_at"] <= now:
-        raise Invalid("ends_at is in the past", field="ends_at")
-    if fields["price_amount"] < 0:
-        raise Invalid("price_amount must not be negative", field="price_amount")
-    if fields["price_amount"] > 99_999_999:
-        raise Invalid("price_amount is larger than Stripe accepts", field="price_amount")
-    if fields["currency"].upper() not in CURRENCIES:
-        raise Invalid(f"unknown currency {fields['currency']!r}; use an ISO 4217 code like EUR", field="currency")
-    minimum = minimum_charge(fields["currency"])
-    if 0 < fields["price_amount"] and minimum is not None and fields["price_amount"] < minimum:
-        raise Invalid(f"price_amount is below Stripe's minimum charge of {describe_amount(minimum, fields['currency'])};"
-                      " use at least that, or 0 for a free webinar", field="price_amount")
-    if fields.get("sales_end") is not None and fields["sales_end"] > fields["ends_at"]:
-        raise Invalid("sales_end must not be after ends_at", field="sales_end")
-    capacity = fields["capacity"]
-    if capacity is not None and not 1 <= capacity <= 1_000_000:
-        raise Invalid("capacity must be between 1 and 1000000, or null for no limit", field="capacity")
-    if not ROOM_PATTERN.fullmatch(fields["room"]):
-        raise Invalid("room must be 2 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit", field="room")
-    try:
-        zone(fields["timezone"])
-    # OSError: a folder of the zone database ("America") or a name the file system refuses.
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise Invalid(f"unknown time zone {fields['timezone']!r}; use an IANA name like Europe/Berlin", field="timezone") from None
+class InvalidFields(Invalid):
+    """Several fields of a webinar are not acceptable; `errors` has each field's message, the
+    first of them is the error's own message (what the API answers with)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        field, message = next(iter(errors.items()))
+        super().__init__(message, field=field)
+        self.errors = errors
 
 
-def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The webinar's fields from `data`, falling back to `base` (the stored webinar) for a PATCH."""
+def _rules(fields: dict[str, Any], now: dt.datetime):
+    """The rules a webinar's fields must meet, each as (the fields it reads, a check that raises
+    Invalid), in the order the API reports the first broken one."""
+
+    def when() -> None:
+        if fields["ends_at"] <= fields["starts_at"]:
+            raise Invalid("ends_at must be after starts_at", field="ends_at")
+        if fields["ends_at"] <= now:
+            raise Invalid("ends_at is in the past", field="ends_at")
+
+    def price() -> None:
+        if fields["price_amount"] < 0:
+            raise Invalid("price_amount must not be negative", field="price_amount")
+        if fields["price_amount"] > 99_999_999:
+            raise Invalid("price_amount is larger than Stripe accepts", field="price_amount")
+
+    def currency() -> None:
+        if fields["currency"].upper() not in CURRENCIES:
+            raise Invalid(f"unknown currency {fields['currency']!r}; use an ISO 4217 code like EUR", field="currency")
+
+    def minimum() -> None:
+        least = minimum_charge(fields["currency"])
+        if 0 < fields["price_amount"] and least is not None and fields["price_amount"] < least:
+            raise Invalid(f"price_amount is below Stripe's minimum charge of {describe_amount(least, fields['currency'])};"
+                          " use at least that, or 0 for a free webinar", field="price_amount")
+
+    def sales_end() -> None:
+        if fields.get("sales_end") is not None and fields["sales_end"] > fields["ends_at"]:
+            raise Invalid("sales_end must not be after ends_at", field="sales_end")
+
+    def capacity() -> None:
+        if fields["capacity"] is not None and not 1 <= fields["capacity"] <= 1_000_000:
+            raise Invalid("capacity must be between 1 and 1000000, or null for no limit", field="capacity")
+
+    def room() -> None:
+        if not ROOM_PATTERN.fullmatch(fields["room"]):
+            raise Invalid("room must be 2 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit", field="room")
+
+    def timezone() -> None:
+        try:
+            zone(fields["timezone"])
+        # OSError: a folder of the zone database ("America") or a name the file system refuses.
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise Invalid(f"unknown time zone {fields['timezone']!r}; use an IANA name like Europe/Berlin",
+                          field="timezone") from None
+
+    return [(("starts_at", "ends_at"), when), (("price_amount",), price), (("currency",), currency),
+            (("price_amount", "currency"), minimum), (("sales_end", "ends_at"), sales_end), (("capacity",), capacity),
+            (("room",), room), (("timezone",), timezone)]
+
+
+def _check(fields: dict[str, Any], errors: dict[str, str], *, now: dt.datetime) -> None:
+    """Apply every rule whose fields could be read; raise InvalidFields with all that failed."""
+    for names, rule in _rules(fields, now):
+        if any(name in errors or name not in fields for name in names):
+            continue
+        try:
+            rule()
+        except Invalid as error:
+            errors.setdefault(error.field or names[0], error.message)
+    if errors:
+        raise InvalidFields(errors)
+
+
+def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The webinar's fields from `data`, falling back to `base` (the stored webinar) for a PATCH,
+    and the message of each field that could not be read (left out of the fields)."""
     creating = base is None
     fields: dict[str, Any] = dict(base or {})
+    errors: dict[str, str] = {}
+
+    def read(name: str, parse) -> None:
+        try:
+            fields[name] = parse()
+        except Invalid as error:
+            fields.pop(name, None)
+            errors.setdefault(error.field or name, error.message)
+
+    def room() -> str:
+        value = _text(data, "room", limit=63, required=False)
+        return value.lower() if value else "webinar-" + secrets.token_hex(6)
+
     if creating or "title" in data:
-        fields["title"] = _text(data, "title", limit=200, required=True)
+        read("title", lambda: _text(data, "title", limit=200, required=True))
     if creating or "description" in data:
-        fields["description"] = _text(data, "description", limit=20_000, required=False) or ""
+        read("description", lambda: _text(data, "description", limit=20_000, required=False) or "")
     for name in ("starts_at", "ends_at"):
         if creating or name in data:
-            fields[name] = _when(data, name)
+            read(name, lambda name=name: _when(data, name))
     if creating or "price_amount" in data:
-        fields["price_amount"] = _integer(data, "price_amount", required=True)
+        read("price_amount", lambda: _integer(data, "price_amount", required=True))
     if creating or "currency" in data:
-        currency = _text(data, "currency", limit=3, required=True)
-        fields["currency"] = currency.lower()
+        read("currency", lambda: _text(data, "currency", limit=3, required=True).lower())
     if creating or "capacity" in data:
-        fields["capacity"] = _integer(data, "capacity", required=False)
+        read("capacity", lambda: _integer(data, "capacity", required=False))
     if creating or "room" in data:
-        room = _text(data, "room", limit=63, required=False)
-        fields["room"] = room.lower() if room else "webinar-" + secrets.token_hex(6)
+        read("room", room)
     if creating or "sales_end" in data:
         # null (or absent) means sales close when the webinar ends.
-        fields["sales_end"] = _when(data, "sales_end") if data.get("sales_end") is not None else None
+        read("sales_end", lambda: _when(data, "sales_end") if data.get("sales_end") is not None else None)
     if "timezone" in data and data["timezone"] is not None:
-        fields["timezone"] = _text(data, "timezone", limit=64, required=True)
-    elif creating:
+        read("timezone", lambda: _text(data, "timezone", limit=64, required=True))
+    elif creating and "starts_at" in fields:
         fields["timezone"] = _zone_name(fields["starts_at"])
     if creating or "language" in data:
-        fields["language"] = _language(data.get("language", "en"))
+        read("language", lambda: _language(data.get("language", "en")))
     # Kept in UTC from here on (the zone is in `timezone`), so a webinar reads the same
     # straight after this request as when loaded from the database later.
     for name in ("starts_at", "ends_at", "sales_end"):
-        if fields[name] is not None:
+        if fields.get(name) is not None:
             fields[name] = fields[name].astimezone(dt.UTC)
-    fields.update(attendance_options.parse(data, creating=creating))
-    return fields
+    for name, parse in attendance_options.parsers(data, creating=creating):
+        read(name, parse)
+    return fields, errors
+
+
+def webinar_errors(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Every problem of webinar input at once (field → message), as creating it (or, with
+    `base`, changing that webinar) would find them; nothing is stored. Forms use it to report
+    all their errors in one go."""
+    fields, errors = _fields(data, base)
+    try:
+        _check(fields, errors, now=utcnow())
+    except InvalidFields:
+        pass
+    return errors
+
+
+def editable_fields(webinar: Webinar) -> dict[str, Any]:
+    """What a PATCH starts from: the webinar's editable fields as stored."""
+    return {name: getattr(webinar, name) for name in EDITABLE}
 
 
 async def _room_taken(session: AsyncSession, room: str, other_than: uuid.UUID | None) -> bool:
@@ -187,8 +262,8 @@ async def _room_taken(session: AsyncSession, room: str, other_than: uuid.UUID | 
 
 async def create_webinar(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any]) -> Webinar:
     """Create a webinar for `organizer` from API input; raises Invalid or Conflict."""
-    fields = _fields(data, None)
-    _check(fields, now=utcnow())
+    fields, errors = _fields(data, None)
+    _check(fields, errors, now=utcnow())
     if await _room_taken(session, fields["room"], None):
         raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room")
     webinar = Webinar(organizer_id=organizer.id, seats_taken=0, status=WebinarStatus.SCHEDULED, sequence=0, **fields)
@@ -230,9 +305,9 @@ async def update_webinar(session: AsyncSession, organizer: Organizer, webinar_id
     webinar = await get_own_webinar(session, organizer, webinar_id, for_update=True)
     if webinar.status != WebinarStatus.SCHEDULED:
         raise Conflict(f"this webinar is {webinar.status.value} and can no longer be edited")
-    current = {name: getattr(webinar, name) for name in EDITABLE}
-    fields = _fields({k: v for k, v in data.items() if k in EDITABLE}, current)
-    _check(fields, now=utcnow())
+    current = editable_fields(webinar)
+    fields, errors = _fields({k: v for k, v in data.items() if k in EDITABLE}, current)
+    _check(fields, errors, now=utcnow())
     if fields["capacity"] is not None and fields["capacity"] < webinar.seats_taken:
         raise Invalid(f"capacity cannot go below the {webinar.seats_taken} tickets already sold", field="capacity")
     if fields["room"] != webinar.room and await _room_taken(session, fields["room"], webinar.id):

@@ -4,6 +4,7 @@ the CSRF check on every form, and the signed-in organizer of a request."""
 from __future__ import annotations
 
 import time
+import urllib.parse
 import warnings
 from typing import Any
 
@@ -19,7 +20,7 @@ from ticketing.accounts import sessions, signin
 from ticketing.db.models import Organizer
 from ticketing.errors import Forbidden, Invalid, NotFound
 from ticketing.settings import Settings
-from ticketing.web.keys import SESSIONMAKER
+from ticketing.web.keys import SESSIONMAKER, SETTINGS
 from ticketing.web.ratelimit import RateLimiter
 from ticketing.web.responses import render
 
@@ -127,7 +128,8 @@ async def page(request: web.Request, template: str, context: dict[str, Any], *, 
     gettext and formats of the console's language (the browser's choice among ours)."""
     session = await session_of(request)
     context = {**i18n.gettext_context(console_language(request)), "csrf": sessions.csrf_token(session),
-               "flash": sessions.take_flash(session), "organizer": organizer, **context}
+               "flash": sessions.take_flash(session), "organizer": organizer,
+               "service_host": urllib.parse.urlsplit(request.app[SETTINGS].base_url).netloc, **context}
     return render(request, f"org/{template}", context, status=status)
 
 

@@ -46,11 +46,27 @@ def time_zones() -> tuple[str, ...]:
 
 
 class FormErrors(Exception):
-    """Fields that could not be read, each with what to fix."""
+    """Fields that could not be read, each with what to fix; `data` is the input as far as it
+    could be read (None for each field that could not), for the service to find the rest."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, str], data: dict[str, Any] | None = None) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+        self.data = data or {}
+
+
+def form_errors(service_errors: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """The service's errors next to the form fields they are about, in the form's words; one
+    about no field of the form stands above it."""
+    errors: dict[str, str] = {}
+    general = None
+    for name, message in service_errors.items():
+        field = FORM_FIELD_OF.get(name, name)
+        if field in FIELDS:
+            errors.setdefault(field, in_form_words(message))
+        else:
+            general = general or in_form_words(message)
+    return errors, general
 
 
 def _local_time(text: str, zone_name: str, field: str, errors: dict[str, str]) -> str | None:
@@ -140,7 +156,7 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
     elif not editing:
         pass  # the service makes one up
     if errors:
-        raise FormErrors(errors)
+        raise FormErrors(errors, data)
     return data
 
 

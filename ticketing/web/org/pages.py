@@ -69,12 +69,15 @@ def _form_page(request, organizer, *, webinar: Webinar | None, values: dict[str,
 
 
 def _field_errors(error: DomainError) -> tuple[dict[str, str], str | None]:
-    """A service error next to the form field it is about, or above the form, in the form's words."""
-    field = forms.FORM_FIELD_OF.get(error.field or "", error.field)
-    message = forms.in_form_words(error.message)
-    if field in forms.FIELDS:
-        return {field: message}, None
-    return {}, message
+    """A service error next to the form field it is about (every field, when several are at
+    fault), or above the form, in the form's words."""
+    return forms.form_errors(getattr(error, "errors", None) or {error.field or "": error.message})
+
+
+def _all_errors(error: forms.FormErrors, base: dict | None = None) -> dict[str, str]:
+    """The fields the form could not read, and whatever the service finds in the rest."""
+    found, _ = forms.form_errors(webinars.webinar_errors(error.data, base))
+    return {**found, **error.errors}
 
 
 @routes.get("/org/webinars/new")
@@ -94,7 +97,7 @@ async def create_webinar(request: web.Request) -> web.Response:
             webinar = await webinars.create_webinar(db, organizer, data)
     except forms.FormErrors as error:
         return await _form_page(request, organizer, webinar=None, values=forms.typed_values(form),
-                                errors=error.errors, status=422)
+                                errors=_all_errors(error), status=422)
     except (Invalid, Conflict) as error:
         errors, general = _field_errors(error)
         return await _form_page(request, organizer, webinar=None, values=forms.typed_values(form), errors=errors,
@@ -139,7 +142,7 @@ async def update_webinar(request: web.Request) -> web.Response:
                         "values": forms.typed_values(form)}, organizer=organizer)
         except forms.FormErrors as error:
             return await _form_page(request, organizer, webinar=current, values=forms.typed_values(form),
-                                    errors=error.errors, status=422)
+                                    errors=_all_errors(error, webinars.editable_fields(current)), status=422)
         except (Invalid, Conflict) as error:
             errors, general = _field_errors(error)
             return await _form_page(request, organizer, webinar=current, values=forms.typed_values(form),
