@@ -199,3 +199,19 @@ async def update_profile(session: AsyncSession, organizer_id: uuid.UUID, data: M
             setattr(organizer, field, _link(data[field], field))
     await _flush(session, organizer.email)
     return organizer
+
+
+# The languages the console speaks; "" (stored as NULL) follows the browser.
+CONSOLE_LANGUAGES = ("en", "de")
+
+
+async def set_console_language(session: AsyncSession, organizer_id: uuid.UUID, value: str) -> Organizer:
+    """The organizer's choice of console language, or "" to follow the browser's preference."""
+    if value not in ("", *CONSOLE_LANGUAGES):
+        raise Invalid(f"console_language must be one of {', '.join(CONSOLE_LANGUAGES)}, or empty for the browser's",
+                      field="console_language")
+    organizer = await session.get(Organizer, organizer_id, with_for_update=True)
+    if organizer is None:
+        raise NotFound("no such organizer")
+    organizer.console_language = value or None
+    return organizer

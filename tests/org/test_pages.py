@@ -211,6 +211,47 @@ async def test_settings_through_the_profile_service(client, sessionmaker, ada):
         ("Ada Events", "hello@ada.example", "https://ada.example/imprint", None)
 
 
+async def test_the_console_speaks_the_chosen_language_else_the_browsers(client, sessionmaker, ada):
+    english_browser = {"Accept-Language": "en-GB,en;q=0.9"}
+    page = await (await client.get("/org/settings", headers=english_browser)).text()
+    assert '<html lang="en">' in page and '<option value="" selected>As my browser prefers</option>' in page
+    assert '<html lang="de">' in await (await client.get("/org/settings", headers={"Accept-Language": "de"})).text()
+    profile = {"name": "Ada", "contact_email": "", "imprint_url": "", "terms_url": "", "csrf_token": csrf_of(page)}
+    bad = await client.post("/org/settings", data={**profile, "console_language": "fr"})
+    assert bad.status == 422 and 'id="console_language-error"' in await bad.text()
+    saved = await client.post("/org/settings", data={**profile, "console_language": "de"}, allow_redirects=False)
+    assert saved.status == 303
+    # Chosen: German whatever the browser asks for, new webinars default to it too.
+    page = await (await client.get("/org/settings", headers=english_browser)).text()
+    assert '<html lang="de">' in page and "Sprache dieser Konsole" in page
+    assert '<option value="de" lang="de" selected>Deutsch</option>' in page
+    new = await (await client.get("/org/webinars/new", headers=english_browser)).text()
+    assert '<option value="de" lang="de" selected>Deutsch</option>' in new
+    back = await client.post("/org/settings", data={**profile, "console_language": ""}, allow_redirects=False)
+    assert back.status == 303
+    async with sessionmaker() as session:
+        assert (await session.scalar(select(Organizer))).console_language is None
+    assert '<html lang="en">' in await (await client.get("/org/settings", headers=english_browser)).text()
+
+
+async def test_the_language_is_set_on_the_form_and_shown(client, sessionmaker, ada):
+    csrf = await _csrf(client, "/org/webinars/new")
+    response = await client.post("/org/webinars", data={**_form(language="de"), "csrf_token": csrf},
+                                 allow_redirects=False)
+    assert response.status == 303
+    async with sessionmaker() as session:
+        webinar = await session.scalar(select(Webinar))
+    assert webinar.language == "de"
+    page = await (await client.get(f"/org/webinars/{webinar.id}")).text()
+    assert '<span id="webinar-language">Language: <span lang="de">Deutsch</span></span>' in page
+    listing = await (await client.get("/org")).text()
+    assert '<td data-label="Language" lang="de">Deutsch</td>' in listing
+    edit = await (await client.get(f"/org/webinars/{webinar.id}/edit")).text()
+    assert '<option value="de" lang="de" selected>Deutsch</option>' in edit
+    bad = await client.post("/org/webinars", data={**_form(language="fr"), "csrf_token": csrf})
+    assert bad.status == 422 and 'id="language-error"' in await bad.text()
+
+
 async def test_api_keys_made_in_the_console_work_until_revoked(client, sessionmaker, ada):
     _, first_key = ada
     csrf = await _csrf(client, "/org/keys")

@@ -85,6 +85,8 @@ class Organizer(Base):
     contact_email: Mapped[str | None] = mapped_column(String(320))
     imprint_url: Mapped[str | None] = mapped_column(String(500))
     terms_url: Mapped[str | None] = mapped_column(String(500))
+    # The console's language as the organizer chose it; NULL: the browser's preference.
+    console_language: Mapped[str | None] = mapped_column(String(5))
 
     @property
     def reply_to(self) -> str:
@@ -463,3 +465,30 @@ class ReplacedCode(Base):
     # "rescheduled", "resent", "reassigned" or "restored"
     reason: Mapped[str] = mapped_column(String(20))
     replaced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    """An organizer's message to the current holders of a webinar's tickets."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_webinar_id_created_at", "webinar_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    webinar_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)  # Markdown, rendered like descriptions
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MessageRecipient(Base):
+    """One holder a message goes to, and what became of their mail (one row, one mail)."""
+
+    __tablename__ = "message_recipients"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True,
+                                                 index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[TicketDelivery] = mapped_column(_enum(TicketDelivery), default=TicketDelivery.QUEUED)
+    error: Mapped[str | None] = mapped_column(Text)

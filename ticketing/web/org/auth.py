@@ -127,13 +127,16 @@ async def page(request: web.Request, template: str, context: dict[str, Any], *, 
     """A console page: the CSRF token for its forms and the flash notice come along, and the
     gettext and formats of the console's language (the browser's choice among ours)."""
     session = await session_of(request)
-    context = {**i18n.gettext_context(console_language(request)), "csrf": sessions.csrf_token(session),
+    context = {**i18n.gettext_context(console_language(request, organizer)), "csrf": sessions.csrf_token(session),
                "flash": sessions.take_flash(session), "organizer": organizer,
                "service_host": urllib.parse.urlsplit(request.app[SETTINGS].base_url).netloc, **context}
     return render(request, f"org/{template}", context, status=status)
 
 
-def console_language(request: web.Request) -> str:
+def console_language(request: web.Request, organizer: Organizer | None = None) -> str:
+    """The organizer's chosen console language, else the one their browser prefers."""
+    if organizer is not None and organizer.console_language:
+        return i18n.language(organizer.console_language)
     return i18n.preferred_language(request.headers.get("Accept-Language"))
 
 

@@ -125,8 +125,10 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
         "description": values["description"].replace("\r\n", "\n"),
         "timezone": zone_name,
         "currency": values["currency"].strip().upper(),
-        "language": values["language"].strip() or "en",
     }
+    # Absent (an older form, a hand-made post): unchanged when editing, the service's default when creating.
+    if values["language"].strip():
+        data["language"] = values["language"].strip()
     for name in ("starts_at", "ends_at"):
         data[name] = _local_time(values[name], zone_name, name, errors)
     # Optional: empty means sales close when the webinar ends (the service's default).

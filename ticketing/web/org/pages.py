@@ -16,7 +16,7 @@ from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.orders import attendees as attendee_list
 from ticketing.orders.references import order_reference
-from ticketing.organizers import PROFILE_FIELDS, update_profile
+from ticketing.organizers import PROFILE_FIELDS, set_console_language, update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
@@ -84,7 +84,7 @@ def _all_errors(error: forms.FormErrors, base: dict | None = None) -> dict[str, 
 async def new_webinar(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
     return await _form_page(request, organizer, webinar=None, errors={},
-                            values=forms.blank_values(language=console_language(request)))
+                            values=forms.blank_values(language=console_language(request, organizer)))
 
 
 @routes.post("/org/webinars")
@@ -341,7 +341,9 @@ async def ticket_action(request: web.Request) -> web.Response:
 async def settings_form(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
     values = {name: getattr(organizer, name) or "" for name in PROFILE_FIELDS}
-    return await page(request, "settings.html", {"values": values, "errors": {}}, organizer=organizer)
+    values["console_language"] = organizer.console_language or ""
+    return await page(request, "settings.html", {"values": values, "errors": {}, "languages": LANGUAGE_NAMES},
+                      organizer=organizer)
 
 
 @routes.post("/org/settings")
@@ -350,14 +352,17 @@ async def settings_save(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
     form = await checked_form(request)
     data = {name: str(form.get(name) or "") for name in PROFILE_FIELDS}
+    language = str(form.get("console_language") or "")
     try:
         async with request.app[SESSIONMAKER].begin() as db:
             await update_profile(db, organizer.id, data)
+            await set_console_language(db, organizer.id, language)
     except Invalid as error:
-        field = error.field if error.field in PROFILE_FIELDS else "name"
+        field = error.field if error.field in (*PROFILE_FIELDS, "console_language") else "name"
         message = error.message[:1].upper() + error.message[1:]
-        return await page(request, "settings.html", {"values": data, "errors": {field: message}}, status=422,
-                          organizer=organizer)
+        return await page(request, "settings.html", {"values": {**data, "console_language": language},
+                                                     "errors": {field: message}, "languages": LANGUAGE_NAMES},
+                          status=422, organizer=organizer)
     return await _flash_and_go(request, "Settings saved.", "/org/settings")
 
 
