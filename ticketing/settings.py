@@ -71,6 +71,8 @@ class Settings:
     log_format: str = "text"
     # Free registrations per minute from one client address (bursts up to that many); 0 = no limit.
     register_rate_per_address: int = 10
+    # Messages an organizer may send to one webinar's ticket holders within an hour.
+    messages_per_hour: int = 3
 
     # Encrypts the organizer console's session cookie (at least 32 bytes; a Fernet key is derived from it).
     session_key: str | None = None
@@ -325,6 +327,7 @@ class _Reader:
             log_level=log_level,
             log_format=log_format,
             register_rate_per_address=self.integer("REGISTER_RATE_PER_ADDRESS", 10, 0, 100_000),
+            messages_per_hour=self.integer("MESSAGES_PER_HOUR", 3, 1, 100),
             session_key=session_key,
             trusted_proxies=self.networks("TRUSTED_PROXIES"),
             api_key_rate_per_address=self.integer("API_KEY_RATE_PER_ADDRESS", 30, 0, 1_000_000),

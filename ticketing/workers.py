@@ -23,6 +23,7 @@ import ticketing.jobs.maintenance  # noqa: F401
 import ticketing.lifecycle.webinars  # noqa: F401
 import ticketing.mail.confirmations  # noqa: F401
 import ticketing.mail.jobs  # noqa: F401
+import ticketing.mail.messages  # noqa: F401
 import ticketing.mail.signin  # noqa: F401
 import ticketing.payments.reconcile  # noqa: F401
 import ticketing.payments.refunds  # noqa: F401

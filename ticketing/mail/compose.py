@@ -17,10 +17,11 @@ import jinja2
 
 from ticketing import i18n
 from ticketing.db import utcnow
-from ticketing.db.models import Order, Organizer, Registration, Ticket, Webinar
+from ticketing.db.models import Message, Order, Organizer, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
 from ticketing.mail.message import Attachment, Mail, address, mail, sender_header, wire_address
 from ticketing.settings import Settings
+from ticketing.webinars.description import description_html
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
@@ -91,6 +92,8 @@ def _environment() -> jinja2.Environment:
         auto_reload=False,
     )
     i18n.install(env)
+    # Organizers' Markdown (messages to attendees) rendered and cleaned as descriptions are.
+    env.filters["markdown"] = description_html
     return env
 
 
@@ -288,3 +291,14 @@ def confirm_registration_mail(settings: Settings, registration: Registration, we
                           subject=_(lang, N_("Confirm your seat: %(title)s"), title=webinar.title),
                           message_key=message_key,
                           template="confirm_registration", context=context, now=now, lang=lang, organizer=organizer)
+
+
+def message_mail(settings: Settings, message: Message, webinar: Webinar, organizer: Organizer, *, email: str,
+                 name: str, message_key: str, now: dt.datetime | None = None) -> Mail:
+    """An organizer's message to one ticket holder: their subject and Markdown body, framed in
+    the webinar's language (who writes, about which webinar, when it is) with the organizer's
+    Reply-To and footer."""
+    lang = i18n.language(webinar.language)
+    context = {"webinar": webinar, "subject": message.subject, "body": message.body}
+    return templated_mail(settings, to=recipient(email, name), subject=message.subject, message_key=message_key,
+                          template="message", context=context, now=now or utcnow(), lang=lang, organizer=organizer)

@@ -15,6 +15,7 @@ from ticketing.db.models import Organizer, Ticket, Webinar
 from ticketing.errors import Invalid
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
+from ticketing.messages import service as messages
 from ticketing.organizers import update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.auth import organizer_of_request
@@ -120,6 +121,27 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 ORDER_COLUMNS = ("id", "status", "email", "buyer_name", "quantity", "expected_amount", "amount_total", "currency",
                  "amount_refunded", "problem", "stripe_session_id", "created_at", "paid_at")
+
+
+@routes.post("/api/webinars/{id}/messages")
+async def send_message(request: web.Request) -> web.Response:
+    """A message to every current ticket holder, one queued mail each; 429 over the hourly limit."""
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        sent = await messages.send_message(session, organizer, webinar_id, data,
+                                           per_hour=request.app[SETTINGS].messages_per_hour)
+    return json_response(messages.message_json(sent), status=201)
+
+
+@routes.get("/api/webinars/{id}/messages")
+async def list_messages(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        found = await messages.list_messages(session, organizer, webinar_id)
+    return json_response({"messages": [messages.message_json(m) for m in found]})
 
 
 @routes.get("/api/webinars/{id}/orders")

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ticketing import i18n
 from ticketing.access import join as access
 from ticketing.accounts import apikeys, sessions
 from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
-from ticketing.errors import Conflict, DomainError, Invalid, NotFound
+from ticketing.errors import Conflict, DomainError, Invalid, NotFound, TooMany
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
+from ticketing.messages import service as messages
 from ticketing.orders import attendees as attendee_list
 from ticketing.orders.references import order_reference
 from ticketing.organizers import PROFILE_FIELDS, set_console_language, update_profile
@@ -29,6 +31,13 @@ from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
 ORDERS_SHOWN = 100
+
+
+def _sent_notice(lang: str, count: int) -> str:
+    return i18n.translations(lang).ngettext("The message is on its way to %(num)d ticket holder.",
+                                            "The message is on its way to %(num)d ticket holders.", count) % {"num": count}
+
+
 # Each language by its own name, as people look for theirs.
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch"}
 
@@ -418,3 +427,62 @@ async def revoke_key(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER].begin() as db:
         key = await apikeys.revoke_key(db, organizer, key_id)
     return await _flash_and_go(request, f"The key “{key.name}” is revoked.", "/org/keys")
+
+
+async def _messages_page(request: web.Request, organizer: Organizer, webinar_id, *, values: dict[str, str],
+                         errors: dict[str, str] | None = None, draft=None, status: int = 200,
+                         general: str | None = None) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
+        sent = await messages.list_messages(db, organizer, webinar_id)
+    return await page(request, "messages.html", {
+        "webinar": webinar, "values": values, "errors": errors or {}, "draft": draft, "sent": sent,
+        "general": general, "per_hour": request.app[SETTINGS].messages_per_hour,
+    }, status=status, organizer=organizer)
+
+
+def _message_values(form) -> dict[str, str]:
+    return {"subject": str(form.get("subject") or ""), "body": str(form.get("body") or "")}
+
+
+@routes.get("/org/webinars/{id}/messages")
+async def messages_page(request: web.Request) -> web.Response:
+    """Write to the webinar's ticket holders, and the messages sent so far with their mails' state."""
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    return await _messages_page(request, organizer, webinar_id, values={"subject": "", "body": ""})
+
+
+@routes.post("/org/webinars/{id}/messages/preview")
+async def message_preview(request: web.Request) -> web.Response:
+    """The message as it will read, and to how many, before anything is sent."""
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    values = _message_values(await checked_form(request))
+    try:
+        async with request.app[SESSIONMAKER]() as db:
+            draft = await messages.preview(db, organizer, webinar_id, values)
+    except Invalid as error:
+        return await _messages_page(request, organizer, webinar_id, values=values, status=422,
+                                    errors={error.field or "body": forms.in_form_words(error.message)})
+    return await _messages_page(request, organizer, webinar_id, values=values, draft=draft)
+
+
+@routes.post("/org/webinars/{id}/messages")
+async def message_send(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    values = _message_values(await checked_form(request))
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            sent = await messages.send_message(db, organizer, webinar_id, values,
+                                               per_hour=request.app[SETTINGS].messages_per_hour)
+    except Invalid as error:
+        return await _messages_page(request, organizer, webinar_id, values=values, status=422,
+                                    errors={error.field or "body": forms.in_form_words(error.message)})
+    except (Conflict, TooMany) as error:
+        return await _messages_page(request, organizer, webinar_id, values=values,
+                                    status=429 if isinstance(error, TooMany) else 409,
+                                    general=forms.in_form_words(error.message))
+    return await _flash_and_go(request, _sent_notice(console_language(request, organizer), sent.recipients),
+                               f"/org/webinars/{webinar_id}/messages")

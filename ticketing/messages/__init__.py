@@ -1,0 +1,1 @@
+"""Messages from an organizer to the ticket holders of one webinar."""
