@@ -24,7 +24,6 @@ from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.org import forms
 from ticketing.web.org.auth import checked_form, console_language, organizer_of, page, session_of
-from ticketing.web.templating import money
 from ticketing.webinars import figures
 from ticketing.webinars import sales as sales_rules
 from ticketing.webinars import service as webinars
@@ -47,8 +46,9 @@ async def _flash_and_go(request: web.Request, message: str, target: str) -> web.
     raise web.HTTPSeeOther(target)
 
 
-def _revenue_text(amounts: dict[str, int]) -> str:
-    return ", ".join(money(amount, currency) for currency, amount in amounts.items()) or "—"
+def _revenue_text(amounts: dict[str, int], lang: str) -> str:
+    """Amounts by currency as the console's language writes them."""
+    return ", ".join(i18n.money(amount, currency, lang) for currency, amount in amounts.items()) or "—"
 
 
 @routes.get("/org")
@@ -58,9 +58,10 @@ async def webinar_list(request: web.Request) -> web.Response:
         found = await webinars.list_webinars(db, organizer)
         sales = await figures.sales_by_webinar(db, found)
     now = utcnow()
+    lang = console_language(request, organizer)
     base_url = request.app[SETTINGS].base_url
     rows = [{"webinar": w, "status": figures.status_label(w, now=now), "sales": sales[w.id],
-             "revenue": _revenue_text(sales[w.id].revenue), "public_url": f"{base_url}/w/{w.id}"} for w in found]
+             "revenue": _revenue_text(sales[w.id].revenue, lang), "public_url": f"{base_url}/w/{w.id}"} for w in found]
     # Upcoming soonest first; the rest (over or cancelled) latest first.
     upcoming = sorted((r for r in rows if r["status"] not in ("ended", "cancelled")), key=lambda r: r["webinar"].starts_at)
     past = sorted((r for r in rows if r["status"] in ("ended", "cancelled")), key=lambda r: r["webinar"].starts_at,
@@ -175,11 +176,12 @@ async def webinar_page(request: web.Request) -> web.Response:
         presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
     settings = request.app[SETTINGS]
+    lang = console_language(request, organizer)
     return await page(request, "webinar.html", {
         "webinar": webinar, "status": figures.status_label(webinar), "sales": sales,
         "sales_end": sales_rules.sales_end(webinar), "checkout_closes": sales_rules.checkout_closes_at(webinar),
-        "revenue": _revenue_text(sales.revenue), "refunded": _revenue_text(sales.refunded),
-        "paid": _revenue_text(sales.paid), "languages": LANGUAGE_NAMES,
+        "revenue": _revenue_text(sales.revenue, lang), "refunded": _revenue_text(sales.refunded, lang),
+        "paid": _revenue_text(sales.paid, lang), "languages": LANGUAGE_NAMES,
         "attendees": people, "presence": presence if presence.attendees else None,
         "attended": {t: attendance.ticket_fields(f) for t, f in attended.items()},
         "problems": problems, "orders": orders[:ORDERS_SHOWN], "more_orders": len(orders) > ORDERS_SHOWN,
@@ -197,7 +199,8 @@ async def webinar_sales(request: web.Request) -> web.Response:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
     response = web.json_response({"tickets_sold": sales.tickets_sold, "seats_left": sales.seats_left,
-                                  "revenue": _revenue_text(sales.revenue), "paid_orders": sales.paid_orders,
+                                  "revenue": _revenue_text(sales.revenue, console_language(request, organizer)),
+                                  "paid_orders": sales.paid_orders,
                                   "pending_registrations": sales.pending_registrations})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -320,7 +323,8 @@ async def ticket_confirm(request: web.Request) -> web.Response:
     heading, what, button = TICKET_ACTIONS[request.match_info["action"]]
     return await page(request, "confirm.html", {
         "heading": heading,
-        "lines": [what.format(email=ticket.email, amount=money(webinar.price_amount, webinar.currency))],
+        "lines": [what.format(email=ticket.email, amount=i18n.money(webinar.price_amount, webinar.currency,
+                                                                      console_language(request, organizer)))],
         "action": request.path, "button": button, "danger": request.match_info["action"] in ("revoke", "refund"),
         "back": f"/org/webinars/{webinar.id}#attendees", "back_label": "Back",
     }, organizer=organizer)
