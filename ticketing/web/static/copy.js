@@ -3,7 +3,7 @@
 // named by data-copy, or its own data-copy-text; its label says "copied" for two seconds.
 for (const button of document.querySelectorAll("button.copy")) {
   button.hidden = false;
-  const label = button.textContent;
+  const original = button.innerHTML;  // server-rendered markup, its hidden context for screen readers included
   button.addEventListener("click", async () => {
     const field = button.dataset.copy ? document.getElementById(button.dataset.copy) : null;
     const text = field ? field.value : button.dataset.copyText;
@@ -15,6 +15,6 @@ for (const button of document.querySelectorAll("button.copy")) {
       document.execCommand("copy");
     }
     button.textContent = button.dataset.copied || "Copied";
-    setTimeout(() => { button.textContent = label; }, 2000);
+    setTimeout(() => { button.innerHTML = original; }, 2000);
   });
 }
