@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Any
 
-from ticketing.payments.stripe_api import API_VERSION
+from ticketing.payments.versions import API_VERSION
 
 
 def new_session_id() -> str:
