@@ -167,8 +167,12 @@ class Order(Base):
     payment_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     expired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     refunded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # fully refunded
-    disputed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    disputed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # a chargeback, not an inquiry
     dispute_won_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    dispute_lost_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A card issuer's inquiry (no money taken yet): shown to the organizer, revokes nothing.
+    inquiry_opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    inquiry_closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     livemode: Mapped[bool | None] = mapped_column(Boolean)
     # Why the organizer should look at this order (amount mismatch, oversold, …).
     problem: Mapped[str | None] = mapped_column(Text)
