@@ -11,6 +11,7 @@ Routes
   POST /v1/refunds                    `payment_intent` (or `charge`), optional `amount`,
                                       `reason`, `metadata`; 400 when it would refund more
                                       than was paid (for payment intents it knows)
+  GET  /v1/charges/{id}               one charge; 404 `resource_missing` when unknown
   GET  /v1/events                     newest first; filters `type` (exact or `prefix.*`),
                                       `types[]`/`types[0]`, `created[gte|gt|lte|lt]`;
                                       pages with `limit` (1..100, default 10),
@@ -40,6 +41,8 @@ What a test uses (`standin` is a `StripeStandin`):
   standin.release()                         let hanging calls go on (they then answer normally)
   standin.add_payment_intent(id, amount, currency="eur")
                                             a payment intent refunds are checked against
+  standin.add_charge(id, payment_intent, amount, currency="eur") -> charge
+                                            a charge GET /v1/charges/{id} answers
   standin.complete_session(id, payment_status="paid")
                                             marks a created session complete and paid, gives it
                                             a payment intent, and returns the session object as
@@ -144,6 +147,7 @@ class StripeStandin:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.refunds: list[dict[str, Any]] = []
         self.payment_intents: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self._idempotent: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = {}
         self._failures: list[tuple[int, bool | None]] = []
@@ -154,6 +158,7 @@ class StripeStandin:
         self.app.add_routes([
             web.post("/v1/checkout/sessions", self._create_session),
             web.get("/v1/checkout/sessions/{id}", self._get_session),
+            web.get("/v1/charges/{id}", self._get_charge),
             web.post("/v1/refunds", self._create_refund),
             web.get("/v1/events", self._list_events),
             web.get("/c/pay/{id}", self._pay_page),
@@ -180,6 +185,15 @@ class StripeStandin:
     def add_payment_intent(self, payment_intent: str, amount: int, currency: str = "eur") -> None:
         self.payment_intents[payment_intent] = {"id": payment_intent, "amount": amount,
                                                 "currency": currency, "amount_refunded": 0}
+
+    def add_charge(self, charge_id: str, payment_intent: str | None, amount: int,
+                   currency: str = "eur") -> dict[str, Any]:
+        self.charges[charge_id] = {
+            "id": charge_id, "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": 0,
+            "captured": True, "created": int(time.time()), "currency": currency, "disputed": False,
+            "livemode": False, "metadata": {}, "paid": True, "payment_intent": payment_intent, "refunded": False,
+            "status": "succeeded"}
+        return self.charges[charge_id]
 
     def complete_session(self, session_id: str, *, payment_status: str = "paid",
                          email: str = "buyer@example.com") -> dict[str, Any]:
@@ -311,6 +325,13 @@ class StripeStandin:
             raise StripeError(404, "invalid_request_error", f"No such checkout.session: '{request.match_info['id']}'",
                               code="resource_missing", param="session")
         return session
+
+    async def _get_charge(self, request: web.Request) -> dict[str, Any]:
+        charge = self.charges.get(request.match_info["id"])
+        if charge is None:
+            raise StripeError(404, "invalid_request_error", f"No such charge: '{request.match_info['id']}'",
+                              code="resource_missing", param="id")
+        return charge
 
     async def _create_refund(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = request[PARAMS]

@@ -15,6 +15,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, StripeEvent, Webinar
 from ticketing.errors import NotFound
 from ticketing.inputs import plain
+from ticketing.jobs import enqueue
 from ticketing.orders.service import (
     MAX_QUANTITY,
     adopt_checkout_session,
@@ -197,7 +198,7 @@ async def _replay_charge_events(session: AsyncSession, order: Order) -> None:
         ).order_by(StripeEvent.created, StripeEvent.received_at)
     )
     for event in early:
-        _record_charge_facts(order, event.type, event.payload["data"]["object"], utcnow())
+        await _record_charge_facts_and_tell(session, order, event.type, event.payload["data"]["object"])
         event.outcome = "replayed"
 
 
@@ -215,6 +216,16 @@ async def _order_for_charge(session: AsyncSession, obj: dict[str, Any], known_in
             order.stripe_payment_intent_id = payment_intent
         return order
     return None
+
+
+async def _record_charge_facts_and_tell(session: AsyncSession, order: Order, event_type: str,
+                                        obj: dict[str, Any]) -> None:
+    """Record the event's facts; when they decide a chargeback, queue the organizer's mail (once per order)."""
+    decided = order.dispute_won_at or order.dispute_lost_at
+    _record_charge_facts(order, event_type, obj, utcnow())
+    if decided is None and (order.dispute_won_at or order.dispute_lost_at):
+        await enqueue(session, "mail.dispute_closed", {"order_id": str(order.id)},
+                      dedupe_key=f"mail.dispute_closed:{order.id}")
 
 
 def _record_charge_facts(order: Order, event_type: str, obj: dict[str, Any], now: dt.datetime) -> None:
@@ -259,6 +270,6 @@ async def _charge_event(session: AsyncSession, obj: dict[str, Any], event: Strip
             "event_id": event.id, "type": event.type, "payment_intent": event.payment_intent_id,
             "charge": charge_id(event.type, obj)})
         return "unmatched"
-    _record_charge_facts(order, event.type, obj, utcnow())
+    await _record_charge_facts_and_tell(session, order, event.type, obj)
     status = await settle(session, order)
     return f"order_{status.value}"
