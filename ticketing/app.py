@@ -41,6 +41,7 @@ from ticketing.web.keys import (
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
 from ticketing.web.org import auth as org_auth
+from ticketing.web.org import orders as org_orders
 from ticketing.web.org import pages as org
 from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     org_auth.setup(app, settings)
     app.add_routes(org_auth.routes)
     app.add_routes(org.routes)
+    app.add_routes(org_orders.routes)
     app.add_routes(api_keys.routes)
     app.add_routes(home.routes)
     app.add_routes(jitsi_events.routes)

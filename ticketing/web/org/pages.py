@@ -12,6 +12,7 @@ from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
+from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.organizers import PROFILE_FIELDS, update_profile
@@ -144,7 +145,7 @@ async def webinar_page(request: web.Request) -> web.Response:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
         people = await figures.attendees(db, organizer, webinar_id)
-        problems = await figures.problem_orders(db, organizer, webinar_id)
+        problems = await order_lifecycle.orders_with_notes(db, organizer, webinar_id, status=webinars.NEEDS_A_LOOK)
         orders = await webinars.list_orders(db, organizer, webinar_id)
         # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
         presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
