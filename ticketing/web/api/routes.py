@@ -230,7 +230,7 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=TICKET_COLUMNS + attendance.TICKET_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", *attendance.TICKET_COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})

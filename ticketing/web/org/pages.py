@@ -185,7 +185,9 @@ async def attendees_csv(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
-    return _csv([ticket_json(t) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+        disputes = await order_lifecycle.ticket_disputes(db, tickets)
+    return _csv([ticket_json(t) | {"order_dispute": disputes.get(t.order_id)}
+                 | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
 
