@@ -404,6 +404,79 @@ def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
           f"{result.processed} processed; {retried} stored events retried")
 
 
+def _webhook_call(settings: Settings, call):
+    """Run `call(client)` against Stripe's API; a Stripe or network failure is one line."""
+    import aiohttp
+    import stripe
+
+    from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
+
+    client = create_stripe_client(settings)
+    if client is None:
+        raise CommandError("TICKETING_STRIPE_SECRET_KEY is not set: dev mode signs its own events and needs no endpoint")
+    logging.getLogger("stripe").setLevel(logging.WARNING)
+
+    async def run():
+        try:
+            return await call(client)
+        except stripe.StripeError as error:
+            raise CommandError(f"Stripe answered {error.http_status or 'nothing'}: "
+                               f"{' '.join(str(error.user_message or error).split())[:200]}") from None
+        except aiohttp.ClientError as error:
+            raise CommandError(f"could not reach Stripe: {error or type(error).__name__}") from None
+        finally:
+            await close_stripe_client(client)
+
+    return _run(run())
+
+
+def _print_comparison(endpoint: dict, settings: Settings) -> bool:
+    from ticketing.payments.endpoint import compare
+
+    found = compare(endpoint, settings)
+    print(f"{endpoint.get('id')}  {endpoint.get('url')}  {endpoint.get('status')}  "
+          f"API version {endpoint.get('api_version') or '(account default)'}  "
+          f"{len(endpoint.get('enabled_events') or [])} event types")
+    for line in found.problems:
+        print(f"  differs: {line}")
+    for line in found.notes:
+        print(f"  note: {line}")
+    if found.ok:
+        print("  as this service needs it")
+    return found.ok
+
+
+def cmd_stripe_webhook_show(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.payments.endpoint import endpoint_url, endpoints_for
+
+    endpoints = _webhook_call(settings, lambda client: endpoints_for(client, settings))
+    if not endpoints:
+        raise CommandError(f"no Stripe webhook endpoint for {endpoint_url(settings)}: "
+                           f"make it with `ticketing stripe webhook create`")
+    fitting = [_print_comparison(endpoint, settings) for endpoint in endpoints]
+    if len(endpoints) > 1:
+        print(f"{len(endpoints)} endpoints post to this URL: every event arrives once per endpoint "
+              f"(answered as duplicates); delete the extra ones in Stripe's dashboard")
+    if not any(fitting):
+        raise CommandError("the endpoint differs from what this service needs (above)")
+
+
+def cmd_stripe_webhook_create(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.payments.endpoint import create_endpoint
+
+    endpoint, made = _webhook_call(settings, lambda client: create_endpoint(client, settings))
+    if not made:
+        print(f"an endpoint for {endpoint.get('url')} exists already; not making another:")
+        if not _print_comparison(endpoint, settings):
+            raise CommandError("it differs from what this service needs (above): fix it in Stripe's dashboard, "
+                               "or delete it and run this command again")
+        return
+    _print_comparison(endpoint, settings)
+    print("its signing secret, shown this once: set TICKETING_STRIPE_WEBHOOK_SECRET to it "
+          "(beside the old one, comma-separated, while you switch):")
+    print(endpoint.get("secret") or "")
+
+
 def cmd_events_list(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.db import create_engine, create_sessionmaker
     from ticketing.payments.retries import list_events
@@ -632,6 +705,16 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--since", type=_ttl, default=dt.timedelta(days=3),
                            help="how far back to look, e.g. 3d, 12h (default 3d, at most 30d)")
     reconcile.set_defaults(handler=cmd_stripe_reconcile)
+    webhook = stripe_commands.add_parser("webhook", help="the webhook endpoint Stripe posts events to")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", metavar="ACTION", parser_class=_Parser,
+                                              required=True)
+    webhook_create = webhook_commands.add_parser(
+        "create", help="make the endpoint for {TICKETING_BASE_URL}/webhooks/stripe (the handled events, this "
+                       "service's API version) and print its signing secret once; an existing one is shown instead")
+    webhook_create.set_defaults(handler=cmd_stripe_webhook_create)
+    webhook_show = webhook_commands.add_parser(
+        "show", help="compare the endpoint for {TICKETING_BASE_URL}/webhooks/stripe with what this service needs")
+    webhook_show.set_defaults(handler=cmd_stripe_webhook_show)
 
     events = commands.add_parser("events", help="look at and retry stored Stripe events")
     events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=_Parser, required=True)
