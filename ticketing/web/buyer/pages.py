@@ -11,7 +11,7 @@ from aiohttp import web
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Webinar
 from ticketing.errors import Invalid, NotFound
-from ticketing.inputs import email_address, has_control
+from ticketing.inputs import email_address, has_control, path_number
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import mail_domain
 from ticketing.orders import registrations, seats
@@ -186,18 +186,22 @@ def _order_page(request: web.Request, view: seats.OrderView, *, error: str | Non
     done = request.query.get("assigned")
     return render_page(request, "buyer/order.html", {
         "view": view, "order": view.order, "code": request.match_info["code"],
-        "error": error, "error_seq": error_seq, "assigned": int(done) if done and done.isdigit() else None,
+        "error": error, "error_seq": error_seq, "assigned": _seat_number(done),
     }, webinar=view.webinar, organizer=view.organizer, status=status)
+
+
+def _seat_number(value: str | None) -> int | None:
+    try:
+        return path_number(value) if value else None
+    except NotFound:
+        return None
 
 
 @routes.post("/o/{code}/seats/{seq}")
 async def assign_seat(request: web.Request) -> web.Response:
     """Give one seat to an attendee (name and email), or keep it: 303 back to the order page."""
     code = request.match_info["code"]
-    try:
-        seq = int(request.match_info["seq"]) - 1
-    except ValueError:
-        raise NotFound("this order has no such seat") from None
+    seq = path_number(request.match_info["seq"], what="seat in this order") - 1
     form = await request.post()
     name, email = str(form.get("name") or ""), str(form.get("email") or "")
     keep = form.get("keep") == "1"
