@@ -38,6 +38,7 @@ from ticketing.web.keys import (
     TEMPLATES,
     TOKENS,
 )
+from ticketing.web.headers import security_headers
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
 from ticketing.web.org import auth as org_auth
@@ -82,7 +83,7 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """The web application for `settings`; the database and clients open on startup.
     With `worker`, the job worker runs in the same process (`ticketing serve`)."""
-    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES,
+    app = web.Application(middlewares=[observe, security_headers, errors], client_max_size=MAX_BODY_BYTES,
                           handler_args=edge.HANDLER_ARGS)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
