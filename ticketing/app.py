@@ -26,6 +26,7 @@ from ticketing.web.buyer import certificates as certificate_pages
 from ticketing.web.buyer import devices as device_pages
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
+from ticketing.web.headers import security_headers
 from ticketing.web.keys import (
     ENGINE,
     HTTP,
@@ -38,7 +39,6 @@ from ticketing.web.keys import (
     TEMPLATES,
     TOKENS,
 )
-from ticketing.web.headers import security_headers
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
 from ticketing.web.org import auth as org_auth
