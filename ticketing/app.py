@@ -92,9 +92,9 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[TOKENS] = Tokens.from_settings(settings)
     system_key(settings)
     kick_key(settings)
-    app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
-                                  per_address=RateLimiter(settings.join_rate_per_address))
-    app[REGISTER_LIMIT] = RateLimiter(settings.register_rate_per_address)
+    app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter("join.code", settings.join_rate_per_code),
+                                  per_address=RateLimiter("join.address", settings.join_rate_per_address))
+    app[REGISTER_LIMIT] = RateLimiter("register.address", settings.register_rate_per_address)
     edge.setup(app, settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_clients)

@@ -179,4 +179,4 @@ def setup(app: web.Application, settings: Settings) -> None:
     of failed API-key attempts."""
     app.middlewares.insert(0, TrustedProxies(settings.trusted_proxies).middleware)
     app.middlewares.append(header_limits)
-    app[API_KEY_LIMIT] = RateLimiter(settings.api_key_rate_per_address)
+    app[API_KEY_LIMIT] = RateLimiter("api_key.address", settings.api_key_rate_per_address)

@@ -118,7 +118,7 @@ def _see_other(request: web.Request, url: str, order: Order, browser) -> web.Res
 
 async def _register(request: web.Request, webinar_id, quantity: int, email: str | None) -> None:
     """A free registration: one seat for the address, confirmed by the link mailed to it."""
-    wait = request.app[REGISTER_LIMIT].hit(request.remote or "unknown")
+    wait = await request.app[REGISTER_LIMIT].hit(request.app[SESSIONMAKER], request.remote or "unknown")
     if wait:
         raise web.HTTPTooManyRequests(text="Too many registrations from your network; try again in a minute.",
                                       headers={"Retry-After": str(wait)})
