@@ -82,6 +82,12 @@ class Settings:
     # Failed API-key attempts per minute from one client address; 0 = no limit.
     api_key_rate_per_address: int = 30
 
+    # Seat reassignments on an order page: per seat, and per order on top of its seat count.
+    reassign_per_seat_hour: int = 3
+    reassign_per_seat_day: int = 6
+    reassign_per_order_hour: int = 10
+    reassign_per_order_day: int = 20
+
     # Bearer secret Prosody's event_sync_component sends to /jitsi/events/…; None = those routes answer 404.
     jitsi_events_secret: str | None = None
     # jitsi-meet's mod_muc_kick_participant endpoint, called with the system token when a ticket moves device.
@@ -354,6 +360,10 @@ class _Reader:
             trusted_proxies=self.networks("TRUSTED_PROXIES"),
             api_key_rate_per_address=self.integer("API_KEY_RATE_PER_ADDRESS", 30, 0, 1_000_000),
             jitsi_events_secret=events_secret,
+            reassign_per_seat_hour=self.integer("REASSIGN_PER_SEAT_HOUR", 3, 0, 1000),
+            reassign_per_seat_day=self.integer("REASSIGN_PER_SEAT_DAY", 6, 0, 10_000),
+            reassign_per_order_hour=self.integer("REASSIGN_PER_ORDER_HOUR", 10, 0, 10_000),
+            reassign_per_order_day=self.integer("REASSIGN_PER_ORDER_DAY", 20, 0, 100_000),
             jitsi_kick_url=kick_url,
         )
 

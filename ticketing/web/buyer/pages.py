@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Webinar
-from ticketing.errors import Invalid, NotFound
+from ticketing.errors import Invalid, NotFound, RateLimited
 from ticketing.inputs import email_address, has_control, path_number
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import mail_domain
@@ -182,12 +182,16 @@ async def order_page(request: web.Request) -> web.Response:
 
 
 def _order_page(request: web.Request, view: seats.OrderView, *, error: str | None = None, error_seq: int | None = None,
-                status: int = 200) -> web.Response:
+                status: int = 200, retry_after: int = 0) -> web.Response:
     done = request.query.get("assigned")
-    return render_page(request, "buyer/order.html", {
+    response = render_page(request, "buyer/order.html", {
         "view": view, "order": view.order, "code": request.match_info["code"],
         "error": error, "error_seq": error_seq, "assigned": _seat_number(done),
+        "retry_minutes": max(1, -(-retry_after // 60)),
     }, webinar=view.webinar, organizer=view.organizer, status=status)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _seat_number(value: str | None) -> int | None:
@@ -205,13 +209,18 @@ async def assign_seat(request: web.Request) -> web.Response:
     form = await request.post()
     name, email = str(form.get("name") or ""), str(form.get("email") or "")
     keep = form.get("keep") == "1"
+    rates = seats.ReassignLimits.from_settings(request.app[SETTINGS])
     try:
         async with request.app[SESSIONMAKER].begin() as session:
-            await seats.assign_seat(session, code, seq, name=name, email=email, keep=keep, now=utcnow())
+            await seats.assign_seat(session, code, seq, name=name, email=email, keep=keep, now=utcnow(), rates=rates)
     except Invalid as problem:
         async with request.app[SESSIONMAKER]() as session:
             view = await seats.order_view(session, code, now=utcnow())
         return _order_page(request, view, error=problem.field or "email", error_seq=seq, status=422)
+    except RateLimited as limited:
+        async with request.app[SESSIONMAKER]() as session:
+            view = await seats.order_view(session, code, now=utcnow())
+        return _order_page(request, view, error="rate", status=429, retry_after=limited.retry_after)
     raise web.HTTPSeeOther(f"/o/{code}?assigned={seq + 1}#seat-{seq + 1}")
 
 
