@@ -5,6 +5,7 @@ normalised address that is mailed. Seat numbers out of range are simply unknown.
 from __future__ import annotations
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from tests import factories
@@ -75,6 +76,9 @@ async def test_checkout_and_free_registration_refuse_and_store_normalised(client
             response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1", "email": value},
                                          allow_redirects=False)
             assert response.status == 422, (value, await response.text())
+            page = await response.text()
+            assert 'id="email-error"' in page and 'aria-invalid="true"' in page and "Enter a valid email address." in page
+            assert f'value="{escape(value)}"' in page  # what was typed stays in the field
             answer = await client.post(f"/w/{webinar.id}/checkout", json={"quantity": 1, "email": value},
                                        allow_redirects=False)
             assert answer.status == 422

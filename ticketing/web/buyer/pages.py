@@ -34,7 +34,11 @@ dev_routes = web.RouteTableDef()
 
 @routes.get("/w/{id}")
 async def webinar_page(request: web.Request) -> web.Response:
-    webinar_id = webinars.parse_id(request.match_info["id"])
+    return await _webinar_page(request, webinars.parse_id(request.match_info["id"]))
+
+
+async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: str = "", email_error: bool = False,
+                        status: int = 200) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
         organizer = await organizer_of(session, webinar)
@@ -43,7 +47,8 @@ async def webinar_page(request: web.Request) -> web.Response:
         "seats_left": webinars.seats_left(webinar),
         "sales": sales.sales_state(webinar, now),
         "max_quantity": orders.MAX_QUANTITY,
-    }, webinar=webinar, organizer=organizer)
+        "email": email, "email_error": email_error,
+    }, webinar=webinar, organizer=organizer, status=status)
 
 
 @routes.get("/w/{id}/calendar.ics")
@@ -79,13 +84,21 @@ async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
 async def checkout(request: web.Request) -> web.Response:
     """Start a Stripe Checkout (or the dev test payment) and send the buyer there."""
     webinar_id = webinars.parse_id(request.match_info["id"])
-    quantity, email = await _checkout_input(request)
-    settings = request.app[SETTINGS]
-    async with request.app[SESSIONMAKER]() as session:
-        free = (await webinars.get_webinar(session, webinar_id)).price_amount == 0
+    try:
+        quantity, email = await _checkout_input(request)
+        async with request.app[SESSIONMAKER]() as session:
+            free = (await webinars.get_webinar(session, webinar_id)).price_amount == 0
+        if free:
+            await _register(request, webinar_id, quantity, email)
+    except Invalid as problem:
+        if problem.field != "email" or request.content_type == "application/json":
+            raise
+        # A form: the page again, with what was typed and the message next to the field.
+        typed = str((await request.post()).get("email") or "")
+        return await _webinar_page(request, webinar_id, email=typed, email_error=True, status=422)
     if free:
-        await _register(request, webinar_id, quantity, email)
         raise web.HTTPSeeOther("/checkout/success?registered=1")
+    settings = request.app[SETTINGS]
     # The browser keeps a private key; the order page code is sealed to its public half.
     browser = sealing.new_private_key()
     async with request.app[SESSIONMAKER].begin() as session:
