@@ -33,12 +33,13 @@ def email_address(value: str, *, field: str = "email") -> str:
     non-ASCII local parts (which need SMTPUTF8) are refused, as the mail composer would."""
     value = value.strip()
     if len(value) > 320 or has_control(value):
-        raise Invalid("not an email address", field=field)
+        raise Invalid(f"not an email address: {value[:320]!r}", field=field)
     try:
         checked = validate_email(value, check_deliverability=False, allow_smtputf8=False,
                                  allow_quoted_local=False, allow_domain_literal=False, allow_display_name=False)
     except EmailNotValidError as error:
-        raise Invalid(f"not an email address: {error}", field=field) from None
+        reason = str(error).rstrip(".")
+        raise Invalid(f"not an email address: {value!r} ({reason[:1].lower()}{reason[1:]})", field=field) from None
     return checked.ascii_email or checked.normalized
 
 
