@@ -16,7 +16,6 @@ from ticketing.db.models import ApiKey, Organizer, Webinar, WebinarStatus
 from ticketing.organizers import organizer_for_key
 
 
-
 async def _count(sessionmaker, *where) -> int:
     async with sessionmaker() as session:
         return await session.scalar(select(func.count()).select_from(Organizer).where(*where))
