@@ -69,6 +69,7 @@ def _ensure_schema(settings: Settings) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing import serving
 
+    _refuse_without_mail(settings)
     if args.processes > 1 and serving.is_sqlite(settings):
         raise CommandError("--processes needs PostgreSQL: on SQLite (one writer) serve runs as one process")
     _ensure_schema(settings)
@@ -78,6 +79,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         mode.append(f"dev checkout (test payments at {settings.base_url}/dev/checkout/…)")
     if settings.dev_mail:
         mode.append(f"dev mail ({settings.mail_dir}/, listed at {settings.base_url}/dev/mail)")
+    elif settings.mail_sink:
+        mode.append(f"mail kept as files in {settings.mail_dir}/, not sent and not served (TICKETING_MAIL_TO_DISK)")
 
     def announce(_: str) -> None:
         print(f"ticketing {__version__} listening on http://{settings.host}:{settings.port}", flush=True)
@@ -96,6 +99,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError(str(error)) from None
     except OSError as error:  # binding failed: port in use, not ours to take, or no such address
         raise CommandError(_listen_problem(settings, error)) from None
+
+
+def _refuse_without_mail(settings: Settings) -> None:
+    """Production (a Stripe key) sends mail; dev mode's sink there would be nobody's inbox."""
+    problem = settings.mail_problem()
+    if problem is not None:
+        raise CommandError(problem)
 
 
 def _check_can_listen(settings: Settings) -> None:
@@ -138,6 +148,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.access.end_meeting import system_key
     from ticketing.workers import run_standalone
 
+    _refuse_without_mail(settings)
     system_key(settings)  # a bad system key file stops the worker here, not at its first end-meeting job
 
     async def run() -> None:

@@ -46,8 +46,9 @@ def check_settings(settings: Settings) -> Outcome:
         return Outcome("settings", True, "dev mode (no TICKETING_STRIPE_SECRET_KEY): test payments, mail "
                        + ("into the dev sink" if settings.dev_mail else "through TICKETING_SMTP_URL"))
     problems = []
-    if settings.smtp_url is None:
-        problems.append("set TICKETING_SMTP_URL (without it mail only lands in the dev sink)")
+    mail_problem = settings.mail_problem()
+    if mail_problem is not None:
+        problems.append(mail_problem)
     if urlsplit(settings.base_url).scheme != "https":
         problems.append(f"TICKETING_BASE_URL is {settings.base_url}: buyers and Stripe need an https:// URL")
     kept = settings.var_dir / "session_key"
@@ -57,6 +58,9 @@ def check_settings(settings: Settings) -> Outcome:
         problems.append("set TICKETING_STRIPE_WEBHOOK_SECRET")
     if problems:
         return Outcome("settings", False, "; ".join(problems))
+    if settings.mail_sink:
+        return Outcome("settings", True, f"staging: Stripe, https base URL, session key and webhook secret set; "
+                       f"mail kept as files in {settings.mail_dir} (TICKETING_MAIL_TO_DISK), not sent")
     return Outcome("settings", True, "production: Stripe, SMTP, https base URL, session key and webhook secret set")
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -467,3 +468,14 @@ class ReplacedCode(Base):
     # "rescheduled", "resent", "reassigned" or "restored"
     reason: Mapped[str] = mapped_column(String(20))
     replaced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateCounter(Base):
+    """One key of one rate limit, shared by every process: the moment (Unix seconds) by which
+    its allowance is whole again. The key is the limit's name and a hash of what it counts by
+    (a client address, an email address, a code), never the value itself."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    full_at: Mapped[float] = mapped_column(Double, index=True)
