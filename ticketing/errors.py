@@ -44,12 +44,12 @@ class SoldOut(Conflict):
     code = "sold_out"
 
 
-class TooMany(DomainError):
-    """Too many of these in a short time; try again later."""
+class RateLimited(DomainError):
+    """That has been done too often lately; try again later."""
 
     code = "too_many_requests"
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 60, field: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, retry_after: int, field: str | None = None) -> None:
         super().__init__(message, field=field)
         self.retry_after = retry_after
 

@@ -25,7 +25,7 @@ from ticketing.db.models import (
     TicketStatus,
     WebinarStatus,
 )
-from ticketing.errors import Conflict, Invalid, TooMany
+from ticketing.errors import Conflict, Invalid, RateLimited
 from ticketing.inputs import has_control
 from ticketing.jobs import NewJob, enqueue_many
 from ticketing.webinars.service import get_own_webinar
@@ -90,7 +90,7 @@ async def send_message(session: AsyncSession, organizer: Organizer, webinar_id: 
                        per_hour: int, now: dt.datetime | None = None) -> SentMessage:
     """Store the message with one recipient row and one `mail.message` job per current holder,
     in the caller's transaction. Conflict for a cancelled webinar or one nobody holds a seat of;
-    TooMany after `per_hour` messages to this webinar within the last hour."""
+    RateLimited after `per_hour` messages to this webinar within the last hour."""
     now = now or utcnow()
     subject, body = read_input(data)
     # The row lock makes the count below and the insert one step, however many requests race.
@@ -102,7 +102,7 @@ async def send_message(session: AsyncSession, organizer: Organizer, webinar_id: 
         .order_by(Message.created_at)))
     if len(recent) >= per_hour:
         wait = int((recent[0] + WINDOW - now).total_seconds()) + 1
-        raise TooMany(f"at most {per_hour} messages to one webinar's attendees per hour; the next one in"
+        raise RateLimited(f"at most {per_hour} messages to one webinar's attendees per hour; the next one in"
                       f" {max(1, -(-wait // 60))} minutes", retry_after=max(1, wait))
     holders = (await session.execute(_holders(webinar.id).order_by(Ticket.created_at, Ticket.seq))).all()
     if not holders:

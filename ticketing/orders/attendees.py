@@ -8,13 +8,14 @@ in the database and only one page of rows is loaded.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db.models import Order, Organizer, Ticket, TicketDelivery, TicketStatus
+from ticketing.db.models import Order, Organizer, ReplacedCode, Ticket, TicketDelivery, TicketStatus
 from ticketing.orders.references import id_range, order_reference
 from ticketing.webinars.service import get_own_webinar
 
@@ -57,6 +58,8 @@ class Query:
 class Attendee:
     ticket: Ticket
     order: Order
+    # When the buyer gave this seat to someone (each time a new holder was mailed), oldest first.
+    reassigned_at: tuple[dt.datetime, ...] = ()
 
     @property
     def mail(self) -> str:
@@ -153,5 +156,12 @@ async def attendee_page(session: AsyncSession, organizer: Organizer, webinar_id:
         select(Ticket, Order).join(Order, Order.id == Ticket.order_id).where(rule)
         .order_by(*_order_by(query)).limit(PAGE_SIZE).offset((query.page - 1) * PAGE_SIZE)
     )).all()
-    return AttendeePage(rows=[Attendee(ticket=t, order=o) for t, o in rows], query=query, matching=matching,
-                        total=total, counts=counts)
+    history: dict[uuid.UUID, list[dt.datetime]] = {}
+    if rows:
+        for ticket_id, at in await session.execute(
+                select(ReplacedCode.ticket_id, ReplacedCode.replaced_at)
+                .where(ReplacedCode.ticket_id.in_([t.id for t, _ in rows]), ReplacedCode.reason == "reassigned")
+                .order_by(ReplacedCode.replaced_at)):
+            history.setdefault(ticket_id, []).append(at)
+    return AttendeePage(rows=[Attendee(ticket=t, order=o, reassigned_at=tuple(history.get(t.id, ()))) for t, o in rows],
+                        query=query, matching=matching, total=total, counts=counts)

@@ -25,7 +25,7 @@ from ticketing.db.models import (
 )
 from ticketing.errors import NotFound
 from ticketing.webinars import sales
-from ticketing.webinars.service import NEEDS_A_LOOK, get_own_webinar, list_orders, seats_left
+from ticketing.webinars.service import get_own_webinar, seats_left
 
 
 def status_label(webinar: Webinar, *, now: dt.datetime | None = None) -> str:
@@ -107,11 +107,6 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
                         paid=paid[w.id], refunded=refunded[w.id], pending_registrations=counts[w.id]["registrations"],
                         seats_issued=counts[w.id]["issued"])
             for w in webinars}
-
-
-async def problem_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Order]:
-    """Orders to look at, newest first: the same list as `GET /api/webinars/{id}/orders?status=problem`."""
-    return await list_orders(session, organizer, webinar_id, status=NEEDS_A_LOOK)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,8 @@ from ticketing.accounts import apikeys, sessions
 from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
-from ticketing.errors import Conflict, DomainError, Invalid, NotFound, TooMany
+from ticketing.errors import Conflict, DomainError, Invalid, NotFound, RateLimited
+from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.messages import service as messages
@@ -169,7 +170,7 @@ async def webinar_page(request: web.Request) -> web.Response:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
         people = await attendee_list.attendee_page(db, organizer, webinar_id, attendee_list.Query.parse(request.query))
-        problems = await figures.problem_orders(db, organizer, webinar_id)
+        problems = await order_lifecycle.orders_with_notes(db, organizer, webinar_id, status=webinars.NEEDS_A_LOOK)
         # The newest orders only: a large webinar has thousands (the CSV and the API have them all).
         orders = await webinars.list_orders(db, organizer, webinar_id, limit=ORDERS_SHOWN + 1)
         # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
@@ -214,7 +215,9 @@ async def attendees_csv(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
-    return _csv([ticket_json(t) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+        disputes = await order_lifecycle.ticket_disputes(db, tickets)
+    return _csv([ticket_json(t) | {"order_dispute": disputes.get(t.order_id)}
+                 | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
 
@@ -484,9 +487,9 @@ async def message_send(request: web.Request) -> web.Response:
     except Invalid as error:
         return await _messages_page(request, organizer, webinar_id, values=values, status=422,
                                     errors={error.field or "body": forms.in_form_words(error.message)})
-    except (Conflict, TooMany) as error:
+    except (Conflict, RateLimited) as error:
         return await _messages_page(request, organizer, webinar_id, values=values,
-                                    status=429 if isinstance(error, TooMany) else 409,
+                                    status=429 if isinstance(error, RateLimited) else 409,
                                     general=forms.in_form_words(error.message))
     return await _flash_and_go(request, _sent_notice(console_language(request, organizer), sent.recipients),
                                f"/org/webinars/{webinar_id}/messages")

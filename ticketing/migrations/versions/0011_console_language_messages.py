@@ -1,7 +1,7 @@
 """console language and messages to attendees
 
-Revision ID: 0009_console_language_messages
-Revises: 0008_unique_organizer_email
+Revision ID: 0011_console_language_messages
+Revises: 0010_rate_counters
 
 The organizer's chosen console language (NULL: the browser's), and the messages organizers
 send to their webinars' ticket holders with one row per recipient and its delivery state.
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0009_console_language_messages'
-down_revision: str | Sequence[str] | None = '0008_unique_organizer_email'
+revision: str = '0011_console_language_messages'
+down_revision: str | Sequence[str] | None = '0010_rate_counters'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
