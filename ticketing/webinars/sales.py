@@ -29,10 +29,11 @@ def is_on_sale(webinar: Webinar, at: dt.datetime) -> bool:
 
 
 def checkout_closes_at(webinar: Webinar) -> dt.datetime:
-    """The last moment a new checkout may start: the sales end, less the shortest Checkout
-    Session Stripe allows for a paid webinar (a free one has no Stripe session)."""
+    """The last moment a new checkout may start, which buyers are shown as the sales close:
+    the sales end, less the shortest Checkout Session Stripe allows for a paid webinar (a free
+    one has no Stripe session), and never after the webinar's end."""
     end = sales_end(webinar)
-    return end - MIN_CHECKOUT_WINDOW if webinar.price_amount > 0 else end
+    return min(end - MIN_CHECKOUT_WINDOW if webinar.price_amount > 0 else end, webinar.ends_at)
 
 
 def sales_state(webinar: Webinar, now: dt.datetime) -> str:

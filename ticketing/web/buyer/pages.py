@@ -9,11 +9,11 @@ import uuid
 from aiohttp import web
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, OrderStatus, Webinar
+from ticketing.db.models import Order, Webinar
 from ticketing.errors import Invalid, NotFound
 from ticketing.inputs import email_address, has_control
 from ticketing.mail.calendar import google_calendar_url, webinar_event
-from ticketing.mail.compose import mail_domain
+from ticketing.mail.compose import REFUND_DAYS, mail_domain
 from ticketing.orders import registrations, seats
 from ticketing.orders import service as orders
 from ticketing.payments import simulated
@@ -42,6 +42,7 @@ async def webinar_page(request: web.Request) -> web.Response:
     return render_page(request, "buyer/webinar.html", {
         "seats_left": webinars.seats_left(webinar),
         "sales": sales.sales_state(webinar, now),
+        "sales_close": sales.checkout_closes_at(webinar),
         "max_quantity": orders.MAX_QUANTITY,
     }, webinar=webinar, organizer=organizer)
 
@@ -163,11 +164,17 @@ async def checkout_success(request: web.Request) -> web.Response:
         return render(request, "buyer/success.html", {"registered": registered, "order": None})
     settings = request.app[SETTINGS]
     page_url = f"{settings.base_url}/w/{webinar.id}"
-    order_code = sealing.unseal(private, order.code_sealed) if private is not None else None
+    outcome, reason = orders.buyer_outcome(order)
+    order_code = sealing.unseal(private, order.code_sealed) if private is not None and outcome == "paid" else None
     return render_page(request, "buyer/success.html", {
         "registered": registered or webinar.price_amount == 0,
         "order": order,
-        "paid": order.status == OrderStatus.PAID,
+        "outcome": outcome,
+        "reason": reason,
+        "reference": orders.reference(order),
+        "check_url": request.path_qs,
+        "refund_amount": orders.refund_amount(order),
+        "refund_days": REFUND_DAYS,
         "order_link": f"{settings.base_url}/o/{order_code}" if order_code else None,
         "google_url": google_calendar_url(webinar, page_url=page_url),
     }, webinar=webinar, organizer=organizer)
