@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import utcnow
 from ticketing.db.dialect import insert
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Invalid, SoldOut
+from ticketing.errors import Invalid, SoldOut
 from ticketing.jobs import enqueue
 from ticketing.tickets.service import issue_tickets, order_tickets, revoke_tickets
-from ticketing.webinars.sales import closed_reason, is_on_sale
+from ticketing.webinars.sales import is_on_sale, refuse_if_closed
 from ticketing.webinars.service import get_webinar, seats_left
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,12 @@ def check_quantity(quantity: object) -> int:
 def check_on_sale(webinar: Webinar, quantity: int, *, now: dt.datetime) -> None:
     """Raise Conflict unless `quantity` seats of `webinar` can be bought now (cancelled,
     ended, sales closed, or too few seats left)."""
-    reason = closed_reason(webinar, now)
-    if reason is not None:
-        raise Conflict(reason)
+    refuse_if_closed(webinar, now)
     left = seats_left(webinar)
     if left is not None and left < quantity:
-        raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
+        if left == 0:
+            raise SoldOut("this webinar is sold out")
+        raise SoldOut(f"only {left} seat is left" if left == 1 else f"only {left} seats are left", left=left)
 
 
 def _new_order(webinar: Webinar, quantity: int) -> dict[str, object]:

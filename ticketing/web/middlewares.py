@@ -63,7 +63,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except DomainError as error:
         status = status_of(error)
-        return error_response(request, status, error.code, error.message, field=error.field)
+        return error_response(request, status, error.code, error.message, field=error.field,
+                              reason=error.reason, left=getattr(error, "left", 0))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

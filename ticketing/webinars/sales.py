@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ticketing.db.models import Webinar, WebinarStatus
+from ticketing.errors import Conflict
 
 # Stripe creates a Checkout Session only with `expires_at` 30 minutes to 24 hours ahead, so a
 # paid checkout needs at least this much time before the sales end.
@@ -60,6 +61,13 @@ CLOSED_BECAUSE = {
 def closed_reason(webinar: Webinar, now: dt.datetime) -> str | None:
     """Why no new checkout or registration can start now, or None while one can (seats aside)."""
     return CLOSED_BECAUSE.get(sales_state(webinar, now))
+
+
+def refuse_if_closed(webinar: Webinar, now: dt.datetime) -> None:
+    """Raise Conflict (its reason the sales state) when no new checkout or registration can start now."""
+    state = sales_state(webinar, now)
+    if state in CLOSED_BECAUSE:
+        raise Conflict(CLOSED_BECAUSE[state], reason=state)
 
 
 def checkout_expires_at(webinar: Webinar, now: dt.datetime, lifetime: dt.timedelta) -> dt.datetime:

@@ -21,7 +21,7 @@ from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
 from ticketing.tickets import sealing
 from ticketing.web.buyer.common import organizer_of, render_page
-from ticketing.web.keys import HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
+from ticketing.web.keys import BUYER_PAGE, HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
 from ticketing.web.responses import read_form, read_json, render
 from ticketing.webinars import sales
 from ticketing.webinars import service as webinars
@@ -80,10 +80,12 @@ async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
 async def checkout(request: web.Request) -> web.Response:
     """Start a Stripe Checkout (or the dev test payment) and send the buyer there."""
     webinar_id = webinars.parse_id(request.match_info["id"])
-    quantity, email = await _checkout_input(request)
     settings = request.app[SETTINGS]
     async with request.app[SESSIONMAKER]() as session:
-        free = (await webinars.get_webinar(session, webinar_id)).price_amount == 0
+        webinar = await webinars.get_webinar(session, webinar_id)
+        request[BUYER_PAGE] = (webinar, await organizer_of(session, webinar))
+    free = webinar.price_amount == 0
+    quantity, email = await _checkout_input(request)
     if free:
         await _register(request, webinar_id, quantity, email)
         raise web.HTTPSeeOther("/checkout/success?registered=1")
