@@ -20,6 +20,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Order, Organizer, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
 from ticketing.mail.message import Attachment, Mail, address, mail, sender_header, wire_address
+from ticketing.orders.service import reference
 from ticketing.settings import Settings
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -198,7 +199,8 @@ def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list
     context = {"webinar": webinar, "order": order, "seats": order.quantity, "paid": paid,
                "unit_price": paid // order.quantity if order.quantity else paid,
                "currency": (order.currency or webinar.currency), "link": link,
-               "order_link": f"{settings.base_url}/o/{order_code}", "early_minutes": settings.join_early_minutes}
+               "order_link": f"{settings.base_url}/o/{order_code}", "early_minutes": settings.join_early_minutes,
+               "reference": reference(order)}
     to = recipient(order.email or "", order.buyer_name or "")
     attachment = None
     if link is not None and tickets:

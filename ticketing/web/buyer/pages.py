@@ -194,7 +194,7 @@ def _order_page(request: web.Request, view: seats.OrderView, *, error: str | Non
                 status: int = 200) -> web.Response:
     done = request.query.get("assigned")
     return render_page(request, "buyer/order.html", {
-        "view": view, "order": view.order, "code": request.match_info["code"],
+        "view": view, "order": view.order, "code": request.match_info["code"], "reference": orders.reference(view.order),
         "error": error, "error_seq": error_seq, "assigned": int(done) if done and done.isdigit() else None,
     }, webinar=view.webinar, organizer=view.organizer, status=status)
 
