@@ -84,7 +84,7 @@ async def test_after_sales_close_the_page_says_so_and_checkout_is_409(client, se
     assert "<form" not in text.split("</header>")[-1]
     response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
     assert response.status == 409
-    assert "sales have closed for this webinar" in await response.text()
+    assert "Sales have closed for this webinar." in await response.text()
     async with sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(Order)) == 0
 
