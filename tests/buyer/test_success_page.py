@@ -59,7 +59,11 @@ def _outcome(page: str) -> str:
 
 
 def _reloads(page: str) -> bool:
-    return 'http-equiv="refresh"' in page
+    """Looks again by itself: a refresh for browsers without script, the outcome script for the rest."""
+    refresh = '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
+    script = '<script src="/static/outcome.js" defer></script>' in page
+    assert refresh == script
+    return refresh
 
 
 def _offers_calendar(page: str) -> bool:
