@@ -12,6 +12,7 @@ from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
+from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.organizers import PROFILE_FIELDS, update_profile
@@ -144,7 +145,7 @@ async def webinar_page(request: web.Request) -> web.Response:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
         people = await figures.attendees(db, organizer, webinar_id)
-        problems = await figures.problem_orders(db, organizer, webinar_id)
+        problems = await order_lifecycle.orders_with_notes(db, organizer, webinar_id, status=webinars.NEEDS_A_LOOK)
         orders = await webinars.list_orders(db, organizer, webinar_id)
         # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
         presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
@@ -184,7 +185,9 @@ async def attendees_csv(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
-    return _csv([ticket_json(t) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+        disputes = await order_lifecycle.ticket_disputes(db, tickets)
+    return _csv([ticket_json(t) | {"order_dispute": disputes.get(t.order_id)}
+                 | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
 
