@@ -8,9 +8,10 @@ class DomainError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, field: str | None = None, reason: str | None = None) -> None:
         self.message = message or (self.__doc__ or self.code).strip()
         self.field = field
+        self.reason = reason  # one word for pages that say it in the reader's language
         super().__init__(self.message)
 
 
@@ -42,6 +43,10 @@ class SoldOut(Conflict):
     """This webinar is sold out."""
 
     code = "sold_out"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None, left: int = 0) -> None:
+        self.left = left  # seats still left (fewer than asked for)
+        super().__init__(message, field=field, reason="sold_out")
 
 
 class RateLimited(DomainError):

@@ -220,3 +220,56 @@ async def test_the_buyer_is_reminded_of_seats_still_on_the_order_page(make_setti
     assert last == {"carl@example.com": "Starting in 15 minutes: Widgets 101",
                     "dana@example.com": "Starting in 15 minutes: Widgets 101"}
     assert [m["Subject"] for m in smtp.to("bea@example.com")] == ["Your order for Widgets 101", "Tomorrow: Widgets 101"]
+
+
+async def _give_away(sessionmaker, seq: int, name: str, email: str) -> Ticket:
+    async with sessionmaker.begin() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.seq == seq))
+        ticket.name, ticket.email, ticket.assigned_at = name, email, utcnow()
+    return ticket
+
+
+async def test_the_buyer_hears_once_when_a_seat_they_gave_away_is_withdrawn_and_refunded(
+        make_settings, smtp, start_client, sessionmaker, make_worker):
+    settings, client, key, webinar = await setup(make_settings, smtp, start_client, sessionmaker)
+    await buy(client, webinar, email="bea@example.com", quantity=2)
+    carl = await _give_away(sessionmaker, 0, "Carl Attendee", "carl@example.com")
+    assert (await client.post(f"/api/tickets/{carl.id}/revoke", json={"refund": True}, headers=auth(key))).status == 200
+    again = await client.post(f"/api/tickets/{carl.id}/revoke", json={"refund": True}, headers=auth(key))
+    assert again.status == 409
+    worker = make_worker(settings)
+    await worker.run_until_idle()
+    await worker.run_until_idle()
+
+    [holder] = smtp.to("carl@example.com")
+    for body in both(holder):
+        assert "withdrawn your ticket" in body and "Refund" not in body
+    [buyer] = [m for m in smtp.to("bea@example.com") if m["Subject"] == "Ticket withdrawn: Widgets 101"]
+    for body in both(buyer):
+        assert "withdrawn a seat you bought" in body and "Its link no longer works" not in body
+        assert "Carl Attendee" in body and "carl@example.com" in body and "Seat 1" in body
+        assert "Refund: €25.00" in body and "5–10 business days" in body
+    assert buyer["Reply-To"].addresses[0].addr_spec == "help@widgets.example"
+    assert list(buyer.iter_attachments()) == []  # the buyer never had that seat's invitation
+
+
+async def test_a_german_buyer_whose_given_seats_are_refunded_hears_in_german(
+        make_settings, smtp, start_client, sessionmaker, make_worker):
+    settings, client, _, webinar = await setup(make_settings, smtp, start_client, sessionmaker, language="de")
+    evt = await buy(client, webinar, email="bea@example.com", quantity=2)
+    await _give_away(sessionmaker, 0, "Carl", "carl@example.com")
+    await _give_away(sessionmaker, 1, "Dora", "dora@example.com")
+    payment_intent = evt["data"]["object"]["payment_intent"]
+    refund = factories.event("charge.refunded", factories.charge(payment_intent, amount=5000, amount_refunded=5000))
+    assert (await factories.post_event(client, refund)).status == 200
+    assert (await factories.post_event(client, refund)).status == 200
+    await make_worker(settings).run_until_idle()
+
+    assert len(smtp.to("carl@example.com")) == 1 and len(smtp.to("dora@example.com")) == 1
+    [buyer] = [m for m in smtp.to("bea@example.com") if m["Subject"] == "Erstattet: Widgets 101"]
+    for body in both(buyer):
+        assert "Die Zahlung für Plätze, die Sie für dieses Webinar" in body and "erstattet" in body
+        assert "Die Plätze, die Sie vergeben haben, gelten nicht mehr" in body
+        assert "Carl" in body and "Dora" in body and "Platz 1" in body and "Platz 2" in body
+        assert "Erstattung: 50,00\xa0€" in body
+    assert '<html lang="de">' in html_of(buyer)

@@ -51,3 +51,93 @@ async def test_a_paid_checkout_shows_the_summary_by_its_session(client, sessionm
     assert "calendar.google.com" in page and f"/w/{webinar.id}/calendar.ics" in page
     unknown = await client.get("/checkout/success?session_id=cs_test_unknown")
     assert unknown.status == 200 and "on its way" in await unknown.text()
+
+
+def _outcome(page: str) -> str:
+    [outcome] = re.findall(r'<div id="outcome" data-outcome="([a-z]+)"', page)
+    return outcome
+
+
+def _reloads(page: str) -> bool:
+    """Looks again by itself: a refresh for browsers without script, the outcome script for the rest."""
+    refresh = '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
+    script = '<script src="/static/outcome.js" defer></script>' in page
+    assert refresh == script
+    return refresh
+
+
+def _offers_calendar(page: str) -> bool:
+    return "calendar.ics" in page or "calendar.google.com" in page
+
+
+async def _success(client, session_id: str) -> str:
+    response = await client.get(f"/checkout/success?session_id={session_id}")
+    assert response.status == 200
+    return await response.text()
+
+
+async def test_until_stripe_has_spoken_the_page_reloads_and_promises_nothing(client, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    started = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
+    session_id = URL(started.headers["Location"]).path.rsplit("/", 1)[1]
+    page = await _success(client, session_id)
+    assert _outcome(page) == "unknown" and _reloads(page) and not _offers_calendar(page)
+    assert "Confirming your payment" in page and "Payment received" not in page
+    assert f'href="/checkout/success?session_id={session_id}"' in page  # a way to look again without script
+
+
+async def test_a_delayed_payment_says_what_happens_next_and_stops_reloading(client, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    session = factories.checkout_session(webinar, payment_status="unpaid")
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", session))).status == 200
+    page = await _success(client, session["id"])
+    assert _outcome(page) == "pending" and not _reloads(page) and not _offers_calendar(page)
+    assert "takes a few days to clear" in page and "/o/" not in page
+
+    failed = factories.event("checkout.session.async_payment_failed", session)
+    assert (await factories.post_event(client, failed)).status == 200
+    page = await _success(client, session["id"])
+    assert _outcome(page) == "failed" and not _reloads(page) and not _offers_calendar(page)
+    assert "Nothing was charged" in page and f'href="/w/{webinar.id}"' in page
+
+
+async def test_a_payment_for_a_full_webinar_reads_refunded_with_why_how_much_and_when(client, sessionmaker):
+    webinar = await factories.webinar(sessionmaker, capacity=1)
+    first = factories.checkout_session(webinar)
+    second = factories.checkout_session(webinar, email="late@example.com")
+    for session in (first, second):
+        assert (await factories.post_event(client, factories.event("checkout.session.completed", session))).status == 200
+    assert _outcome(await _success(client, first["id"])) == "paid"
+    page = await _success(client, second["id"])
+    assert _outcome(page) == "refunded" and not _reloads(page) and not _offers_calendar(page)
+    assert "sold out before your payment arrived" in page
+    assert "Refund: €25.00" in page and "5–10 business days" in page
+    assert "Payment received" not in page and "on its way" not in page
+    [reference] = re.findall(r'id="summary-reference">([0-9A-F]{4}-[0-9A-F]{4})<', page)
+    assert f"order reference {reference}" in page
+
+
+async def test_a_payment_that_does_not_match_is_flagged_for_the_organizer(client, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    session = factories.checkout_session(webinar, amount_total=100)
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", session))).status == 200
+    page = await _success(client, session["id"])
+    assert _outcome(page) == "flagged" and not _reloads(page) and not _offers_calendar(page)
+    assert "the organizer will be in touch" in page
+
+
+async def test_an_expired_checkout_says_nothing_was_charged(client, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    session = factories.checkout_session(webinar, payment_status="unpaid", status="expired")
+    assert (await factories.post_event(client, factories.event("checkout.session.expired", session))).status == 200
+    page = await _success(client, session["id"])
+    assert _outcome(page) == "expired" and not _reloads(page) and not _offers_calendar(page)
+    assert "nothing was charged" in page and f'href="/w/{webinar.id}"' in page
+
+
+async def test_a_paid_order_stops_reloading_and_offers_the_calendar(client, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    session = factories.checkout_session(webinar)
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", session))).status == 200
+    page = await _success(client, session["id"])
+    assert _outcome(page) == "paid" and not _reloads(page) and _offers_calendar(page)

@@ -4,6 +4,7 @@ expire by then, and Stripe's minimum charge per currency."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 
 import pytest
@@ -83,7 +84,7 @@ async def test_after_sales_close_the_page_says_so_and_checkout_is_409(client, se
     assert "<form" not in text.split("</header>")[-1]
     response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
     assert response.status == 409
-    assert "sales have closed for this webinar" in await response.text()
+    assert "Sales have closed for this webinar." in await response.text()
     async with sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(Order)) == 0
 
@@ -161,16 +162,30 @@ async def test_the_minimum_itself_and_free_are_accepted_and_patch_is_checked(cli
     assert "EUR 0.50" in await _error(too_low, 422, "price_amount")
 
 
-async def test_the_page_names_an_early_sales_end(client, sessionmaker):
+def _sales_close_on_page(text: str) -> dt.datetime:
+    [stamp] = re.findall(r'<dd id="sales-end"><time datetime="([^"]+)"', text)
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+async def test_the_page_names_when_buying_actually_stops(client, sessionmaker):
     import zoneinfo
 
+    # A paid webinar with an early sales end: checkouts close 30 minutes before it.
     webinar = await factories.webinar(sessionmaker, timezone="Europe/Berlin")
     sales_end = (webinar.starts_at - dt.timedelta(days=1)).replace(second=0, microsecond=0)
     async with sessionmaker.begin() as db:
         await db.execute(update(Webinar).where(Webinar.id == webinar.id).values(sales_end=sales_end))
     text = await (await client.get(f"/w/{webinar.id}")).text()
-    local = sales_end.astimezone(zoneinfo.ZoneInfo("Europe/Berlin"))
+    stops = sales_end - dt.timedelta(minutes=30)
+    local = stops.astimezone(zoneinfo.ZoneInfo("Europe/Berlin"))
     assert "Sales close" in text and f"{local:%H:%M}" in text
+    assert _sales_close_on_page(text) == stops
+
+    # Without a sales end, a paid webinar's sales close 30 minutes before it ends; a free one's at its end.
+    paid = await factories.webinar(sessionmaker)
+    assert _sales_close_on_page(await (await client.get(f"/w/{paid.id}")).text()) == paid.ends_at - dt.timedelta(minutes=30)
+    free = await factories.webinar(sessionmaker, price_amount=0)
+    assert _sales_close_on_page(await (await client.get(f"/w/{free.id}")).text()) == free.ends_at
 
 
 def test_is_on_sale_reads_status_sales_end_and_end():

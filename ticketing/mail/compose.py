@@ -20,6 +20,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Message, Order, Organizer, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
 from ticketing.mail.message import Attachment, Mail, address, mail, sender_header, wire_address
+from ticketing.orders.service import reference
 from ticketing.settings import Settings
 from ticketing.webinars.description import description_html
 
@@ -201,7 +202,8 @@ def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list
     context = {"webinar": webinar, "order": order, "seats": order.quantity, "paid": paid,
                "unit_price": paid // order.quantity if order.quantity else paid,
                "currency": (order.currency or webinar.currency), "link": link,
-               "order_link": f"{settings.base_url}/o/{order_code}", "early_minutes": settings.join_early_minutes}
+               "order_link": f"{settings.base_url}/o/{order_code}", "early_minutes": settings.join_early_minutes,
+               "reference": reference(order)}
     to = recipient(order.email or "", order.buyer_name or "")
     attachment = None
     if link is not None and tickets:
@@ -214,23 +216,29 @@ def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list
 
 def revoked_mail(settings: Settings, ticket: Ticket, webinar: Webinar, reason: str, *,
                  message_key: str, now: dt.datetime | None = None, organizer: Organizer | None = None,
-                 order: Order | None = None, refund_amount: int | None = None) -> Mail:
+                 order: Order | None = None, refund_amount: int | None = None, given: list[Ticket] | None = None,
+                 buyer_only: bool = False) -> Mail:
     """The ticket no longer admits its holder, and exactly why; no link, and a calendar
     cancellation. The buyer (not an attendee they gave the seat to) also reads what is
     refunded and when to expect it: `refund_amount`, or the whole order when it is refunded
-    because the webinar was cancelled."""
+    because the webinar was cancelled, and which of the seats they gave away went with it
+    (`given`). With `buyer_only` the mail goes to the buyer of `ticket`, a seat somebody else
+    held: no calendar cancellation, since the buyer never had that invitation."""
     now = now or utcnow()
     lang = i18n.language(webinar.language)
-    to_buyer = order is None or (order.email or "").lower() == (ticket.email or "").lower()
+    to_buyer = buyer_only or order is None or (order.email or "").lower() == (ticket.email or "").lower()
     if refund_amount is None and order is not None and reason in ("cancelled", "refunded"):
         refund_amount = order.amount_total if order.amount_total is not None else order.expected_amount
     currency = (order.currency if order is not None and order.currency else webinar.currency)
     context = {"webinar": webinar, "ticket": ticket, "reason": reason, "to_buyer": to_buyer,
                "refund_amount": refund_amount if to_buyer and refund_amount else None, "currency": currency,
-               "refund_days": REFUND_DAYS}
+               "refund_days": REFUND_DAYS, "given": given or [], "buyer_only": buyer_only}
     subject = REVOKED_SUBJECTS.get(reason, N_("Ticket cancelled: %(title)s"))
-    to = recipient(ticket.email, ticket.name)
-    attachment = _invitation(settings, ticket, webinar, None, now=now, cancel=True)
+    if buyer_only and order is not None:
+        to, attachment = recipient(order.email or "", order.buyer_name or ""), None
+    else:
+        to = recipient(ticket.email, ticket.name)
+        attachment = _invitation(settings, ticket, webinar, None, now=now, cancel=True)
     return templated_mail(settings, to=to,
                           subject=_(lang, subject, title=webinar.title),
                           message_key=message_key, template="revoked", context=context, now=now, lang=lang,

@@ -381,6 +381,18 @@ async def send_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
                      sequence)
 
 
+async def _given_seats(ctx: JobContext, ids: object) -> list[Ticket]:
+    """The seats a buyer gave away that were revoked with theirs (named in the buyer's notice)."""
+    if not isinstance(ids, list) or not ids:
+        return []
+    try:
+        wanted = [uuid.UUID(str(i)) for i in ids]
+    except ValueError:
+        raise PermanentError("malformed payload: given seats") from None
+    async with autocommit_session(ctx.sessionmaker) as session:
+        return list(await session.scalars(select(Ticket).where(Ticket.id.in_(wanted)).order_by(Ticket.seq)))
+
+
 @job("mail.revoked", max_attempts=MAIL_ATTEMPTS)
 async def send_revoked(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Tell the holder their ticket no longer admits them, and why (no link)."""
@@ -395,9 +407,12 @@ async def send_revoked(ctx: JobContext, payload: dict[str, Any]) -> None:
     if ticket.status != TicketStatus.REVOKED:
         logger.info("revocation mail skipped: the ticket is valid again", extra={"ticket_id": str(ticket.id)})
         return
-    key = f"revoked.{ticket.id}.{int(ticket.revoked_at.timestamp()) if ticket.revoked_at else 0}"
+    given = await _given_seats(ctx, payload.get("given"))
+    to_buyer = payload.get("to_buyer") is True
+    key = f"revoked.{'buyer.' if to_buyer else ''}{ticket.id}.{int(ticket.revoked_at.timestamp()) if ticket.revoked_at else 0}"
     await _send(ctx, lambda: revoked_mail(ctx.settings, ticket, webinar, reason, message_key=key,
-                                          organizer=seat.organizer, order=seat.order, refund_amount=refund_amount))
+                                          organizer=seat.organizer, order=seat.order, refund_amount=refund_amount,
+                                          given=given, buyer_only=to_buyer))
     logger.info("mail sent", extra={"kind": "revoked", "ticket_id": str(ticket.id), "reason": reason})
 
 

@@ -25,7 +25,7 @@ from ticketing.inputs import email_address
 from ticketing.jobs import enqueue
 from ticketing.orders.service import check_on_sale, register_free, start_order
 from ticketing.tickets.service import hash_code, new_code, order_tickets, reissue
-from ticketing.webinars.sales import closed_reason
+from ticketing.webinars.sales import refuse_if_closed
 from ticketing.webinars.service import get_webinar
 
 CONFIRM_MAIL = "mail.confirm_registration"
@@ -57,9 +57,7 @@ async def register(session: AsyncSession, webinar_id: uuid.UUID, email: str | No
         raise Invalid("this webinar is not free; buy a ticket instead")
     if quantity != 1:
         raise Invalid("a free registration is for one person; register each address on its own", field="quantity")
-    reason = closed_reason(webinar, now)
-    if reason is not None:
-        raise Conflict(reason)
+    refuse_if_closed(webinar, now)
     if not email or not email.strip():
         raise Invalid("enter the email address the link goes to", field="email")
     email = email_address(email)

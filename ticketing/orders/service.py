@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db import utcnow
 from ticketing.db.dialect import insert
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Invalid, SoldOut
+from ticketing.errors import Invalid, SoldOut
 from ticketing.jobs import enqueue
 from ticketing.tickets.service import issue_tickets, order_tickets, revoke_tickets
-from ticketing.webinars.sales import closed_reason, is_on_sale
+from ticketing.webinars.sales import is_on_sale, refuse_if_closed
 from ticketing.webinars.service import get_webinar, seats_left
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,12 @@ def check_quantity(quantity: object) -> int:
 def check_on_sale(webinar: Webinar, quantity: int, *, now: dt.datetime) -> None:
     """Raise Conflict unless `quantity` seats of `webinar` can be bought now (cancelled,
     ended, sales closed, or too few seats left)."""
-    reason = closed_reason(webinar, now)
-    if reason is not None:
-        raise Conflict(reason)
+    refuse_if_closed(webinar, now)
     left = seats_left(webinar)
     if left is not None and left < quantity:
-        raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
+        if left == 0:
+            raise SoldOut("this webinar is sold out")
+        raise SoldOut(f"only {left} seat is left" if left == 1 else f"only {left} seats are left", left=left)
 
 
 def _new_order(webinar: Webinar, quantity: int) -> dict[str, object]:
@@ -274,3 +274,40 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         order.status = status
     await session.flush()
     return status
+
+
+def reference(order: Order) -> str:
+    """The order's reference as buyers and support read it aloud: eight characters of its id,
+    in two groups (`1A2B-3C4D`); the console shows the same."""
+    head = order.id.hex[:8].upper()
+    return f"{head[:4]}-{head[4:]}"
+
+
+# What a buyer is told became of their checkout, by order status (`buyer_outcome`).
+REFUNDED_STATUSES = {OrderStatus.OVERSOLD: "oversold", OrderStatus.LATE: None, OrderStatus.CANCELLED: "cancelled",
+                     OrderStatus.REFUNDED: "refunded"}
+
+
+def buyer_outcome(order: Order) -> tuple[str, str | None]:
+    """What became of the order, in the buyer's terms: (outcome, reason).
+
+    Outcomes: "unknown" (Stripe has not told us yet: worth waiting a few seconds), "pending"
+    (completed with a payment method that clears later, e.g. a bank debit), "paid" (the seats
+    stand), "refunded" (no seats; the money goes back, reason "oversold", "ended",
+    "sales_closed", "cancelled" or "refunded"), "flagged" (the organizer looks at it),
+    "disputed", "failed" (the delayed payment did not go through) and "expired".
+    """
+    status = order.status
+    if status == OrderStatus.PENDING:
+        return ("pending" if order.completed_at is not None else "unknown"), None
+    if status in REFUNDED_STATUSES:
+        reason = REFUNDED_STATUSES[status]
+        if status == OrderStatus.LATE:
+            reason = "ended" if (order.problem or "").startswith(LATE_PROBLEMS["ended"]) else "sales_closed"
+        return "refunded", reason
+    return status.value, None
+
+
+def refund_amount(order: Order) -> int:
+    """What goes back to a refunded buyer: what Stripe recorded as refunded, else what was paid."""
+    return order.amount_refunded or order.amount_total or order.expected_amount or 0

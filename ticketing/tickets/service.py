@@ -291,17 +291,32 @@ async def revoke_tickets(session: AsyncSession, tickets: list[Ticket], reason: s
             update(Webinar).where(Webinar.id == webinar_id).values(seats_taken=Webinar.seats_taken - count)
         )
     await session.flush()
-    told_buyer: set[uuid.UUID] = set()
+    buyers = dict((await session.execute(
+        select(Order.id, Order.email).where(Order.id.in_({t.order_id for t in revoked}))
+    )).all())
+    by_order: dict[uuid.UUID, list[Ticket]] = {}
     for ticket in revoked:
-        if ticket.assigned_at is None:
-            # Seats still on the order page: one notice to the buyer, not one per seat.
-            if ticket.order_id in told_buyer:
-                continue
-            told_buyer.add(ticket.order_id)
-        payload: dict[str, Any] = {"ticket_id": str(ticket.id), "reason": reason}
-        if refund_amount is not None:
-            payload["refund_amount"] = refund_amount
-        await enqueue(session, "mail.revoked", payload, dedupe_key=f"mail.revoked:{ticket.id}")
+        by_order.setdefault(ticket.order_id, []).append(ticket)
+    extra: dict[str, Any] = {"reason": reason}
+    if refund_amount is not None:
+        extra["refund_amount"] = refund_amount
+    for order_id, seats in by_order.items():
+        buyer = (buyers.get(order_id) or "").lower()
+        given = [t for t in seats if t.assigned_at is not None and (t.email or "").lower() != buyer]
+        for ticket in given:
+            await enqueue(session, "mail.revoked", {"ticket_id": str(ticket.id), **extra},
+                          dedupe_key=f"mail.revoked:{ticket.id}")
+        # The buyer hears once for the whole order: their own seats, and the seats they gave
+        # away (whose holders were told above; the refund, if any, is the buyer's).
+        own = [t for t in seats if t not in given]
+        given_ids = [str(t.id) for t in given]
+        if own:
+            await enqueue(session, "mail.revoked", {"ticket_id": str(own[0].id), "given": given_ids, **extra},
+                          dedupe_key=f"mail.revoked:{own[0].id}")
+        elif buyer:
+            await enqueue(session, "mail.revoked", {"ticket_id": str(given[0].id), "to_buyer": True,
+                                                    "given": given_ids, **extra},
+                          dedupe_key=f"mail.revoked:buyer:{given[0].id}")
     return len(revoked)
 
 

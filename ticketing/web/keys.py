@@ -23,3 +23,6 @@ METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", Tokens)
 JOIN_LIMITS = web.AppKey("join_limits", JoinLimits)
 REGISTER_LIMIT = web.AppKey("register_limit", RateLimiter)
+# Set on a request once its handler knows the buyer page's webinar and organizer, so an error
+# page speaks the webinar's language and leads back to it.
+BUYER_PAGE = web.RequestKey("buyer_page", tuple)

@@ -63,7 +63,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except DomainError as error:
         status = status_of(error)
-        response = error_response(request, status, error.code, error.message, field=error.field)
+        response = error_response(request, status, error.code, error.message, field=error.field,
+                                  reason=error.reason, left=getattr(error, "left", 0))
         if isinstance(error, RateLimited):
             response.headers["Retry-After"] = str(error.retry_after)
         return response

@@ -9,9 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ticketing import i18n
 from ticketing.inputs import check_storable
 from ticketing.web.headers import content_security_policy, page_nonce
-from ticketing.web.keys import SETTINGS, TEMPLATES
+from ticketing.web.keys import BUYER_PAGE, SETTINGS, TEMPLATES
 
 JSON_PREFIXES = ("/api/", "/webhooks/")
 
@@ -46,13 +47,20 @@ def render(request: web.Request, template: str, context: dict[str, Any], status:
     return response
 
 
-def error_response(request: web.Request, status: int, code: str, message: str, *, field: str | None = None) -> web.Response:
+def error_response(request: web.Request, status: int, code: str, message: str, *, field: str | None = None,
+                   reason: str | None = None, left: int = 0) -> web.Response:
     if request.path.startswith(JSON_PREFIXES):
         error: dict[str, Any] = {"code": code, "message": message}
         if field:
             error["field"] = field
         return json_response({"error": error}, status=status)
-    return render(request, "error.html", {"status": status, "message": message}, status=status)
+    page = {"status": status, "code": code, "message": message, "field": field, "reason": reason,
+            "left": left}
+    if (buyer := request.get(BUYER_PAGE)) is not None:
+        webinar, organizer = buyer
+        return render(request, "buyer/error.html", {**i18n.gettext_context(webinar.language), **page,
+                                                    "webinar": webinar, "organizer": organizer}, status=status)
+    return render(request, "error.html", page, status=status)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

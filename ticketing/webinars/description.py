@@ -1,8 +1,9 @@
 """A webinar's description: Markdown as the organizer writes it, HTML as buyers may safely see it.
 
-markdown-it-py renders CommonMark with raw HTML switched off (it stays text), and nh3 then
-keeps only the tags a description needs (paragraphs, links, lists, emphasis, headings,
-quotes, code) and only http(s) and mailto links, so no script or handler gets through.
+markdown-it-py parses CommonMark; raw HTML in it is recognised and dropped (neither run nor
+shown as literal tags), and nh3 then keeps only the tags a description needs (paragraphs,
+links, lists, emphasis, headings, quotes, code) and only http(s) and mailto links, so no script
+or handler gets through.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+# HTML parsing is on only so that raw HTML arrives as tokens of its own, which are dropped.
+_MARKDOWN = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
+RAW_HTML = {"html_block", "html_inline"}
 ALLOWED_TAGS = {"p", "br", "a", "ul", "ol", "li", "em", "strong", "h1", "h2", "h3", "h4", "h5", "h6",
                 "blockquote", "code", "pre", "hr"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
@@ -19,8 +22,10 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
 
 def description_html(text: str) -> Markup:
     """The description rendered and sanitised; safe to put in a page as it is."""
-    tokens = _MARKDOWN.parse(text or "")
+    tokens = [t for t in _MARKDOWN.parse(text or "") if t.type not in RAW_HTML]
     for token in tokens:
+        if token.children:
+            token.children = [c for c in token.children if c.type not in RAW_HTML]
         # The page's own title is the one <h1>: the description's headings sit below it.
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"

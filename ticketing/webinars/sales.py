@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ticketing.db.models import Webinar, WebinarStatus
+from ticketing.errors import Conflict
 
 # Stripe creates a Checkout Session only with `expires_at` 30 minutes to 24 hours ahead, so a
 # paid checkout needs at least this much time before the sales end.
@@ -29,10 +30,11 @@ def is_on_sale(webinar: Webinar, at: dt.datetime) -> bool:
 
 
 def checkout_closes_at(webinar: Webinar) -> dt.datetime:
-    """The last moment a new checkout may start: the sales end, less the shortest Checkout
-    Session Stripe allows for a paid webinar (a free one has no Stripe session)."""
+    """The last moment a new checkout may start, which buyers are shown as the sales close:
+    the sales end, less the shortest Checkout Session Stripe allows for a paid webinar (a free
+    one has no Stripe session), and never after the webinar's end."""
     end = sales_end(webinar)
-    return end - MIN_CHECKOUT_WINDOW if webinar.price_amount > 0 else end
+    return min(end - MIN_CHECKOUT_WINDOW if webinar.price_amount > 0 else end, webinar.ends_at)
 
 
 def sales_state(webinar: Webinar, now: dt.datetime) -> str:
@@ -59,6 +61,13 @@ CLOSED_BECAUSE = {
 def closed_reason(webinar: Webinar, now: dt.datetime) -> str | None:
     """Why no new checkout or registration can start now, or None while one can (seats aside)."""
     return CLOSED_BECAUSE.get(sales_state(webinar, now))
+
+
+def refuse_if_closed(webinar: Webinar, now: dt.datetime) -> None:
+    """Raise Conflict (its reason the sales state) when no new checkout or registration can start now."""
+    state = sales_state(webinar, now)
+    if state in CLOSED_BECAUSE:
+        raise Conflict(CLOSED_BECAUSE[state], reason=state)
 
 
 def checkout_expires_at(webinar: Webinar, now: dt.datetime, lifetime: dt.timedelta) -> dt.datetime:

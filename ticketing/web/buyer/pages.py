@@ -9,11 +9,11 @@ import uuid
 from aiohttp import web
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, OrderStatus, Webinar
+from ticketing.db.models import Order, Webinar
 from ticketing.errors import Invalid, NotFound, RateLimited
 from ticketing.inputs import email_address, has_control, path_number
 from ticketing.mail.calendar import google_calendar_url, webinar_event
-from ticketing.mail.compose import mail_domain
+from ticketing.mail.compose import REFUND_DAYS, mail_domain
 from ticketing.orders import registrations, seats
 from ticketing.orders import service as orders
 from ticketing.payments import simulated
@@ -21,7 +21,7 @@ from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
 from ticketing.tickets import sealing
 from ticketing.web.buyer.common import organizer_of, render_page
-from ticketing.web.keys import HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
+from ticketing.web.keys import BUYER_PAGE, HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
 from ticketing.web.responses import read_form, read_json, render
 from ticketing.webinars import sales
 from ticketing.webinars import service as webinars
@@ -46,6 +46,7 @@ async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: s
     return render_page(request, "buyer/webinar.html", {
         "seats_left": webinars.seats_left(webinar),
         "sales": sales.sales_state(webinar, now),
+        "sales_close": sales.checkout_closes_at(webinar),
         "max_quantity": orders.MAX_QUANTITY,
         "email": email, "email_error": email_error,
     }, webinar=webinar, organizer=organizer, status=status)
@@ -84,10 +85,12 @@ async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
 async def checkout(request: web.Request) -> web.Response:
     """Start a Stripe Checkout (or the dev test payment) and send the buyer there."""
     webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        webinar = await webinars.get_webinar(session, webinar_id)
+        request[BUYER_PAGE] = (webinar, await organizer_of(session, webinar))
+    free = webinar.price_amount == 0
     try:
         quantity, email = await _checkout_input(request)
-        async with request.app[SESSIONMAKER]() as session:
-            free = (await webinars.get_webinar(session, webinar_id)).price_amount == 0
         if free:
             await _register(request, webinar_id, quantity, email)
     except Invalid as problem:
@@ -176,11 +179,17 @@ async def checkout_success(request: web.Request) -> web.Response:
         return render(request, "buyer/success.html", {"registered": registered, "order": None})
     settings = request.app[SETTINGS]
     page_url = f"{settings.base_url}/w/{webinar.id}"
-    order_code = sealing.unseal(private, order.code_sealed) if private is not None else None
+    outcome, reason = orders.buyer_outcome(order)
+    order_code = sealing.unseal(private, order.code_sealed) if private is not None and outcome == "paid" else None
     return render_page(request, "buyer/success.html", {
         "registered": registered or webinar.price_amount == 0,
         "order": order,
-        "paid": order.status == OrderStatus.PAID,
+        "outcome": outcome,
+        "reason": reason,
+        "reference": orders.reference(order),
+        "check_url": request.path_qs,
+        "refund_amount": orders.refund_amount(order),
+        "refund_days": REFUND_DAYS,
         "order_link": f"{settings.base_url}/o/{order_code}" if order_code else None,
         "google_url": google_calendar_url(webinar, page_url=page_url),
     }, webinar=webinar, organizer=organizer)
@@ -198,7 +207,7 @@ def _order_page(request: web.Request, view: seats.OrderView, *, error: str | Non
                 status: int = 200, retry_after: int = 0) -> web.Response:
     done = request.query.get("assigned")
     response = render_page(request, "buyer/order.html", {
-        "view": view, "order": view.order, "code": request.match_info["code"],
+        "view": view, "order": view.order, "code": request.match_info["code"], "reference": orders.reference(view.order),
         "error": error, "error_seq": error_seq, "assigned": _seat_number(done),
         "retry_minutes": max(1, -(-retry_after // 60)),
     }, webinar=view.webinar, organizer=view.organizer, status=status)
