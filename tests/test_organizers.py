@@ -170,7 +170,7 @@ def test_migrate_lower_cases_addresses_and_says_what_it_did(tmp_path, cli_env, d
     _insert_organizer(database_url, "bob@example.com")
     result = run(["migrate"], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"upgraded from revision 0007 to {UNIQUE}" in result.stdout
+    assert f"upgraded from revision 0007 to {migrate.head(database_url)}" in result.stdout
 
     async def emails() -> list[str]:
         engine = create_engine(database_url)

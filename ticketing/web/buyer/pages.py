@@ -58,45 +58,76 @@ async def webinar_calendar(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": 'attachment; filename="webinar.ics"'})
 
 
-async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
+# A form field per ticket type: "quantity.<type id>" = seats of that type.
+TYPE_FIELD = "quantity."
+
+
+def _whole(value: object, *, empty: int) -> object:
+    if isinstance(value, str):
+        try:
+            return int(value.strip() or str(empty))
+        except ValueError:
+            raise Invalid("quantity must be a whole number", field="quantity") from None
+    return value
+
+
+def _type_lines(data: dict) -> dict[uuid.UUID, object] | None:
+    """Seats by ticket type: JSON `{"types": {"<id>": n}}` or form fields `quantity.<id>`;
+    None when the request names no type (then `quantity` seats of the default type)."""
+    if request_types := data.get("types"):
+        if not isinstance(request_types, dict):
+            raise Invalid("types must map ticket type ids to numbers of seats", field="types")
+        pairs = list(request_types.items())
+    else:
+        pairs = [(name[len(TYPE_FIELD):], value) for name, value in data.items() if name.startswith(TYPE_FIELD)]
+    if not pairs:
+        return None
+    lines: dict[uuid.UUID, object] = {}
+    for key, value in pairs:
+        try:
+            type_id = uuid.UUID(str(key))
+        except ValueError:
+            raise NotFound("this webinar has no such ticket type") from None
+        lines[type_id] = _whole(value, empty=0)
+    return lines
+
+
+async def _checkout_input(request: web.Request) -> tuple[int, str | None, dict[uuid.UUID, object] | None]:
     if request.content_type == "application/json":
         data = await read_json(request)
     else:
         data = await read_form(request)
-    quantity = data.get("quantity", 1)
-    if isinstance(quantity, str):
-        try:
-            quantity = int(quantity.strip() or "1")
-        except ValueError:
-            raise Invalid("quantity must be a whole number", field="quantity") from None
+    quantity = _whole(data.get("quantity", 1), empty=1)
     email = data.get("email")
     if email is not None and not isinstance(email, str):
         raise Invalid("email must be a string", field="email")
-    return quantity, email_address(email) if email and email.strip() else None
+    return quantity, email_address(email) if email and email.strip() else None, _type_lines(data)
 
 
 @routes.post("/w/{id}/checkout")
 async def checkout(request: web.Request) -> web.Response:
     """Start a Stripe Checkout (or the dev test payment) and send the buyer there."""
     webinar_id = webinars.parse_id(request.match_info["id"])
-    quantity, email = await _checkout_input(request)
+    quantity, email, lines = await _checkout_input(request)
     settings = request.app[SETTINGS]
     async with request.app[SESSIONMAKER]() as session:
-        free = (await webinars.get_webinar(session, webinar_id)).price_amount == 0
-    if free:
+        found = await webinars.get_webinar(session, webinar_id)
+    # One free type alone is a free webinar: one confirmed seat per address, no payment.
+    if found.price_amount == 0 and not found.typed:
         await _register(request, webinar_id, quantity, email)
         raise web.HTTPSeeOther("/checkout/success?registered=1")
     # The browser keeps a private key; the order page code is sealed to its public half.
     browser = sealing.new_private_key()
     async with request.app[SESSIONMAKER].begin() as session:
         order, webinar = await orders.start_order(session, webinar_id, quantity, email,
-                                                  browser_key=sealing.public_key(browser))
+                                                  browser_key=sealing.public_key(browser), lines=lines)
+        chosen = await orders.order_lines(session, order)
     client = request.app[STRIPE]
     if client is None:
         session_id = simulated.new_session_id()
         url = f"{settings.base_url}/dev/checkout/{session_id}"
     else:
-        params = checkout_session_params(settings, order, webinar, now=utcnow())
+        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen)
         session_id, url = await create_checkout_session(client, params, order)
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)

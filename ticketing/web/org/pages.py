@@ -14,6 +14,7 @@ from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
+from ticketing.orders import ticket_types
 from ticketing.organizers import PROFILE_FIELDS, update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.routes import _csv, ticket_json
@@ -184,7 +185,8 @@ async def attendees_csv(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
-    return _csv([ticket_json(t) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+        names = await ticket_types.type_names(db, webinar_id)
+    return _csv([ticket_json(t, names) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
 
