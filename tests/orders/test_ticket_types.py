@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests import factories
+from tests.buyer.conftest import html_of, text_of
+from tests.seats import order_codes
 from ticketing.db import utcnow
 from ticketing.db.models import Job, Order, OrderLine, OrderStatus, Ticket, TicketType, Webinar
 from ticketing.orders.service import start_order
@@ -294,3 +296,54 @@ async def test_seats_sold_before_a_webinar_had_types_stay_with_its_default_type(
     assert (await (await factories.post_event(client, evt)).json())["outcome"] == "order_paid"
     kinds = {t["name"]: t for t in await _types(client, key, webinar["id"])}
     assert kinds["Ticket"]["tickets_sold"] == 5 and kinds["VIP"]["seats_left"] == 0
+
+
+async def test_the_buyer_sees_the_types_on_sale_buys_two_and_each_seat_names_its_type(
+        make_settings, smtp, start_client, sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url)
+    client = await start_client(settings)
+    _, api_key = await factories.organizer(sessionmaker)
+    webinar = await _webinar(client, api_key, capacity=10, price_amount=2500, title="Widgets")
+    soon = (utcnow() + dt.timedelta(days=1)).replace(microsecond=0)
+    early = await _add(client, api_key, webinar["id"], name="Early bird", price_amount=1500, capacity=3,
+                       sales_end=soon.isoformat(), description="For the quick ones")
+    await _add(client, api_key, webinar["id"], name="Partner", price_amount=1000, hidden=True)
+    await _add(client, api_key, webinar["id"], name="Last call", price_amount=3000, sales_start=soon.isoformat())
+    closed = await _add(client, api_key, webinar["id"], name="Pre-sale", price_amount=1200,
+                        sales_end=(utcnow() - dt.timedelta(hours=1)).isoformat())
+    [default] = [t for t in await _types(client, api_key, webinar["id"]) if t["default"]]
+
+    page = await client.get(f"/w/{webinar['id']}")
+    assert page.status == 200
+    html = await page.text()
+    for shown in ("Early bird", "For the quick ones", "€15.00", "€25.00", "Last call", "On sale from", "Pre-sale",
+                  "Sales have closed"):
+        assert shown in html, shown
+    assert "Partner" not in html
+    assert f'name="quantity.{early["id"]}"' in html and f'name="quantity.{default["id"]}"' in html
+    assert f'name="quantity.{closed["id"]}"' not in html
+
+    bought = await client.post(f"/w/{webinar['id']}/checkout", allow_redirects=False, data={
+        f"quantity.{early['id']}": "1", f"quantity.{default['id']}": "1", "email": "bea@example.com"})
+    assert bought.status == 303, await bought.text()
+    pay_url = bought.headers["Location"].removeprefix(settings.base_url)
+    paid = await client.post(pay_url, data={"email": "bea@example.com", "name": "Bea"}, allow_redirects=False)
+    assert paid.status == 303, await paid.text()
+
+    [order_code] = (await order_codes(sessionmaker)).values()
+    order_page = await (await client.get(f"/o/{order_code}")).text()
+    assert order_page.count('class="seat-type"') == 2
+    assert "Early bird" in order_page and "1 × €15.00" in order_page and "1 × €25.00" in order_page
+
+    # Nothing of a hidden or closed type can be bought, and nothing is left behind.
+    for type_id in (closed["id"],):
+        refused = await client.post(f"/w/{webinar['id']}/checkout", data={f"quantity.{type_id}": "1"},
+                                    allow_redirects=False)
+        assert refused.status == 409
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 1
+
+    await make_worker(settings).run_until_idle()
+    [message] = smtp.to("bea@example.com")
+    for body in (text_of(message), html_of(message)):
+        assert "Early bird" in body and "1 × €15.00" in body and "1 × €25.00" in body and "€40.00" in body

@@ -20,6 +20,8 @@ from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketSta
 from ticketing.errors import Conflict, Invalid, NotFound
 from ticketing.inputs import email_address, has_control
 from ticketing.jobs import enqueue, enqueue_many
+from ticketing.orders import ticket_types
+from ticketing.orders.service import priced_lines
 from ticketing.tickets.service import (
     buyer_holds,
     drop_pending_reminders,
@@ -40,6 +42,7 @@ class Seat:
     ticket: Ticket
     code: str | None
     with_buyer: bool
+    type_name: str | None = None  # shown when the webinar sells more than one kind of seat
 
     @property
     def number(self) -> int:
@@ -53,6 +56,8 @@ class OrderView:
     organizer: Organizer
     seats: list[Seat]
     can_assign: bool
+    # (type name, seats, unit price) of a typed webinar's order; empty for a one-price webinar.
+    lines: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
 
 
 def _not_found() -> NotFound:
@@ -80,12 +85,16 @@ async def order_view(session: AsyncSession, code: str, *, now: dt.datetime | Non
     order = await _order_for_code(session, code)
     webinar = await session.get(Webinar, order.webinar_id)
     organizer = await session.get(Organizer, webinar.organizer_id)
+    names = await ticket_types.type_names(session, webinar.id) if webinar.typed else {}
     seats = []
     for ticket in await order_tickets(session, order.id):
         mine = buyer_holds(ticket, order)
         link_code = seat_code(code, ticket) if mine and ticket.status == TicketStatus.VALID else None
-        seats.append(Seat(ticket, link_code, mine))
-    return OrderView(order, webinar, organizer, seats, assignable(order, webinar, now=now))
+        seats.append(Seat(ticket, link_code, mine, names.get(ticket.ticket_type_id)))
+    lines = []
+    if webinar.typed:
+        lines = [(kind.name, count, unit) for kind, count, unit in await priced_lines(session, order)]
+    return OrderView(order, webinar, organizer, seats, assignable(order, webinar, now=now), lines)
 
 
 def _holder(name: str, email: str) -> tuple[str, str]:

@@ -132,6 +132,18 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
     return chosen
 
 
+async def priced_lines(session: AsyncSession, order: Order) -> list[tuple[TicketType, int, int]]:
+    """The order's seats by type with the unit price each was bought at, in page order."""
+    rows = (await session.execute(
+        select(TicketType, OrderLine.quantity, OrderLine.unit_amount)
+        .join(OrderLine, OrderLine.ticket_type_id == TicketType.id).where(OrderLine.order_id == order.id)
+        .order_by(TicketType.position, TicketType.created_at, TicketType.id))).all()
+    if rows:
+        return [(kind, count, unit) for kind, count, unit in rows]
+    kind = await ticket_types.default_type(session, order.webinar_id)
+    return [(kind, order.quantity, (order.expected_amount or 0) // max(order.quantity, 1))]
+
+
 async def order_lines(session: AsyncSession, order: Order) -> list[tuple[TicketType, int]]:
     """The order's seats by type in page order: its lines, or all of the default type."""
     rows = (await session.execute(

@@ -14,7 +14,7 @@ from ticketing.errors import Invalid, NotFound
 from ticketing.inputs import email_address, has_control
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import mail_domain
-from ticketing.orders import registrations, seats
+from ticketing.orders import registrations, seats, ticket_types
 from ticketing.orders import service as orders
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
@@ -38,11 +38,16 @@ async def webinar_page(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
         organizer = await organizer_of(session, webinar)
+        kinds = await ticket_types.types_of(session, webinar.id) if webinar.typed else []
     now = utcnow()
+    offers = ticket_types.offers(kinds, webinar, now)
     return render_page(request, "buyer/webinar.html", {
         "seats_left": webinars.seats_left(webinar),
         "sales": sales.sales_state(webinar, now),
         "max_quantity": orders.MAX_QUANTITY,
+        "offers": offers,
+        "any_on_sale": any(offer.on_sale for offer in offers),
+        "type_field": TYPE_FIELD,
     }, webinar=webinar, organizer=organizer)
 
 
