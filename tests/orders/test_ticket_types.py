@@ -347,3 +347,22 @@ async def test_the_buyer_sees_the_types_on_sale_buys_two_and_each_seat_names_its
     [message] = smtp.to("bea@example.com")
     for body in (text_of(message), html_of(message)):
         assert "Early bird" in body and "1 × €15.00" in body and "1 × €25.00" in body and "€40.00" in body
+
+
+async def test_revoking_with_refund_returns_that_seats_own_price(client, key, sessionmaker, make_worker, settings):
+    webinar = await _webinar(client, key, capacity=10, price_amount=2500)
+    vip = await _add(client, key, webinar["id"], name="VIP", price_amount=9000)
+    [default] = [t for t in await _types(client, key, webinar["id"]) if t["default"]]
+    order = await _start(sessionmaker, webinar["id"], {uuid.UUID(vip["id"]): 1, uuid.UUID(default["id"]): 1})
+    row = await _webinar_row(sessionmaker, webinar["id"])
+    evt = factories.event("checkout.session.completed", factories.checkout_session(
+        row, quantity=2, amount_total=11500, session_id=order.stripe_session_id, order_id=order.id))
+    assert (await (await factories.post_event(client, evt)).json())["outcome"] == "order_paid"
+    tickets = (await (await client.get(f"/api/webinars/{webinar['id']}/tickets", headers=auth(key))).json())["tickets"]
+    [vip_ticket] = [t for t in tickets if t["ticket_type"] == "VIP"]
+    revoked = await client.post(f"/api/tickets/{vip_ticket['id']}/revoke", json={"refund": True}, headers=auth(key))
+    assert revoked.status == 200 and (await revoked.json())["refund_queued"] is True
+    await make_worker(settings).run_until_idle()
+    async with sessionmaker() as session:
+        refreshed = await session.get(Order, order.id)
+    assert refreshed.amount_refunded == 9000

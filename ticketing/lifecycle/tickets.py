@@ -47,7 +47,8 @@ async def revoke_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
         raise Conflict("this ticket has expired with its webinar")
     refund_queued = await request_ticket_refund(session, order, ticket, "organizer") if refund else False
     # The notice says how much comes back (one seat's share), so it is queued knowing that.
-    await revoke_tickets(session, [ticket], "organizer", refund_amount=ticket_share(order) if refund_queued else None)
+    share = await ticket_share(session, order, ticket) if refund_queued else None
+    await revoke_tickets(session, [ticket], "organizer", refund_amount=share)
     return ticket, refund_queued
 
 
