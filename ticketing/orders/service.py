@@ -103,8 +103,10 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
     kinds = {kind.id: kind for kind in await ticket_types.types_of(session, webinar.id)}
     wanted = {type_id: count for type_id, count in lines.items() if count}
     for type_id, count in wanted.items():
-        if type_id not in kinds or kinds[type_id].hidden:
+        if type_id not in kinds:
             raise NotFound("this webinar has no such ticket type")
+        if kinds[type_id].hidden:
+            raise Conflict("this ticket type is not on sale")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_QUANTITY:
             raise Invalid(f"the number of seats of each type must be a whole number from 0 to {MAX_QUANTITY}",
                           field="quantity")
