@@ -307,7 +307,7 @@ async def test_the_buyer_sees_the_types_on_sale_buys_two_and_each_seat_names_its
     soon = (utcnow() + dt.timedelta(days=1)).replace(microsecond=0)
     early = await _add(client, api_key, webinar["id"], name="Early bird", price_amount=1500, capacity=3,
                        sales_end=soon.isoformat(), description="For the quick ones")
-    await _add(client, api_key, webinar["id"], name="Partner", price_amount=1000, hidden=True)
+    partner = await _add(client, api_key, webinar["id"], name="Partner", price_amount=1000, hidden=True)
     await _add(client, api_key, webinar["id"], name="Last call", price_amount=3000, sales_start=soon.isoformat())
     closed = await _add(client, api_key, webinar["id"], name="Pre-sale", price_amount=1200,
                         sales_end=(utcnow() - dt.timedelta(hours=1)).isoformat())
@@ -336,10 +336,16 @@ async def test_the_buyer_sees_the_types_on_sale_buys_two_and_each_seat_names_its
     assert "Early bird" in order_page and "1 × €15.00" in order_page and "1 × €25.00" in order_page
 
     # Nothing of a hidden or closed type can be bought, and nothing is left behind.
-    for type_id in (closed["id"],):
+    for type_id in (closed["id"], partner["id"]):
         refused = await client.post(f"/w/{webinar['id']}/checkout", data={f"quantity.{type_id}": "1"},
                                     allow_redirects=False)
         assert refused.status == 409
+    unknown = await client.post(f"/w/{webinar['id']}/checkout", data={f"quantity.{uuid.uuid4()}": "1"},
+                                allow_redirects=False)
+    assert unknown.status == 404
+    empty = await client.post(f"/w/{webinar['id']}/checkout", data={f"quantity.{early['id']}": "0"},
+                              allow_redirects=False)
+    assert empty.status == 422
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Order)) == 1
 

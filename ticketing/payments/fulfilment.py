@@ -16,8 +16,8 @@ driver's thread (`_fulfil_sqlite`, through `db.direct`), so the one writer's loc
 held across a turn of the event loop.
 
 Whenever a statement finds the case is not plain (the order exists and is not ours to pay,
-an early refund waits for it, the webinar changed, is full, or is no longer on sale, the
-event is stored already), the transaction rolls back and the caller takes the ORM path
+an early refund waits for it, the webinar changed, is full, is no longer on sale, or counts
+its seats per ticket type, the event is stored already), the transaction rolls back and the caller takes the ORM path
 (`payments.webhooks`), which handles every case and keeps the same guarantees: nothing of
 this attempt is left behind.
 """
