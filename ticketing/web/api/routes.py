@@ -27,8 +27,11 @@ from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
 
-TICKET_COLUMNS = ("id", "order_id", "ticket_type_id", "ticket_type", "email", "name", "status", "revoked_reason",
-                  "created_at", "first_joined_at", "last_joined_at", "join_count", "delivery_status", "delivery_error")
+TICKET_COLUMNS = ("id", "order_id", "email", "name", "status", "revoked_reason", "created_at",
+                  "first_joined_at", "last_joined_at", "join_count", "delivery_status", "delivery_error")
+# Added after every earlier column (the attendance ones included), so CSV readers that count
+# columns keep working.
+TYPE_COLUMNS = ("ticket_type_id", "ticket_type")
 
 
 async def authenticate(request: web.Request) -> Organizer:
@@ -64,9 +67,10 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
 
 def ticket_json(ticket: Ticket, type_names: dict[Any, str] | None = None) -> dict[str, Any]:
     """A ticket for the API and the CSV; `type_names` (by type id) names its ticket type."""
-    data = {name: getattr(ticket, name) for name in TICKET_COLUMNS if name != "ticket_type"}
-    data["ticket_type"] = (type_names or {}).get(ticket.ticket_type_id)
+    data = {name: getattr(ticket, name) for name in TICKET_COLUMNS}
     data["status"] = ticket.status.value
+    data["ticket_type_id"] = ticket.ticket_type_id
+    data["ticket_type"] = (type_names or {}).get(ticket.ticket_type_id)
     return data
 
 
@@ -285,7 +289,8 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=TICKET_COLUMNS + attendance.TICKET_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=TICKET_COLUMNS + attendance.TICKET_COLUMNS + TYPE_COLUMNS,
+                            lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})
