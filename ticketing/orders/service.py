@@ -135,7 +135,8 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
 
 
 async def priced_lines(session: AsyncSession, order: Order) -> list[tuple[TicketType, int, int]]:
-    """The order's seats by type with the unit price each was bought at, in page order."""
+    """The order's seats by type with the unit price each was bought at, in page order; an
+    order without lines is all of the default type, at an even share of its expected amount."""
     rows = (await session.execute(
         select(TicketType, OrderLine.quantity, OrderLine.unit_amount)
         .join(OrderLine, OrderLine.ticket_type_id == TicketType.id).where(OrderLine.order_id == order.id)
@@ -148,13 +149,7 @@ async def priced_lines(session: AsyncSession, order: Order) -> list[tuple[Ticket
 
 async def order_lines(session: AsyncSession, order: Order) -> list[tuple[TicketType, int]]:
     """The order's seats by type in page order: its lines, or all of the default type."""
-    rows = (await session.execute(
-        select(TicketType, OrderLine.quantity).join(OrderLine, OrderLine.ticket_type_id == TicketType.id)
-        .where(OrderLine.order_id == order.id)
-        .order_by(TicketType.position, TicketType.created_at, TicketType.id))).all()
-    if rows:
-        return [(kind, count) for kind, count in rows]
-    return [(await ticket_types.default_type(session, order.webinar_id), order.quantity)]
+    return [(kind, count) for kind, count, _ in await priced_lines(session, order)]
 
 
 async def register_free(session: AsyncSession, order: Order, webinar: Webinar) -> None:
