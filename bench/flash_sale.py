@@ -8,6 +8,11 @@ purchases for a capacity of `--capacity`: the rest are refunded automatically, a
 buyer gets one mail (the join link, or the refund notice); the counts are checked at the end.
 
     .venv/bin/python -m bench.flash_sale --n 500 [--backend sqlite|postgres|both]
+        [--api-version 2023-10-16] [--floor]
+
+`--api-version` renders the events in that Stripe API version (default: the service's own);
+`--floor` then measures, on the same database, the floor program's webhook ingest (as
+`bench.webhooks` does) and prints the flash sale's end-to-end rate as a ratio to it.
     .venv/bin/python -m bench.flash_sale --scale-out --n 2000 --capacity 1500
 """
 
@@ -26,11 +31,13 @@ import time
 import aiohttp
 from aiosmtpd.controller import Controller
 
+from bench import webhooks
 from bench.common import (
     command_cpu_seconds,
     cpu_seconds,
     cpu_seconds_each,
     database,
+    floor_server,
     free_port,
     load,
     load_average,
@@ -41,6 +48,7 @@ from bench.common import (
 )
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
+from ticketing.payments.versions import API_VERSION
 
 WEBHOOK_SECRET = "whsec_flashsale_bench_secret_0123456789"
 
@@ -77,12 +85,13 @@ async def _create_webinar(base: str, key: str, capacity: int | None = None) -> d
             return await response.json()
 
 
-def _purchases(base: str, webinar: dict, n: int) -> list:
+def _purchases(base: str, webinar: dict, n: int, api_version: str) -> list:
     requests = []
     for i in range(n):
         event = simulated.checkout_completed_event(
             session_id=simulated.new_session_id(), webinar_id=webinar["id"], quantity=1,
             email=f"buyer{i}@example.com", amount_total=webinar["price_amount"], currency=webinar["currency"].lower(),
+            api_version=api_version,
         )
         body = simulated.encode(event)
 
@@ -135,7 +144,7 @@ def _own_cpu() -> float:
 
 
 def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capacity: int | None = None,
-        log_level: str = "INFO") -> dict:
+        log_level: str = "INFO", api_version: str = API_VERSION, floor: bool = False) -> dict:
     sink = Sink()
     sink.controller.start()
     try:
@@ -155,7 +164,7 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                                              stderr=subprocess.DEVNULL)
                 try:
                     webinar = asyncio.run(_create_webinar(base, key, capacity))
-                    requests = _purchases(base, webinar, n)
+                    requests = _purchases(base, webinar, n, api_version)
                     cpu_before = cpu_seconds(service.pid) + (cpu_seconds(extra.pid) if extra else 0)
                     each_before = cpu_seconds_each(service.pid)
                     postgres_before, own_before = command_cpu_seconds("postgres"), _own_cpu()
@@ -180,8 +189,14 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                         extra.terminate()
                         extra.wait(timeout=30)
             last = sorted(sink.arrivals)[n - 1]
+            floor_result = None
+            if floor:
+                with floor_server(url, webhook_secret=webhooks.SECRET) as (floor_url, pid):
+                    floor_result = webhooks._measure(f"floor {backend} webhook", floor_url, pid, webinar["id"], n,
+                                                     concurrency)
             figures = {
                 "backend": backend,
+                "api_version": api_version,
                 "scale_out": scale_out,
                 "purchases": n,
                 "capacity": capacity,
@@ -193,6 +208,9 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                 "seconds_to_nth_mail": round(last - started, 3),
                 "mail_lag_after_last_webhook_s": round(last - posted, 3),
                 "purchases_per_second_end_to_end": round(n / (last - started), 1),
+                **({"floor_ingest_per_second": round(floor_result.rate, 1),
+                    "end_to_end_ratio_to_floor_ingest": round(n / (last - started) / floor_result.rate, 3)}
+                   if floor_result else {}),
                 "cpu_ms_per_purchase_all_processes": round(cpu * 1000 / n, 2),
                 # `serve` first, then the processes it started (web processes, the worker).
                 "cpu_ms_per_purchase_each_service_process": [round(c * 1000 / n, 2) for c in each.values()],
@@ -204,6 +222,8 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                 "load_average": load_average(),
             }
             print(result.line())
+            if floor_result is not None:
+                print(floor_result.line())
             print(json.dumps(figures), flush=True)
             return figures
     finally:
@@ -221,6 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO",
                         help="the service's TICKETING_LOG_LEVEL (default INFO, as shipped: an access line per "
                              "request and a line per mail, to a file in the scratch directory)")
+    parser.add_argument("--api-version", default=API_VERSION, metavar="V",
+                        help=f"the Stripe API version the events are rendered in (default {API_VERSION})")
+    parser.add_argument("--floor", action="store_true",
+                        help="then measure the floor's webhook ingest on the same database, and the ratio to it")
     args = parser.parse_args(argv)
     if args.scale_out:
         capacity = args.capacity if args.capacity is not None else args.n * 3 // 4
@@ -233,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
                                      else "WRONG (got, expected): " + json.dumps(wrong)), flush=True)
         return
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
-        run(backend, args.n, args.concurrency, capacity=args.capacity, log_level=args.log_level)
+        run(backend, args.n, args.concurrency, capacity=args.capacity, log_level=args.log_level,
+            api_version=args.api_version, floor=args.floor)
 
 
 if __name__ == "__main__":

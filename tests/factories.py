@@ -16,7 +16,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Webinar
 from ticketing.organizers import create_organizer
 from ticketing.payments.signature import sign
-from ticketing.payments.stripe_api import API_VERSION
+from ticketing.payments.versions import API_VERSION
 from ticketing.webinars.service import create_webinar
 
 

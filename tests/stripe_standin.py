@@ -11,6 +11,10 @@ Routes
   POST /v1/refunds                    `payment_intent` (or `charge`), optional `amount`,
                                       `reason`, `metadata`; 400 when it would refund more
                                       than was paid (for payment intents it knows)
+  GET  /v1/charges/{id}               one charge; 404 `resource_missing` when unknown
+  POST /v1/webhook_endpoints          `url`, `enabled_events[]` (required), `api_version`,
+                                      `description`; answers the endpoint with its `secret`
+  GET  /v1/webhook_endpoints          oldest first, `limit`, `starting_after`; never the secret
   GET  /v1/events                     newest first; filters `type` (exact or `prefix.*`),
                                       `types[]`/`types[0]`, `created[gte|gt|lte|lt]`;
                                       pages with `limit` (1..100, default 10),
@@ -40,6 +44,9 @@ What a test uses (`standin` is a `StripeStandin`):
   standin.release()                         let hanging calls go on (they then answer normally)
   standin.add_payment_intent(id, amount, currency="eur")
                                             a payment intent refunds are checked against
+  standin.webhook_endpoints               the endpoints made (each with its secret), by id
+  standin.add_charge(id, payment_intent, amount, currency="eur") -> charge
+                                            a charge GET /v1/charges/{id} answers
   standin.complete_session(id, payment_status="paid")
                                             marks a created session complete and paid, gives it
                                             a payment intent, and returns the session object as
@@ -144,6 +151,8 @@ class StripeStandin:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.refunds: list[dict[str, Any]] = []
         self.payment_intents: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.webhook_endpoints: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self._idempotent: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = {}
         self._failures: list[tuple[int, bool | None]] = []
@@ -154,6 +163,9 @@ class StripeStandin:
         self.app.add_routes([
             web.post("/v1/checkout/sessions", self._create_session),
             web.get("/v1/checkout/sessions/{id}", self._get_session),
+            web.get("/v1/charges/{id}", self._get_charge),
+            web.post("/v1/webhook_endpoints", self._create_webhook_endpoint),
+            web.get("/v1/webhook_endpoints", self._list_webhook_endpoints),
             web.post("/v1/refunds", self._create_refund),
             web.get("/v1/events", self._list_events),
             web.get("/c/pay/{id}", self._pay_page),
@@ -180,6 +192,15 @@ class StripeStandin:
     def add_payment_intent(self, payment_intent: str, amount: int, currency: str = "eur") -> None:
         self.payment_intents[payment_intent] = {"id": payment_intent, "amount": amount,
                                                 "currency": currency, "amount_refunded": 0}
+
+    def add_charge(self, charge_id: str, payment_intent: str | None, amount: int,
+                   currency: str = "eur") -> dict[str, Any]:
+        self.charges[charge_id] = {
+            "id": charge_id, "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": 0,
+            "captured": True, "created": int(time.time()), "currency": currency, "disputed": False,
+            "livemode": False, "metadata": {}, "paid": True, "payment_intent": payment_intent, "refunded": False,
+            "status": "succeeded"}
+        return self.charges[charge_id]
 
     def complete_session(self, session_id: str, *, payment_status: str = "paid",
                          email: str = "buyer@example.com") -> dict[str, Any]:
@@ -311,6 +332,47 @@ class StripeStandin:
             raise StripeError(404, "invalid_request_error", f"No such checkout.session: '{request.match_info['id']}'",
                               code="resource_missing", param="session")
         return session
+
+    async def _get_charge(self, request: web.Request) -> dict[str, Any]:
+        charge = self.charges.get(request.match_info["id"])
+        if charge is None:
+            raise StripeError(404, "invalid_request_error", f"No such charge: '{request.match_info['id']}'",
+                              code="resource_missing", param="id")
+        return charge
+
+    async def _create_webhook_endpoint(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = request[PARAMS]
+        if not params.get("url"):
+            raise _missing("url")
+        events = params.get("enabled_events")
+        if isinstance(events, str):
+            events = [events]
+        if not events:
+            raise _missing("enabled_events")
+        endpoint_id = "we_" + secrets.token_hex(12)
+        endpoint = {
+            "id": endpoint_id, "object": "webhook_endpoint", "api_version": params.get("api_version"),
+            "application": None, "created": int(time.time()), "description": params.get("description"),
+            "enabled_events": events, "livemode": False, "metadata": params.get("metadata") or {},
+            "secret": "whsec_" + secrets.token_hex(16), "status": "enabled", "url": params["url"],
+        }
+        self.webhook_endpoints[endpoint_id] = endpoint
+        return endpoint
+
+    async def _list_webhook_endpoints(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = request[PARAMS]
+        limit = _integer(params.get("limit", 10), "limit")
+        if not 1 <= limit <= 100:
+            raise _invalid("limit", "Invalid limit: must be between 1 and 100")
+        endpoints = [{k: v for k, v in e.items() if k != "secret"} for e in self.webhook_endpoints.values()]
+        if "starting_after" in params:
+            ids = [e["id"] for e in endpoints]
+            if params["starting_after"] not in ids:
+                raise StripeError(404, "invalid_request_error", f"No such webhook endpoint: '{params['starting_after']}'",
+                                  code="resource_missing", param="starting_after")
+            endpoints = endpoints[ids.index(params["starting_after"]) + 1:]
+        return {"object": "list", "url": "/v1/webhook_endpoints", "has_more": len(endpoints) > limit,
+                "data": endpoints[:limit]}
 
     async def _create_refund(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = request[PARAMS]

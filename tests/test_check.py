@@ -66,11 +66,16 @@ def production(cli_env, stripe_standin, mail_server, jitsi, **extra: str) -> dic
 
 
 async def test_a_configured_installation_passes_every_check(tmp_path, cli_env, stripe_standin, mail_server, jitsi):
-    result = await arun(["check"], production(cli_env, stripe_standin, mail_server, jitsi), tmp_path)
+    env = production(cli_env, stripe_standin, mail_server, jitsi)
+    assert (await arun(["stripe", "webhook", "create"], env, tmp_path)).returncode == 0
+    [endpoint] = stripe_standin.webhook_endpoints
+    result = await arun(["check"], env, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result)
     assert all(ok for ok, _ in found.values()), result.stdout
-    assert set(found) == {"settings", "database", "smtp", "stripe", "jitsi", "trusted proxies"}
+    assert set(found) == {"settings", "database", "smtp", "stripe", "stripe webhook", "jitsi", "trusted proxies"}
+    assert found["stripe webhook"][1].startswith(f"{endpoint} posts the handled events to "
+                                                 "https://tickets.example.com/webhooks/stripe")
     assert "newest revision" in found["database"][1]
     assert found["smtp"][1].endswith("answers EHLO and accepts the login")
     assert mail_server.logins == ["mailer"] and mail_server.raw == []  # logged in, sent nothing
@@ -99,6 +104,23 @@ async def test_each_problem_is_its_own_line_with_what_to_do(tmp_path, cli_env, d
     assert found["smtp"][0] is False and "refused the login" in found["smtp"][1]
     assert found["jitsi"][0] is False and "TICKETING_JITSI_URL" in found["jitsi"][1]
     assert wrong_login.raw == []
+
+
+async def test_a_missing_or_unfit_webhook_endpoint_is_a_failed_line(tmp_path, cli_env, stripe_standin, mail_server,
+                                                                     jitsi):
+    env = production(cli_env, stripe_standin, mail_server, jitsi)
+    missing = await arun(["check"], env, tmp_path)
+    assert missing.returncode == 1
+    assert lines(missing)["stripe webhook"] == (
+        False, "no endpoint for https://tickets.example.com/webhooks/stripe: run `ticketing stripe webhook create`")
+    assert lines(missing)["stripe"][0] is True
+
+    stripe_standin.webhook_endpoints["we_1"] = {
+        "id": "we_1", "object": "webhook_endpoint", "api_version": None, "created": 1, "status": "enabled",
+        "enabled_events": ["*"], "url": "https://tickets.example.com/webhooks/stripe"}
+    unfit = await arun(["check"], env, tmp_path)
+    ok, said = lines(unfit)["stripe webhook"]
+    assert not ok and said.startswith("we_1 it has no API version of its own")
 
 
 async def test_an_smtp_server_and_a_stripe_api_that_do_not_answer(tmp_path, cli_env, stripe_standin, jitsi):

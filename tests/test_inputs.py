@@ -6,9 +6,28 @@ from ticketing.errors import Invalid
 from ticketing.inputs import email_address, has_control, plain
 
 
-@pytest.mark.parametrize("value", ["bea@example.com", " bea@example.com ", "b.e+a@mail.example.co.uk", "bea@localhost"])
+@pytest.mark.parametrize("value", ["bea@example.com", " bea@example.com ", "b.e+a@mail.example.co.uk"])
 def test_plain_addresses_pass(value):
     assert email_address(value) == value.strip()
+
+
+@pytest.mark.parametrize(("value", "stored"), [
+    ("Bea@Example.COM", "Bea@example.com"),
+    ("bea@bücher.example", "bea@xn--bcher-kva.example"),
+    ("bea@XN--BCHER-KVA.example", "bea@xn--bcher-kva.example"),
+])
+def test_what_is_stored_is_the_normalised_address_that_is_mailed(value, stored):
+    assert email_address(value) == stored
+
+
+@pytest.mark.parametrize("value", ["a,b@example.com", "g;h@example.com", '"@example.com', "<c@example.com>",
+                                   "e(f)@example.com", '"quoted"@example.com', "Bea <bea@example.com>",
+                                   "zoë@example.com", "bea@localhost", "bea@example.com.", "bea@[127.0.0.1]",
+                                   "a,b@x", "g;h@x", '"@x', "<c@x>"])
+def test_what_the_mail_composer_would_refuse_is_refused(value):
+    with pytest.raises(Invalid, match="not an email address") as refused:
+        email_address(value)
+    assert refused.value.field == "email"
 
 
 @pytest.mark.parametrize("value", ["bea", "@example.com", "bea@", "bea@.", "b ea@example.com",

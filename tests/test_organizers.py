@@ -15,8 +15,6 @@ from ticketing.db import create_engine, migrate, utcnow
 from ticketing.db.models import ApiKey, Organizer, Webinar, WebinarStatus
 from ticketing.organizers import organizer_for_key
 
-UNIQUE = "0008_unique_organizer_email"
-
 
 async def _count(sessionmaker, *where) -> int:
     async with sessionmaker() as session:

@@ -26,6 +26,7 @@ from ticketing.web.buyer import certificates as certificate_pages
 from ticketing.web.buyer import devices as device_pages
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
+from ticketing.web.headers import security_headers
 from ticketing.web.keys import (
     ENGINE,
     HTTP,
@@ -41,6 +42,7 @@ from ticketing.web.keys import (
 from ticketing.web.metrics import Metrics
 from ticketing.web.middlewares import errors, observe
 from ticketing.web.org import auth as org_auth
+from ticketing.web.org import orders as org_orders
 from ticketing.web.org import pages as org
 from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
@@ -82,7 +84,7 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """The web application for `settings`; the database and clients open on startup.
     With `worker`, the job worker runs in the same process (`ticketing serve`)."""
-    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES,
+    app = web.Application(middlewares=[observe, security_headers, errors], client_max_size=MAX_BODY_BYTES,
                           handler_args=edge.HANDLER_ARGS)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -91,9 +93,9 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[TOKENS] = Tokens.from_settings(settings)
     system_key(settings)
     kick_key(settings)
-    app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter(settings.join_rate_per_code),
-                                  per_address=RateLimiter(settings.join_rate_per_address))
-    app[REGISTER_LIMIT] = RateLimiter(settings.register_rate_per_address)
+    app[JOIN_LIMITS] = JoinLimits(per_code=RateLimiter("join.code", settings.join_rate_per_code),
+                                  per_address=RateLimiter("join.address", settings.join_rate_per_address))
+    app[REGISTER_LIMIT] = RateLimiter("register.address", settings.register_rate_per_address)
     edge.setup(app, settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_clients)
@@ -110,6 +112,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     org_auth.setup(app, settings)
     app.add_routes(org_auth.routes)
     app.add_routes(org.routes)
+    app.add_routes(org_orders.routes)
     app.add_routes(api_keys.routes)
     app.add_routes(home.routes)
     app.add_routes(jitsi_events.routes)

@@ -69,6 +69,7 @@ def _ensure_schema(settings: Settings) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing import serving
 
+    _refuse_without_mail(settings)
     if args.processes > 1 and serving.is_sqlite(settings):
         raise CommandError("--processes needs PostgreSQL: on SQLite (one writer) serve runs as one process")
     _ensure_schema(settings)
@@ -78,6 +79,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         mode.append(f"dev checkout (test payments at {settings.base_url}/dev/checkout/…)")
     if settings.dev_mail:
         mode.append(f"dev mail ({settings.mail_dir}/, listed at {settings.base_url}/dev/mail)")
+    elif settings.mail_sink:
+        mode.append(f"mail kept as files in {settings.mail_dir}/, not sent and not served (TICKETING_MAIL_TO_DISK)")
 
     def announce(_: str) -> None:
         print(f"ticketing {__version__} listening on http://{settings.host}:{settings.port}", flush=True)
@@ -96,6 +99,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError(str(error)) from None
     except OSError as error:  # binding failed: port in use, not ours to take, or no such address
         raise CommandError(_listen_problem(settings, error)) from None
+
+
+def _refuse_without_mail(settings: Settings) -> None:
+    """Production (a Stripe key) sends mail; dev mode's sink there would be nobody's inbox."""
+    problem = settings.mail_problem()
+    if problem is not None:
+        raise CommandError(problem)
 
 
 def _check_can_listen(settings: Settings) -> None:
@@ -138,6 +148,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.access.end_meeting import system_key
     from ticketing.workers import run_standalone
 
+    _refuse_without_mail(settings)
     system_key(settings)  # a bad system key file stops the worker here, not at its first end-meeting job
 
     async def run() -> None:
@@ -404,6 +415,79 @@ def cmd_stripe_reconcile(settings: Settings, args: argparse.Namespace) -> None:
           f"{result.processed} processed; {retried} stored events retried")
 
 
+def _webhook_call(settings: Settings, call):
+    """Run `call(client)` against Stripe's API; a Stripe or network failure is one line."""
+    import aiohttp
+    import stripe
+
+    from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
+
+    client = create_stripe_client(settings)
+    if client is None:
+        raise CommandError("TICKETING_STRIPE_SECRET_KEY is not set: dev mode signs its own events and needs no endpoint")
+    logging.getLogger("stripe").setLevel(logging.WARNING)
+
+    async def run():
+        try:
+            return await call(client)
+        except stripe.StripeError as error:
+            raise CommandError(f"Stripe answered {error.http_status or 'nothing'}: "
+                               f"{' '.join(str(error.user_message or error).split())[:200]}") from None
+        except aiohttp.ClientError as error:
+            raise CommandError(f"could not reach Stripe: {error or type(error).__name__}") from None
+        finally:
+            await close_stripe_client(client)
+
+    return _run(run())
+
+
+def _print_comparison(endpoint: dict, settings: Settings) -> bool:
+    from ticketing.payments.endpoint import compare
+
+    found = compare(endpoint, settings)
+    print(f"{endpoint.get('id')}  {endpoint.get('url')}  {endpoint.get('status')}  "
+          f"API version {endpoint.get('api_version') or '(account default)'}  "
+          f"{len(endpoint.get('enabled_events') or [])} event types")
+    for line in found.problems:
+        print(f"  differs: {line}")
+    for line in found.notes:
+        print(f"  note: {line}")
+    if found.ok:
+        print("  as this service needs it")
+    return found.ok
+
+
+def cmd_stripe_webhook_show(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.payments.endpoint import endpoint_url, endpoints_for
+
+    endpoints = _webhook_call(settings, lambda client: endpoints_for(client, settings))
+    if not endpoints:
+        raise CommandError(f"no Stripe webhook endpoint for {endpoint_url(settings)}: "
+                           f"make it with `ticketing stripe webhook create`")
+    fitting = [_print_comparison(endpoint, settings) for endpoint in endpoints]
+    if len(endpoints) > 1:
+        print(f"{len(endpoints)} endpoints post to this URL: every event arrives once per endpoint "
+              f"(answered as duplicates); delete the extra ones in Stripe's dashboard")
+    if not any(fitting):
+        raise CommandError("the endpoint differs from what this service needs (above)")
+
+
+def cmd_stripe_webhook_create(settings: Settings, args: argparse.Namespace) -> None:
+    from ticketing.payments.endpoint import create_endpoint
+
+    endpoint, made = _webhook_call(settings, lambda client: create_endpoint(client, settings))
+    if not made:
+        print(f"an endpoint for {endpoint.get('url')} exists already; not making another:")
+        if not _print_comparison(endpoint, settings):
+            raise CommandError("it differs from what this service needs (above): fix it in Stripe's dashboard, "
+                               "or delete it and run this command again")
+        return
+    _print_comparison(endpoint, settings)
+    print("its signing secret, shown this once: set TICKETING_STRIPE_WEBHOOK_SECRET to it "
+          "(beside the old one, comma-separated, while you switch):")
+    print(endpoint.get("secret") or "")
+
+
 def cmd_events_list(settings: Settings, args: argparse.Namespace) -> None:
     from ticketing.db import create_engine, create_sessionmaker
     from ticketing.payments.retries import list_events
@@ -632,6 +716,16 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--since", type=_ttl, default=dt.timedelta(days=3),
                            help="how far back to look, e.g. 3d, 12h (default 3d, at most 30d)")
     reconcile.set_defaults(handler=cmd_stripe_reconcile)
+    webhook = stripe_commands.add_parser("webhook", help="the webhook endpoint Stripe posts events to")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", metavar="ACTION", parser_class=_Parser,
+                                              required=True)
+    webhook_create = webhook_commands.add_parser(
+        "create", help="make the endpoint for {TICKETING_BASE_URL}/webhooks/stripe (the handled events, this "
+                       "service's API version) and print its signing secret once; an existing one is shown instead")
+    webhook_create.set_defaults(handler=cmd_stripe_webhook_create)
+    webhook_show = webhook_commands.add_parser(
+        "show", help="compare the endpoint for {TICKETING_BASE_URL}/webhooks/stripe with what this service needs")
+    webhook_show.set_defaults(handler=cmd_stripe_webhook_show)
 
     events = commands.add_parser("events", help="look at and retry stored Stripe events")
     events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=_Parser, required=True)

@@ -44,6 +44,16 @@ class SoldOut(Conflict):
     code = "sold_out"
 
 
+class RateLimited(DomainError):
+    """That has been done too often lately; try again later."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
 class Unavailable(DomainError):
     """A service this depends on is unavailable; try again shortly."""
 

@@ -7,7 +7,9 @@ import re
 import unicodedata
 from typing import Any
 
-from ticketing.errors import Invalid
+from email_validator import EmailNotValidError, validate_email
+
+from ticketing.errors import Invalid, NotFound
 
 
 def has_control(value: str, *, allow_newlines: bool = False) -> bool:
@@ -23,17 +25,36 @@ def plain(value: str) -> str:
 
 
 def email_address(value: str, *, field: str = "email") -> str:
-    """`value` as a plain address (`name@domain`), or Invalid saying why not."""
+    """`value` as the plain address mail goes to, or Invalid saying why not.
+
+    email-validator checks the syntax and the domain (IDNA, no special-use names such as
+    localhost; no DNS look-up); what comes back is the address as it is stored and mailed:
+    domain lower-case and in its ASCII form. Quoted local parts, comments, display names and
+    non-ASCII local parts (which need SMTPUTF8) are refused, as the mail composer would."""
     value = value.strip()
-    local, _, domain = value.partition("@")
-    if (value.count("@") != 1 or not local or not domain.strip(".") or len(value) > 320
-            or any(c.isspace() for c in value) or has_control(value)):
-        raise Invalid(f"not an email address: {value!r}", field=field)
-    return value
+    if len(value) > 320 or has_control(value):
+        raise Invalid(f"not an email address: {value[:320]!r}", field=field)
+    try:
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False,
+                                 allow_quoted_local=False, allow_domain_literal=False, allow_display_name=False)
+    except EmailNotValidError as error:
+        reason = str(error).rstrip(".")
+        raise Invalid(f"not an email address: {value!r} ({reason[:1].lower()}{reason[1:]})", field=field) from None
+    return checked.ascii_email or checked.normalized
 
 
 # The widest integer column (BIGINT) on either database.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def path_number(value: str, *, what: str = "item") -> int:
+    """A positive number from a URL path (a seat, a page): ASCII digits that fit the database's
+    INTEGER; anything else names nothing here, so it is NotFound rather than a failed query."""
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= INT32_MAX:
+        raise NotFound(f"no such {what}")
+    return int(value)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_DEPTH = 32
 

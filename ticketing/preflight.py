@@ -1,6 +1,6 @@
 """`ticketing check`: the preflight of a configured installation, one line per check with what to
 do when it fails. Nothing is sent or changed: the SMTP server gets EHLO (and AUTH) and QUIT, Stripe
-one read, Jitsi and the key server one GET each.
+two reads (events, webhook endpoints), Jitsi and the key server one GET each.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ticketing.access.keys import kid_digest, load_private_key, public_pem
 from ticketing.access.prosody import key_server_url
 from ticketing.db import is_unavailable, migrate
 from ticketing.mail.sending import SmtpServer
+from ticketing.payments.endpoint import compare, endpoint_url, endpoints_for
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
 
@@ -45,8 +46,9 @@ def check_settings(settings: Settings) -> Outcome:
         return Outcome("settings", True, "dev mode (no TICKETING_STRIPE_SECRET_KEY): test payments, mail "
                        + ("into the dev sink" if settings.dev_mail else "through TICKETING_SMTP_URL"))
     problems = []
-    if settings.smtp_url is None:
-        problems.append("set TICKETING_SMTP_URL (without it mail only lands in the dev sink)")
+    mail_problem = settings.mail_problem()
+    if mail_problem is not None:
+        problems.append(mail_problem)
     if urlsplit(settings.base_url).scheme != "https":
         problems.append(f"TICKETING_BASE_URL is {settings.base_url}: buyers and Stripe need an https:// URL")
     kept = settings.var_dir / "session_key"
@@ -56,6 +58,9 @@ def check_settings(settings: Settings) -> Outcome:
         problems.append("set TICKETING_STRIPE_WEBHOOK_SECRET")
     if problems:
         return Outcome("settings", False, "; ".join(problems))
+    if settings.mail_sink:
+        return Outcome("settings", True, f"staging: Stripe, https base URL, session key and webhook secret set; "
+                       f"mail kept as files in {settings.mail_dir} (TICKETING_MAIL_TO_DISK), not sent")
     return Outcome("settings", True, "production: Stripe, SMTP, https base URL, session key and webhook secret set")
 
 
@@ -132,6 +137,33 @@ async def check_stripe(settings: Settings) -> Outcome:
     return Outcome("stripe", True, f"the {mode} key works (events readable)")
 
 
+async def check_webhook(settings: Settings) -> Outcome:
+    """The Stripe webhook endpoint for this service's URL, compared as `ticketing stripe webhook show` does."""
+    client = create_stripe_client(settings)
+    if client is None:
+        return Outcome("stripe webhook", True, "dev mode: the test payment page signs its own events")
+    try:
+        endpoints = await endpoints_for(client, settings)
+    except stripe.PermissionError:
+        return Outcome("stripe webhook", False, "the key may not read webhook endpoints: give it read access to "
+                                                "Webhook Endpoints, or check them with a secret key")
+    except stripe.StripeError as error:
+        return Outcome("stripe webhook", False, f"Stripe answered {error.http_status or 'nothing'}: "
+                                                f"{' '.join(str(error.user_message or error).split())[:150]}")
+    finally:
+        await close_stripe_client(client)
+    if not endpoints:
+        return Outcome("stripe webhook", False, f"no endpoint for {endpoint_url(settings)}: "
+                                                f"run `ticketing stripe webhook create`")
+    found = [compare(endpoint, settings) for endpoint in endpoints]
+    fitting = [c for c in found if c.ok]
+    if not fitting:
+        return Outcome("stripe webhook", False, f"{found[0].endpoint_id} {'; '.join(found[0].problems)}")
+    more = f" ({len(endpoints)} endpoints post to it: events arrive once per endpoint)" if len(endpoints) > 1 else ""
+    return Outcome("stripe webhook", True, f"{fitting[0].endpoint_id} posts the handled events to "
+                                           f"{endpoint_url(settings)}, enabled{more}")
+
+
 async def check_jitsi(settings: Settings, http: aiohttp.ClientSession) -> Outcome:
     try:
         async with http.get(settings.jitsi_url, allow_redirects=True) as response:
@@ -173,8 +205,8 @@ async def run_checks(settings: Settings) -> list[Outcome]:
     """Every check, in the order an operator fixes things."""
     outcomes = [check_settings(settings), await check_database(settings)]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
-        found = await asyncio.gather(check_smtp(settings), check_stripe(settings), check_jitsi(settings, http),
-                                     check_key_server(settings, http))
+        found = await asyncio.gather(check_smtp(settings), check_stripe(settings), check_webhook(settings),
+                                     check_jitsi(settings, http), check_key_server(settings, http))
     outcomes += [outcome for outcome in found if outcome is not None]
     outcomes.append(check_proxies(settings))
     return outcomes

@@ -64,6 +64,8 @@ class Settings:
     join_rate_per_address: int = 60
 
     smtp_url: str | None = None
+    # Staging without an SMTP server: mail kept in var_dir/mail even with a Stripe key (never served over HTTP).
+    mail_to_disk: bool = False
     mail_from: str = "Webinars <no-reply@localhost>"
     sweep_seconds: float = 30.0
 
@@ -80,6 +82,12 @@ class Settings:
     # Failed API-key attempts per minute from one client address; 0 = no limit.
     api_key_rate_per_address: int = 30
 
+    # Seat reassignments on an order page: per seat, and per order on top of its seat count.
+    reassign_per_seat_hour: int = 3
+    reassign_per_seat_day: int = 6
+    reassign_per_order_hour: int = 10
+    reassign_per_order_day: int = 20
+
     # Bearer secret Prosody's event_sync_component sends to /jitsi/events/…; None = those routes answer 404.
     jitsi_events_secret: str | None = None
     # jitsi-meet's mod_muc_kick_participant endpoint, called with the system token when a ticket moves device.
@@ -91,9 +99,23 @@ class Settings:
         return self.stripe_secret_key is None
 
     @property
-    def dev_mail(self) -> bool:
-        """No SMTP URL: mail is written to the dev sink under `var_dir/mail`."""
+    def mail_sink(self) -> bool:
+        """No SMTP URL: mail is written to files under `var_dir/mail` instead of being sent."""
         return self.smtp_url is None
+
+    @property
+    def dev_mail(self) -> bool:
+        """Dev mode's mail sink, listed at /dev/mail: no SMTP URL and no Stripe key. With a Stripe
+        key the files would hand anyone every sign-in and join link, so they are never served."""
+        return self.mail_sink and self.dev_checkout
+
+    def mail_problem(self) -> str | None:
+        """Why `serve` and `worker` must not start, or None: a Stripe key (production) with
+        neither an SMTP server nor an explicit choice to keep mail on disk."""
+        if self.stripe_secret_key is not None and self.smtp_url is None and not self.mail_to_disk:
+            return (f"{PREFIX}SMTP_URL: required with a Stripe key (or set {PREFIX}MAIL_TO_DISK=true "
+                    f"to keep mail as files in {self.mail_dir}, never sent)")
+        return None
 
     @property
     def stripe_livemode(self) -> bool:
@@ -178,6 +200,14 @@ class _Reader:
         if not path.is_file():
             raise self.fail(name, f"no readable file at {value!r}")
         return path
+
+    def flag(self, name: str) -> bool:
+        value = self.raw(name)
+        if value is None or value.lower() in ("0", "false", "no", "off"):
+            return False
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        raise self.fail(name, f"must be true or false, got {value!r}")
 
     def features(self, name: str) -> dict[str, bool]:
         """`recording=true,lobby_bypass=false` → {"recording": True, "lobby_bypass": False}."""
@@ -320,6 +350,7 @@ class _Reader:
             join_rate_per_code=self.integer("JOIN_RATE_PER_CODE", 20, 0, 100_000),
             join_rate_per_address=self.integer("JOIN_RATE_PER_ADDRESS", 60, 0, 1_000_000),
             smtp_url=self.url("SMTP_URL", None, ("smtp", "smtps")),
+            mail_to_disk=self.flag("MAIL_TO_DISK"),
             mail_from=mail_from,
             sweep_seconds=self.number("SWEEP_SECONDS", 30.0, 0.05, 86400),
             log_level=log_level,
@@ -329,6 +360,10 @@ class _Reader:
             trusted_proxies=self.networks("TRUSTED_PROXIES"),
             api_key_rate_per_address=self.integer("API_KEY_RATE_PER_ADDRESS", 30, 0, 1_000_000),
             jitsi_events_secret=events_secret,
+            reassign_per_seat_hour=self.integer("REASSIGN_PER_SEAT_HOUR", 3, 0, 1000),
+            reassign_per_seat_day=self.integer("REASSIGN_PER_SEAT_DAY", 6, 0, 10_000),
+            reassign_per_order_hour=self.integer("REASSIGN_PER_ORDER_HOUR", 10, 0, 10_000),
+            reassign_per_order_day=self.integer("REASSIGN_PER_ORDER_DAY", 20, 0, 100_000),
             jitsi_kick_url=kick_url,
         )
 

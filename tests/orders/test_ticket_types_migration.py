@@ -12,7 +12,7 @@ from ticketing.db import create_engine, migrate
 from ticketing.db.models import Order, OrderLine, OrderStatus, Ticket, TicketType, Webinar
 from ticketing.orders.ticket_types import seats_left
 
-BEFORE = "0008_unique_organizer_email"
+BEFORE = "0010_rate_counters"
 
 
 async def test_existing_webinars_orders_and_tickets_come_through_with_a_default_type(client, database_url, engine):

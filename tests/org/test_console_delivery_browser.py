@@ -87,7 +87,8 @@ async def test_a_refused_address_is_corrected_and_the_link_resent(browser, smtp_
     await page.keyboard.type("bea at example.com")
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#email-error")
-    assert await page.inner_text("#email-error") == "Not an email address: 'bea at example.com'."
+    assert await page.inner_text("#email-error") == ("Not an email address: 'bea at example.com' "
+                                                   "(an email address must have an @-sign).")
     assert await page.get_attribute("#email", "aria-invalid") == "true"
     await check(page, screenshot_dir, "console-address-error")
     await tab_to(page, "#email")

@@ -146,7 +146,7 @@ async def test_correcting_an_address_calls_the_apis_service_then_offers_the_rese
     assert 'value="carl@example.com"' in form and '<label for="email">New address</label>' in form
     csrf = csrf_of(form)
 
-    for typed, message in (("not an address", "Not an email address: &#39;not an address&#39;."),
+    for typed, message in (("not an address", "Not an email address: &#39;not an address&#39; (an email address must have an @-sign)."),
                            ("", "Email is required: the address the ticket&#39;s mails go to.")):
         response = await client.post(path, data={"email": typed, "csrf_token": csrf})
         assert response.status == 422

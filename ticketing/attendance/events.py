@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ticketing.db import is_unavailable, utcnow
 from ticketing.db.dialect import insert
 from ticketing.db.models import AttendanceSession, JitsiEvent, Ticket, Webinar, WebinarStatus
-from ticketing.errors import Unavailable
+from ticketing.errors import Invalid, Unavailable
+from ticketing.inputs import check_storable
 from ticketing.jobs.registry import JobContext, periodic
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,13 @@ def parse(kind: str, body: Any) -> Event:
         raise BadEvent(f"unknown event kind {kind!r}")
     if not isinstance(body, dict):
         raise BadEvent("the body must be a JSON object")
+    # The whole body is stored as it came: a value no database keeps (a NUL, a lone surrogate,
+    # an integer beyond 64 bits) or nesting no event has is refused here, for this post alone,
+    # rather than failing the transaction it would share with others.
+    try:
+        check_storable(body)
+    except Invalid as error:
+        raise BadEvent(error.message) from None
     if body.get("event_name") != KINDS[kind]:
         raise BadEvent(f"event_name must be {KINDS[kind]!r} at this URL")
     room_jid = body.get("room_jid") if isinstance(body.get("room_jid"), str) else None
@@ -356,7 +364,9 @@ async def receive_many(sessionmaker: async_sessionmaker[AsyncSession], posts: Se
     ignored, duplicate, error). Duplicates (retries) are kept once and applied once.
 
     Raises Unavailable when the database cannot be reached (nothing stored: the component
-    retries). Any other failure keeps the posts unprocessed, with the reason, for the sweep.
+    retries). Any other failure of several posts is raised too (nothing stored), so that the
+    caller writes them one by one; a single post that fails is kept unprocessed, with the
+    reason, for the sweep.
     """
     first: dict[str, int] = {}
     for index, posted in enumerate(posts):
@@ -375,8 +385,8 @@ async def receive_many(sessionmaker: async_sessionmaker[AsyncSession], posts: Se
                 )).scalars())
                 by_fingerprint = {p.fingerprint: outcome for p, (outcome, _) in zip(unique, results, strict=True)}
         except Exception as error:
-            if is_unavailable(error):
-                raise
+            if is_unavailable(error) or len(unique) > 1:
+                raise  # an outage, or a batch whose posts the caller writes one by one instead
             logger.exception("applying Jitsi events failed", extra={"count": len(unique)})
             reason = f"{type(error).__name__}: {error}"[:2000]
             async with sessionmaker.begin() as session:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.attendance.events import Posted, parse, receive_many
+from ticketing.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,20 @@ class EventIntake:
     async def _write(self, batch: list[tuple[Posted, asyncio.Future[str]]]) -> None:
         try:
             outcomes = await receive_many(self.sessionmaker, [posted for posted, _ in batch])
-        except Exception as error:  # Unavailable, or a bug: every request of the batch hears of it
+        except Unavailable as error:  # the database is down: every request of the batch hears of it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        except Exception as error:
+            if len(batch) > 1:
+                # One post the checks let through may still fail the shared transaction: the
+                # others must not fail with it, so each is written alone.
+                logger.warning("a batch of Jitsi events failed; writing them one by one",
+                               extra={"count": len(batch), "error": type(error).__name__})
+                for item in batch:
+                    await self._write([item])
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -204,8 +205,12 @@ class Order(Base):
     payment_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     expired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     refunded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # fully refunded
-    disputed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    disputed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # a chargeback, not an inquiry
     dispute_won_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    dispute_lost_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A card issuer's inquiry (no money taken yet): shown to the organizer, revokes nothing.
+    inquiry_opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    inquiry_closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     livemode: Mapped[bool | None] = mapped_column(Boolean)
     # Why the organizer should look at this order (amount mismatch, oversold, …).
     problem: Mapped[str | None] = mapped_column(Text)
@@ -519,3 +524,14 @@ class ReplacedCode(Base):
     # "rescheduled", "resent", "reassigned" or "restored"
     reason: Mapped[str] = mapped_column(String(20))
     replaced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateCounter(Base):
+    """One key of one rate limit, shared by every process: the moment (Unix seconds) by which
+    its allowance is whole again. The key is the limit's name and a hash of what it counts by
+    (a client address, an email address, a code), never the value itself."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    full_at: Mapped[float] = mapped_column(Double, index=True)

@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy import delete
 
-from ticketing.db import utcnow
+from ticketing.db import limits, utcnow
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs.registry import JobContext, periodic
 
@@ -29,3 +29,9 @@ async def purge_done(ctx: JobContext, *, now: dt.datetime | None = None) -> int:
     if result.rowcount:
         logger.info("purged finished jobs", extra={"count": result.rowcount})
     return result.rowcount
+
+
+@periodic("limits.purge")
+async def purge_rate_counters(ctx: JobContext) -> int:
+    """Delete rate counters whose allowance is whole again (they count nothing any more)."""
+    return await limits.purge(ctx.sessionmaker)

@@ -249,6 +249,21 @@ def order_refunded_mail(settings: Settings, order: Order, webinar: Webinar, reas
                           template="order_refunded", context=context, now=now, lang=lang, organizer=organizer)
 
 
+def dispute_closed_mail(settings: Settings, order: Order, webinar: Webinar, organizer: Organizer, outcome: str, *,
+                        message_key: str, now: dt.datetime | None = None) -> Mail:
+    """To the organizer: a chargeback over one of their orders was decided ("won" or "lost")."""
+    now = now or utcnow()
+    lang = i18n.language(webinar.language)
+    subject = N_("Dispute won: %(title)s") if outcome == "won" else N_("Dispute lost: %(title)s")
+    amount = order.amount_total if order.amount_total is not None else order.expected_amount or 0
+    context = {"webinar": webinar, "order": order, "outcome": outcome, "amount": amount,
+               "currency": order.currency or webinar.currency,
+               "console_url": f"{settings.base_url}/org/webinars/{webinar.id}"}
+    return templated_mail(settings, to=recipient(organizer.email, organizer.name),
+                          subject=_(lang, subject, title=webinar.title), message_key=message_key,
+                          template="dispute_closed", context=context, now=now, lang=lang)
+
+
 def order_updated_mail(settings: Settings, order: Order, webinar: Webinar, *, message_key: str,
                        now: dt.datetime | None = None, organizer: Organizer | None = None) -> Mail:
     """The webinar moved: to a buyer whose seats are still on their order page, whose links stay."""

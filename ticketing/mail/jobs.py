@@ -34,6 +34,7 @@ from ticketing.jobs import enqueue, enqueue_many
 from ticketing.jobs.registry import JobContext, PermanentError, job, try_limit, write_with_done
 from ticketing.mail.compose import (
     BadAddress,
+    dispute_closed_mail,
     order_mail,
     order_refunded_mail,
     order_reminder_mail,
@@ -421,6 +422,24 @@ async def send_order_refunded(ctx: JobContext, payload: dict[str, Any]) -> None:
     await _send(ctx, lambda: order_refunded_mail(ctx.settings, order, webinar, reason,
                                                  message_key=f"refunded.{order.id}", organizer=organizer))
     logger.info("mail sent", extra={"kind": "order_refunded", "order_id": str(order.id), "reason": reason})
+
+
+@job("mail.dispute_closed", max_attempts=MAIL_ATTEMPTS)
+async def send_dispute_closed(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Tell the organizer a chargeback over one of their orders was won or lost."""
+    order_id = _uuid(payload, "order_id")
+    async with autocommit_session(ctx.sessionmaker) as session:
+        row = (await session.execute(_order_with_webinar(order_id))).first()
+    if row is None:
+        logger.info("mail skipped: the order no longer exists", extra={"order_id": str(order_id)})
+        return
+    order, webinar, organizer = row
+    outcome = "lost" if order.dispute_lost_at else "won" if order.dispute_won_at else None
+    if outcome is None:
+        raise PermanentError("the order's dispute is not decided")
+    await _send(ctx, lambda: dispute_closed_mail(ctx.settings, order, webinar, organizer, outcome,
+                                                 message_key=f"dispute.{order.id}"))
+    logger.info("mail sent", extra={"kind": "dispute_closed", "order_id": str(order.id), "outcome": outcome})
 
 
 @job("webinar.time_changed")

@@ -198,6 +198,6 @@ def read_sinked(directory: Path, name: str) -> SinkedMail | None:
 
 def create_mailer(settings: Settings) -> Mailer:
     """SMTP when TICKETING_SMTP_URL is set, else the dev sink under the var directory."""
-    if settings.dev_mail:
+    if settings.mail_sink:
         return DevMailSink(settings.mail_dir)
     return SmtpMailer(SmtpServer.from_url(settings.smtp_url))

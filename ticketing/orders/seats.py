@@ -15,13 +15,23 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db import utcnow
-from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.db import limits, utcnow
+from ticketing.db.models import (
+    Order,
+    OrderStatus,
+    Organizer,
+    ReplacedCode,
+    Ticket,
+    TicketStatus,
+    Webinar,
+    WebinarStatus,
+)
+from ticketing.errors import Conflict, Invalid, NotFound, RateLimited
 from ticketing.inputs import email_address, has_control
 from ticketing.jobs import enqueue, enqueue_many
 from ticketing.orders import ticket_types
 from ticketing.orders.service import priced_lines
+from ticketing.settings import Settings
 from ticketing.tickets.service import (
     buyer_holds,
     drop_pending_reminders,
@@ -33,6 +43,43 @@ from ticketing.tickets.service import (
 )
 
 NAME_LIMIT = 200
+HOUR, DAY = 3600.0, 86400.0
+REASSIGNED = "reassigned"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReassignLimits:
+    """How often seats may be given to someone (each time mails a new holder): per seat, and
+    per order on top of its seat count, in any hour and any day; 0 = no limit."""
+
+    per_seat_hour: int = 3
+    per_seat_day: int = 6
+    per_order_hour: int = 10
+    per_order_day: int = 20
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReassignLimits:
+        return cls(settings.reassign_per_seat_hour, settings.reassign_per_seat_day,
+                   settings.reassign_per_order_hour, settings.reassign_per_order_day)
+
+    def counted(self, order: Order, ticket: Ticket) -> list[tuple[limits.Limit, str]]:
+        """The limits one reassignment of `ticket` counts against, each with its key."""
+        def extra(count: int) -> int:
+            return count + order.quantity if count > 0 else 0
+
+        return [
+            (limits.Limit("reassign.seat.hour", self.per_seat_hour, HOUR), str(ticket.id)),
+            (limits.Limit("reassign.seat.day", self.per_seat_day, DAY), str(ticket.id)),
+            (limits.Limit("reassign.order.hour", extra(self.per_order_hour), HOUR), str(order.id)),
+            (limits.Limit("reassign.order.day", extra(self.per_order_day), DAY), str(order.id)),
+        ]
+
+
+class FreeSeat(Conflict):
+    """A free registration's seat belongs to the address that registered and confirmed it: it is
+    not passed on, so registering cannot be used to mail strangers. Others register themselves."""
+
+    code = "free_seat"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +89,8 @@ class Seat:
     ticket: Ticket
     code: str | None
     with_buyer: bool
+    # When the seat was given to someone (each time a new holder was mailed), oldest first.
+    reassigned_at: tuple[dt.datetime, ...] = ()
     type_name: str | None = None  # shown when the webinar sells more than one kind of seat
 
     @property
@@ -56,6 +105,7 @@ class OrderView:
     organizer: Organizer
     seats: list[Seat]
     can_assign: bool
+    free: bool = False
     # (type name, seats, unit price) of a typed webinar's order; empty for a one-price webinar.
     lines: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
 
@@ -87,14 +137,35 @@ async def order_view(session: AsyncSession, code: str, *, now: dt.datetime | Non
     organizer = await session.get(Organizer, webinar.organizer_id)
     names = await ticket_types.type_names(session, webinar.id) if webinar.typed else {}
     seats = []
-    for ticket in await order_tickets(session, order.id):
+    tickets = await order_tickets(session, order.id)
+    history = await reassignments(session, [t.id for t in tickets])
+    for ticket in tickets:
         mine = buyer_holds(ticket, order)
         link_code = seat_code(code, ticket) if mine and ticket.status == TicketStatus.VALID else None
-        seats.append(Seat(ticket, link_code, mine, names.get(ticket.ticket_type_id)))
+        seats.append(Seat(ticket, link_code, mine, tuple(history.get(ticket.id, ())), names.get(ticket.ticket_type_id)))
     lines = []
     if webinar.typed:
         lines = [(kind.name, count, unit) for kind, count, unit in await priced_lines(session, order)]
-    return OrderView(order, webinar, organizer, seats, assignable(order, webinar, now=now), lines)
+    free = is_free(order)
+    return OrderView(order, webinar, organizer, seats, assignable(order, webinar, now=now) and not free, free, lines)
+
+
+def is_free(order: Order) -> bool:
+    return order.expected_amount == 0
+
+
+async def reassignments(session: AsyncSession, ticket_ids: list) -> dict:
+    """Ticket id → when each of its seat's reassignments happened, oldest first."""
+    if not ticket_ids:
+        return {}
+    rows = await session.execute(
+        select(ReplacedCode.ticket_id, ReplacedCode.replaced_at)
+        .where(ReplacedCode.ticket_id.in_(ticket_ids), ReplacedCode.reason == REASSIGNED)
+        .order_by(ReplacedCode.replaced_at))
+    found: dict = {}
+    for ticket_id, at in rows:
+        found.setdefault(ticket_id, []).append(at)
+    return found
 
 
 def _holder(name: str, email: str) -> tuple[str, str]:
@@ -107,13 +178,16 @@ def _holder(name: str, email: str) -> tuple[str, str]:
 
 
 async def assign_seat(session: AsyncSession, code: str, seq: int, *, name: str, email: str, keep: bool = False,
-                      now: dt.datetime | None = None) -> Ticket:
+                      now: dt.datetime | None = None, rates: ReassignLimits | None = None) -> Ticket:
     """Give seat `seq` of the order to `name` <`email`> (or back to the buyer with `keep`).
 
     The seat gets a new join code, mailed to its new holder with reminders; the old code
     stops working and its link says the seat was reassigned. Invalid for a bad name or
-    address, Conflict once the webinar has started or the order no longer stands.
+    address, Conflict once the webinar has started or the order no longer stands, FreeSeat
+    for a free registration's seat, RateLimited (nothing changes) once the seat or the order
+    has been reassigned as often as `rates` allow in the last hour or day.
     """
+    rates = rates or ReassignLimits()
     now = now or utcnow()
     order = await _order_for_code(session, code, for_update=True)
     webinar = await session.get(Webinar, order.webinar_id)
@@ -135,8 +209,15 @@ async def assign_seat(session: AsyncSession, code: str, seq: int, *, name: str, 
         name, email = _holder(name, email)
     if ticket.assigned_at is not None and ticket.email.lower() == email.lower() and ticket.name == name:
         return ticket  # already theirs: nothing changes, no second mail
+    if is_free(order):
+        raise FreeSeat()
+    # Counted in this transaction: a refused or failed reassignment counts nothing.
+    for limit, key in rates.counted(order, ticket):
+        wait = await limits.hit_in(session, limit, key, now=now.timestamp())
+        if wait:
+            raise RateLimited("this seat or order has been reassigned too often lately", retry_after=wait)
     ticket.name, ticket.email, ticket.assigned_at = name, email, now
-    new_code = await replace_code(session, ticket, order, "reassigned", now=now)
+    new_code = await replace_code(session, ticket, order, REASSIGNED, now=now)
     kind = "mail.join" if buyer_holds(ticket, order) else "mail.assigned"
     await enqueue(session, kind, {"ticket_id": str(ticket.id), "code": new_code},
                   dedupe_key=f"{kind}:{ticket.id}:{ticket.code_hash[:16]}")

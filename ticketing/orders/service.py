@@ -259,6 +259,42 @@ async def _type_closed(session: AsyncSession, order: Order, webinar: Webinar) ->
     return None
 
 
+def dispute_state(order: Order) -> str | None:
+    """Where the order's dispute stands: "inquiry" (open; the issuer asks, no money taken,
+    nothing revoked), "inquiry_closed", "open" (a chargeback: tickets revoked), "won" or
+    "lost"; None without one. A chargeback outranks an inquiry it may have grown from."""
+    if order.dispute_lost_at is not None:
+        return "lost"
+    if order.dispute_won_at is not None:
+        return "won"
+    if order.disputed_at is not None:
+        return "open"
+    if order.inquiry_closed_at is not None:
+        return "inquiry_closed"
+    if order.inquiry_opened_at is not None:
+        return "inquiry"
+    return None
+
+
+def seat_price(order: Order) -> int | None:
+    """What one seat of the order cost, when the order was paid at a price per seat."""
+    paid = order.amount_total if order.amount_total is not None else order.expected_amount
+    if not paid or paid % order.quantity:
+        return None
+    return paid // order.quantity
+
+
+def partial_refund(order: Order) -> tuple[int | None, int]:
+    """(seats, amount) a refund made outside this service covers, when it is not the whole
+    order: seats is None when the amount is not a whole number of seats."""
+    if order.refunded_at is not None or order.amount_refunded <= 0 or order.paid_at is None:
+        return None, 0
+    price = seat_price(order)
+    if price is None or order.amount_refunded % price:
+        return None, order.amount_refunded
+    return order.amount_refunded // price, order.amount_refunded
+
+
 async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None = None,
                  tickets: list[Ticket] | None = None) -> OrderStatus:
     """Bring the order's status and tickets in line with its facts. Idempotent.

@@ -15,6 +15,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, StripeEvent, Webinar
 from ticketing.errors import NotFound
 from ticketing.inputs import plain
+from ticketing.jobs import enqueue
 from ticketing.orders.service import (
     MAX_QUANTITY,
     adopt_checkout_session,
@@ -33,7 +34,14 @@ CHECKOUT_TYPES = (
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 )
-CHARGE_TYPES = ("charge.refunded", "charge.dispute.created", "charge.dispute.closed")
+DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
+CHARGE_TYPES = ("charge.refunded", *DISPUTE_TYPES)
+
+# A dispute's `status`: an inquiry asks questions and takes no money (it may become a
+# chargeback later); a chargeback takes the money until it is won.
+INQUIRY_OPEN = ("warning_needs_response", "warning_under_review")
+INQUIRY_CLOSED = "warning_closed"
+CHARGEBACK_OPEN = ("needs_response", "under_review")
 HANDLED_TYPES = CHECKOUT_TYPES + CHARGE_TYPES
 
 
@@ -58,6 +66,15 @@ def references(event_type: str, obj: dict[str, Any]) -> tuple[str | None, str | 
     if event_type in CHARGE_TYPES:
         return None, _id(obj.get("payment_intent"))
     return None, None
+
+
+def charge_id(event_type: str, obj: dict[str, Any]) -> str | None:
+    """The charge a refund or dispute event is about."""
+    if event_type == "charge.refunded":
+        return _id(obj.get("id"))
+    if event_type in DISPUTE_TYPES:
+        return _id(obj.get("charge"))
+    return None
 
 
 async def process_event(session: AsyncSession, event: StripeEvent) -> str:
@@ -181,12 +198,13 @@ async def _replay_charge_events(session: AsyncSession, order: Order) -> None:
         ).order_by(StripeEvent.created, StripeEvent.received_at)
     )
     for event in early:
-        _record_charge_facts(order, event.type, event.payload["data"]["object"], utcnow())
+        await _record_charge_facts_and_tell(session, order, event.type, event.payload["data"]["object"])
         event.outcome = "replayed"
 
 
-async def _order_for_charge(session: AsyncSession, obj: dict[str, Any]) -> Order | None:
-    payment_intent = _id(obj.get("payment_intent"))
+async def _order_for_charge(session: AsyncSession, obj: dict[str, Any], known_intent: str | None) -> Order | None:
+    # `known_intent`: the stored event's, learnt from its charge when the object names none.
+    payment_intent = _id(obj.get("payment_intent")) or known_intent
     if payment_intent:
         order = await lock_order_by_payment_intent(session, payment_intent)
         if order is not None:
@@ -200,6 +218,16 @@ async def _order_for_charge(session: AsyncSession, obj: dict[str, Any]) -> Order
     return None
 
 
+async def _record_charge_facts_and_tell(session: AsyncSession, order: Order, event_type: str,
+                                        obj: dict[str, Any]) -> None:
+    """Record the event's facts; when they decide a chargeback, queue the organizer's mail (once per order)."""
+    decided = order.dispute_won_at or order.dispute_lost_at
+    _record_charge_facts(order, event_type, obj, utcnow())
+    if decided is None and (order.dispute_won_at or order.dispute_lost_at):
+        await enqueue(session, "mail.dispute_closed", {"order_id": str(order.id)},
+                      dedupe_key=f"mail.dispute_closed:{order.id}")
+
+
 def _record_charge_facts(order: Order, event_type: str, obj: dict[str, Any], now: dt.datetime) -> None:
     if event_type == "charge.refunded":
         refunded = obj.get("amount_refunded")
@@ -209,19 +237,39 @@ def _record_charge_facts(order: Order, event_type: str, obj: dict[str, Any], now
         full = obj.get("refunded") is True or (isinstance(amount, int) and isinstance(refunded, int) and refunded >= amount)
         if full:
             order.refunded_at = order.refunded_at or now
-    elif event_type == "charge.dispute.created":
+    elif event_type in DISPUTE_TYPES:
+        _record_dispute(order, event_type, obj.get("status"), now)
+
+
+def _record_dispute(order: Order, event_type: str, status: Any, now: dt.datetime) -> None:
+    """What a dispute's status says, as facts that only ever get set, so the events of one
+    dispute (created, updated, closed) end in the same state in whatever order they come."""
+    if status in INQUIRY_OPEN:
+        order.inquiry_opened_at = order.inquiry_opened_at or now
+    elif status == INQUIRY_CLOSED:
+        order.inquiry_opened_at = order.inquiry_opened_at or now
+        order.inquiry_closed_at = order.inquiry_closed_at or now
+    elif status in CHARGEBACK_OPEN or status in ("won", "lost"):
         order.disputed_at = order.disputed_at or now
-    elif event_type == "charge.dispute.closed":
-        order.disputed_at = order.disputed_at or now
-        if obj.get("status") == "won":
+        if status == "won":
             order.dispute_won_at = order.dispute_won_at or now
+        elif status == "lost":
+            order.dispute_lost_at = order.dispute_lost_at or now
+    elif event_type == "charge.dispute.created":
+        # A status this code does not know: a new dispute counts as a chargeback, as it always has.
+        logger.warning("dispute of an unknown status taken as a chargeback", extra={"status": str(status)[:40]})
+        order.disputed_at = order.disputed_at or now
 
 
 async def _charge_event(session: AsyncSession, obj: dict[str, Any], event: StripeEvent) -> str:
-    order = await _order_for_charge(session, obj)
+    order = await _order_for_charge(session, obj, event.payment_intent_id)
     if order is None:
-        # Kept as "unmatched"; replayed when the checkout event tells us the payment intent.
+        # Kept as "unmatched"; replayed when the checkout event tells us the payment intent, or
+        # (none named) when the worker has looked the charge up (payments/reconcile.py).
+        logger.info("Stripe charge event matches no order yet", extra={
+            "event_id": event.id, "type": event.type, "payment_intent": event.payment_intent_id,
+            "charge": charge_id(event.type, obj)})
         return "unmatched"
-    _record_charge_facts(order, event.type, obj, utcnow())
+    await _record_charge_facts_and_tell(session, order, event.type, obj)
     status = await settle(session, order)
     return f"order_{status.value}"

@@ -43,7 +43,7 @@ from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Ti
 from ticketing.inputs import plain
 from ticketing.jobs.queue import job_rows, notify_queued
 from ticketing.orders.service import MAX_QUANTITY
-from ticketing.payments.stripe_api import API_VERSION
+from ticketing.payments.versions import is_supported
 from ticketing.settings import Settings
 from ticketing.tickets.service import jobs_for_paid_order, new_seats
 
@@ -191,8 +191,8 @@ def plain_checkout(event: dict[str, Any], settings: Settings) -> _Checkout | Non
     take on its face; None for anything that needs the full path."""
     if event.get("type") != "checkout.session.completed" or event.get("livemode") is not settings.stripe_livemode:
         return None
-    if event.get("api_version") and event.get("api_version") != API_VERSION:
-        return None  # the full path logs it
+    if not is_supported(event.get("api_version")):
+        return None  # the full path reads it and logs the version once
     obj = event.get("data", {}).get("object")
     if not isinstance(obj, dict) or obj.get("payment_status") != "paid":
         return None

@@ -21,7 +21,7 @@ from ticketing.db import utcnow
 from ticketing.db.dialect import insert
 from ticketing.db.models import Order, StripeEvent, SyncCursor
 from ticketing.jobs.registry import JobContext, periodic
-from ticketing.payments.events import HANDLED_TYPES
+from ticketing.payments.events import CHARGE_TYPES, HANDLED_TYPES, charge_id
 from ticketing.payments.webhooks import process_stored_event, store_event
 from ticketing.settings import Settings
 
@@ -125,6 +125,54 @@ async def retry_unprocessed(sessionmaker: async_sessionmaker[AsyncSession], sett
     return done
 
 
+async def resolve_charges(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings,
+                          client: stripe.StripeClient, *, now: dt.datetime | None = None, limit: int = 50) -> int:
+    """Refund and dispute events that name no payment intent (Stripe's own dispute objects
+    often do not) and so match no order: ask Stripe for their charge, whose payment intent
+    is the order's, and process them again. Returns how many found their order.
+
+    A charge without a payment intent was not made by a Checkout Session: not ours, and
+    recorded so (`not_ours`). Stripe errors end the pass; the next sweep tries again.
+    """
+    now = now or utcnow()
+    async with sessionmaker() as session:
+        waiting = list(await session.execute(
+            select(StripeEvent.id, StripeEvent.type, StripeEvent.payload).where(
+                StripeEvent.outcome == "unmatched", StripeEvent.processed_at.is_(None),
+                StripeEvent.payment_intent_id.is_(None), StripeEvent.type.in_(CHARGE_TYPES),
+                StripeEvent.received_at > now - RETRY_FOR,
+            ).order_by(StripeEvent.received_at).limit(limit)))
+    matched = 0
+    for event_id, event_type, payload in waiting:
+        charge = charge_id(event_type, payload["data"]["object"])
+        intent = None
+        if charge is not None:
+            try:
+                found = await client.v1.charges.retrieve_async(charge)
+            except stripe.InvalidRequestError:
+                found = None  # no such charge in this account
+            intent = getattr(found, "payment_intent", None)
+            intent = getattr(intent, "id", intent)
+        async with sessionmaker.begin() as session:
+            if isinstance(intent, str) and intent:
+                await session.execute(update(StripeEvent).where(StripeEvent.id == event_id)
+                                      .values(payment_intent_id=intent[:255]))
+            else:
+                await session.execute(update(StripeEvent).where(StripeEvent.id == event_id,
+                                                                StripeEvent.processed_at.is_(None))
+                                      .values(outcome="not_ours", processed_at=now))
+                logger.info("Stripe charge event is not of a Checkout payment; not ours",
+                            extra={"event_id": event_id, "charge": charge})
+                continue
+        outcome = await process_stored_event(sessionmaker, settings, event_id)
+        if outcome == "unmatched":
+            logger.warning("Stripe charge event still matches no order after its charge was looked up",
+                           extra={"event_id": event_id, "charge": charge, "payment_intent": intent})
+        else:
+            matched += 1
+    return matched
+
+
 async def _cursor_start(sessionmaker: async_sessionmaker[AsyncSession], now: dt.datetime) -> dt.datetime:
     async with sessionmaker() as session:
         position = await session.scalar(select(SyncCursor.position).where(SyncCursor.name == CURSOR))
@@ -153,6 +201,7 @@ async def reconcile_periodically(ctx: JobContext, *, now: dt.datetime | None = N
     if ctx.stripe is None:
         return
     try:
+        await resolve_charges(ctx.sessionmaker, ctx.settings, ctx.stripe, now=now)
         result = await reconcile(ctx.sessionmaker, ctx.settings, ctx.stripe, now=now)
     except stripe.StripeError as error:
         # Stripe down or slow: the next sweep reads from the same cursor.

@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Any
 
-from ticketing.payments.stripe_api import API_VERSION
+from ticketing.payments.versions import API_VERSION
 
 
 def new_session_id() -> str:
@@ -25,8 +25,10 @@ def checkout_completed_event(
     currency: str,
     order_id: str | None = None,
     name: str | None = None,
+    api_version: str = API_VERSION,
 ) -> dict[str, Any]:
-    """A paid `checkout.session.completed` event in test mode."""
+    """A paid `checkout.session.completed` event in test mode, rendered in `api_version`
+    (the fields it carries are shaped alike in every supported version)."""
     metadata = {"webinar_id": webinar_id, "quantity": str(quantity)}
     if order_id:
         metadata["order_id"] = order_id
@@ -34,7 +36,7 @@ def checkout_completed_event(
     return {
         "id": "evt_" + secrets.token_hex(12),
         "object": "event",
-        "api_version": API_VERSION,
+        "api_version": api_version,
         "created": now,
         "livemode": False,
         "pending_webhooks": 1,

@@ -9,11 +9,9 @@ import stripe
 
 from ticketing.db.models import Order, TicketType, Webinar
 from ticketing.errors import Unavailable
+from ticketing.payments.versions import API_VERSION
 from ticketing.settings import Settings
 from ticketing.webinars.sales import checkout_expires_at
-
-# The API version this code reads events in; events in another version are logged.
-API_VERSION = stripe.api_version
 
 
 def create_stripe_client(settings: Settings) -> stripe.StripeClient | None:
@@ -25,6 +23,7 @@ def create_stripe_client(settings: Settings) -> stripe.StripeClient | None:
         settings.stripe_secret_key,
         http_client=stripe.AIOHTTPClient(timeout=20),
         base_addresses=base,
+        stripe_version=API_VERSION,
         max_network_retries=2,
     )
 

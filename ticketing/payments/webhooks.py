@@ -20,7 +20,7 @@ from ticketing.payments.fulfilment import fulfil_plain_checkout
 from ticketing.payments.retries import describe, failure_values, is_due, log_failure, record_failure
 from ticketing.payments.sanitise import clean_text, storable_row
 from ticketing.payments.signature import verify
-from ticketing.payments.stripe_api import API_VERSION
+from ticketing.payments.versions import check_version
 from ticketing.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,7 @@ async def _apply(session: AsyncSession, settings: Settings, event: StripeEvent) 
         logger.warning("event livemode does not match the configured Stripe key; recorded, not acted on",
                        extra={"event_id": event.id, "livemode": event.livemode})
         return "livemode_mismatch"
-    if event.api_version and event.api_version != API_VERSION:
-        logger.warning("event API version differs from the one this code reads",
-                       extra={"event_id": event.id, "api_version": event.api_version, "expected": API_VERSION})
+    check_version(event.api_version)
     return await process_event(session, event)
 
 

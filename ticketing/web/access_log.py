@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 # Paths whose next segment is a secret (a join code, an order code, a sign-in token): logged
 # as the prefix and an ellipsis.
-SECRET_PREFIXES = ("/j/", "/r/", "/o/", "/org/login/", "/c/")
+SECRET_PREFIXES = ("/j/", "/r/", "/o/", "/org/login/", "/c/", "/move/")
 CUT = "…"
 JOIN_PATH = "/j/" + CUT
 

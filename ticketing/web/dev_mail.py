@@ -24,4 +24,5 @@ async def mail_detail(request: web.Request) -> web.Response:
     mail = await asyncio.to_thread(read_sinked, request.app[SETTINGS].mail_dir, request.match_info["name"])
     if mail is None:
         raise web.HTTPNotFound(text="no such mail in the dev sink")
-    return render(request, "dev_mail.html", {"mails": None, "mail": mail})
+    # The mail's HTML part, in its sandboxed frame, keeps the inline styles mail clients honour.
+    return render(request, "dev_mail.html", {"mails": None, "mail": mail}, inline_styles=True)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_remotes import XForwardedFiltered
 
 from ticketing.settings import IPNetwork, Settings
@@ -42,11 +43,28 @@ MAX_HEADERS = 128
 # yet bounded: a request's headers are held in memory (at most about 10 MiB here, all sent by it).
 PARSER_LIMIT_BYTES = 64 * 1024
 PARSER_MAX_HEADERS = 160
+
+
+class ServerLog(logging.LoggerAdapter):
+    """aiohttp's server logger, except that a request its parser refuses (a NUL byte or another
+    forbidden character in a header, a line without a colon) is the client's mistake: aiohttp
+    answers it 400 and the access log has its line, so it is noted at DEBUG without the stack
+    trace aiohttp would log as an ERROR for each one (anyone could flood the log with them)."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= (exc_info.code or 500) < 500:
+            reason = (str(exc_info.message or "").strip().splitlines() or ["malformed"])[0][:80]
+            self.logger.debug("refused a malformed request: %s", reason)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
 HANDLER_ARGS: dict[str, Any] = {
     "max_line_size": PARSER_LIMIT_BYTES,
     "max_field_size": PARSER_LIMIT_BYTES,
     "max_headers": PARSER_MAX_HEADERS,
     "access_log_class": AccessLogger,
+    "logger": ServerLog(logging.getLogger("aiohttp.server")),
 }
 
 
@@ -161,4 +179,4 @@ def setup(app: web.Application, settings: Settings) -> None:
     of failed API-key attempts."""
     app.middlewares.insert(0, TrustedProxies(settings.trusted_proxies).middleware)
     app.middlewares.append(header_limits)
-    app[API_KEY_LIMIT] = RateLimiter(settings.api_key_rate_per_address)
+    app[API_KEY_LIMIT] = RateLimiter("api_key.address", settings.api_key_rate_per_address)

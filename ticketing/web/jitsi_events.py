@@ -61,7 +61,7 @@ async def _event(request: web.Request, kind: str) -> web.Response:
         chunks.append(chunk)
     try:
         body = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting too deep for the parser, as read_json
         return _error(400, "bad_request", "the body is not valid JSON")
     try:
         outcome = await request.app[INTAKE].submit(kind, body)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ticketing.db import is_unavailable
-from ticketing.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from ticketing.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from ticketing.logs import context_id
 from ticketing.web.keys import METRICS
 from ticketing.web.responses import error_response
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-STATUS_OF = {Invalid: 422, NotFound: 404, Forbidden: 403, Conflict: 409, Unavailable: 503}
+STATUS_OF = {Invalid: 422, NotFound: 404, Forbidden: 403, Conflict: 409, RateLimited: 429, Unavailable: 503}
 CODE_OF_STATUS = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     406: "not_acceptable", 409: "conflict", 410: "gone", 413: "body_too_large", 415: "unsupported_media_type",
@@ -63,7 +63,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except DomainError as error:
         status = status_of(error)
-        return error_response(request, status, error.code, error.message, field=error.field)
+        response = error_response(request, status, error.code, error.message, field=error.field)
+        if isinstance(error, RateLimited):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ticketing.inputs import check_storable
+from ticketing.web.headers import content_security_policy, page_nonce
 from ticketing.web.keys import SETTINGS, TEMPLATES
 
 JSON_PREFIXES = ("/api/", "/webhooks/")
@@ -31,12 +32,17 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 
 
-def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
-    page = request.app[TEMPLATES].get_template(template).render(settings=request.app[SETTINGS], **context)
+def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200, *,
+           inline_styles: bool = False) -> web.Response:
+    """A page from `template`; its scripts carry `csp_nonce`, the nonce of its Content-Security-Policy."""
+    nonce = page_nonce(request)
+    page = request.app[TEMPLATES].get_template(template).render(settings=request.app[SETTINGS], csp_nonce=nonce,
+                                                                **context)
     response = web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = content_security_policy(nonce, inline_styles=inline_styles)
     return response
 
 

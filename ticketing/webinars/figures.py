@@ -18,6 +18,7 @@ from ticketing.db.models import (
     OrderStatus,
     Organizer,
     Registration,
+    ReplacedCode,
     Ticket,
     TicketDelivery,
     TicketStatus,
@@ -26,7 +27,7 @@ from ticketing.db.models import (
 )
 from ticketing.errors import NotFound
 from ticketing.webinars import sales
-from ticketing.webinars.service import NEEDS_A_LOOK, get_own_webinar, list_orders, seats_left
+from ticketing.webinars.service import get_own_webinar, seats_left
 
 
 def status_label(webinar: Webinar, *, now: dt.datetime | None = None) -> str:
@@ -106,6 +107,8 @@ async def sales_by_webinar(session: AsyncSession, webinars: list[Webinar]) -> di
 class Attendee:
     ticket: Ticket
     order: Order
+    # When the buyer gave this seat to someone (each time a new holder was mailed), oldest first.
+    reassigned_at: tuple[dt.datetime, ...] = ()
 
     @property
     def mail(self) -> str:
@@ -129,12 +132,15 @@ async def attendees(session: AsyncSession, organizer: Organizer, webinar_id: uui
         select(Ticket, Order).join(Order, Order.id == Ticket.order_id).where(Ticket.webinar_id == webinar.id)
         .order_by(Ticket.created_at, Ticket.order_id, Ticket.seq)
     )).all()
-    return [Attendee(ticket=ticket, order=order) for ticket, order in rows]
-
-
-async def problem_orders(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Order]:
-    """Orders to look at, newest first: the same list as `GET /api/webinars/{id}/orders?status=problem`."""
-    return await list_orders(session, organizer, webinar_id, status=NEEDS_A_LOOK)
+    history: dict[uuid.UUID, list[dt.datetime]] = {}
+    for ticket_id, at in await session.execute(
+            select(ReplacedCode.ticket_id, ReplacedCode.replaced_at)
+            .join(Ticket, Ticket.id == ReplacedCode.ticket_id)
+            .where(Ticket.webinar_id == webinar.id, ReplacedCode.reason == "reassigned")
+            .order_by(ReplacedCode.replaced_at)):
+        history.setdefault(ticket_id, []).append(at)
+    return [Attendee(ticket=ticket, order=order, reassigned_at=tuple(history.get(ticket.id, ())))
+            for ticket, order in rows]
 
 
 @dataclasses.dataclass(frozen=True)

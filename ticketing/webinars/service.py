@@ -286,7 +286,8 @@ async def list_tickets(session: AsyncSession, organizer: Organizer, webinar_id: 
 
 # `?status=problem`: the orders an organizer should look at. Paid, but no ticket as bought
 # (a wrong amount or currency, a full webinar, sales closed or the webinar over), or anything
-# else the payment path noted a problem for. The console's "Orders to look at" is this list.
+# else the payment path noted a problem for; an open inquiry, a won chargeback whose tickets
+# can be given back, a refund made in Stripe's dashboard. The console's "Orders to look at" is this list.
 NEEDS_A_LOOK = "problem"
 PROBLEM_STATUSES = (OrderStatus.FLAGGED, OrderStatus.OVERSOLD, OrderStatus.LATE)
 
@@ -299,7 +300,12 @@ async def list_orders(session: AsyncSession, organizer: Organizer, webinar_id: u
     webinar = await get_own_webinar(session, organizer, webinar_id)
     query = select(Order).where(Order.webinar_id == webinar.id).order_by(Order.created_at.desc(), Order.id)
     if status == NEEDS_A_LOOK:
-        query = query.where(Order.status.in_(PROBLEM_STATUSES) | Order.problem.is_not(None))
+        # A superset: lifecycle.orders keeps those whose inquiry, won dispute or partial refund
+        # still asks something of the organizer.
+        query = query.where(Order.status.in_(PROBLEM_STATUSES) | Order.problem.is_not(None)
+                            | (Order.inquiry_opened_at.is_not(None) & Order.inquiry_closed_at.is_(None))
+                            | (Order.dispute_won_at.is_not(None) & (Order.status == OrderStatus.DISPUTED))
+                            | ((Order.amount_refunded > 0) & Order.refunded_at.is_(None)))
     elif status is not None:
         try:
             query = query.where(Order.status == OrderStatus(status))

@@ -20,7 +20,7 @@ async def organizer_of_request(request: web.Request) -> Organizer:
     so a guess is not answered at all; only keys presented and not found count)."""
     limiter = request.app[API_KEY_LIMIT]
     address = request.remote or "unknown"
-    wait = limiter.wait(address)
+    wait = await limiter.wait(request.app[SESSIONMAKER], address)
     if wait:
         raise web.HTTPTooManyRequests(text="too many failed API key attempts from this address; try again later",
                                       headers={"Retry-After": str(wait)})
@@ -31,6 +31,6 @@ async def organizer_of_request(request: web.Request) -> Organizer:
     async with request.app[SESSIONMAKER]() as session:
         organizer = await organizer_for_key(session, key.strip())
     if organizer is None:
-        limiter.hit(address)
+        await limiter.hit(request.app[SESSIONMAKER], address)
         raise web.HTTPUnauthorized(text="unknown API key", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return organizer

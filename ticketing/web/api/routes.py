@@ -13,6 +13,7 @@ from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, TicketType, Webinar
 from ticketing.errors import Invalid
+from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.orders import ticket_types
@@ -182,12 +183,14 @@ async def list_tickets(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         tickets = await webinars.list_tickets(session, organizer, webinar_id)
         attended = await attendance.for_tickets(session, webinar_id, request.app[SETTINGS])
+        disputes = await order_lifecycle.ticket_disputes(session, tickets)
         names = await ticket_types.type_names(session, webinar_id)
     if "text/csv" in request.headers.get("Accept", ""):
-        return _csv([ticket_json(t, names) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+        return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
+                     | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                     filename=f"tickets-{webinar_id}.csv")
-    return json_response({"tickets": [ticket_json(t, names) | attendance.ticket_fields(attended.get(t.id))
-                                      for t in tickets]})
+    return json_response({"tickets": [ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
+                                      | attendance.ticket_fields(attended.get(t.id)) for t in tickets]})
 
 
 ORDER_COLUMNS = ("id", "status", "email", "buyer_name", "quantity", "expected_amount", "amount_total", "currency",
@@ -201,11 +204,20 @@ async def list_orders(request: web.Request) -> web.Response:
     organizer = await authenticate(request)
     webinar_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER]() as session:
-        orders = await webinars.list_orders(session, organizer, webinar_id, status=request.query.get("status"))
-    rows = [{name: getattr(order, name) for name in ORDER_COLUMNS} | {"status": order.status.value,
-                                                                      "currency": (order.currency or "").upper() or None}
-            for order in orders]
-    return json_response({"orders": rows})
+        noted = await order_lifecycle.orders_with_notes(session, organizer, webinar_id, status=request.query.get("status"))
+    return json_response({"orders": [order_json(note) for note in noted]})
+
+
+def order_json(note: order_lifecycle.OrderNote) -> dict[str, Any]:
+    """An order as the API shows it: its columns, where its dispute stands ("inquiry",
+    "inquiry_closed", "open", "won", "lost" or null) and a refund made in Stripe's dashboard."""
+    order, refunded = note.order, note.refunded
+    return {name: getattr(order, name) for name in ORDER_COLUMNS} | {
+        "status": order.status.value, "currency": (order.currency or "").upper() or None,
+        "dispute": note.dispute, "can_restore": note.can_restore,
+        "refunded_outside": None if refunded is None else {
+            "amount": refunded.amount, "seats": refunded.seats, "seats_to_choose": refunded.to_choose},
+    }
 
 
 @routes.get("/api/webinars/{id}/host-link")
@@ -289,8 +301,8 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=TICKET_COLUMNS + attendance.TICKET_COLUMNS + TYPE_COLUMNS,
-                            lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", *attendance.TICKET_COLUMNS,
+                                             *TYPE_COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})

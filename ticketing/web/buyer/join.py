@@ -20,11 +20,12 @@ routes = web.RouteTableDef()
 DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
-def _check_rate(request: web.Request, code: str) -> None:
+async def _check_rate(request: web.Request, code: str) -> None:
     # The per-address limit guards against guessing codes, so only failed look-ups count
     # (see join_link): a whole office behind one NAT joins at once; the per-code limit counts all.
     limits = request.app[JOIN_LIMITS]
-    wait = limits.per_address.wait(request.remote or "unknown") or limits.per_code.hit(code)
+    db = request.app[SESSIONMAKER]
+    wait = await limits.per_address.wait(db, request.remote or "unknown") or await limits.per_code.hit(db, code)
     if wait:
         raise web.HTTPTooManyRequests(text="Too many requests for this link; try again in a moment.",
                                       headers={"Retry-After": str(wait)})
@@ -39,13 +40,13 @@ async def _organizer(request: web.Request, webinar) -> Organizer | None:
 async def join_link(request: web.Request) -> web.StreamResponse:
     """404 unknown, 410 with the reason, 200 waiting page, or 302 into the Jitsi room."""
     code = request.match_info["code"]
-    _check_rate(request, code)
+    await _check_rate(request, code)
     device = devices.device_of(request)
     try:
         decision = await join.open_link(request.app[SESSIONMAKER], request.app[TOKENS], code, now=utcnow(),
                                         device=device.id)
     except NotFound:
-        request.app[JOIN_LIMITS].per_address.hit(request.remote or "unknown")
+        await request.app[JOIN_LIMITS].per_address.hit(request.app[SESSIONMAKER], request.remote or "unknown")
         raise
     match decision:
         case join.Admitted(url=url):

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Webinar
-from ticketing.errors import Invalid, NotFound
-from ticketing.inputs import email_address, has_control
+from ticketing.errors import Invalid, NotFound, RateLimited
+from ticketing.inputs import email_address, has_control, path_number
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import mail_domain
 from ticketing.orders import registrations, seats, ticket_types
@@ -34,7 +34,11 @@ dev_routes = web.RouteTableDef()
 
 @routes.get("/w/{id}")
 async def webinar_page(request: web.Request) -> web.Response:
-    webinar_id = webinars.parse_id(request.match_info["id"])
+    return await _webinar_page(request, webinars.parse_id(request.match_info["id"]))
+
+
+async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: str = "", email_error: bool = False,
+                        status: int = 200) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
         organizer = await organizer_of(session, webinar)
@@ -48,7 +52,8 @@ async def webinar_page(request: web.Request) -> web.Response:
         "offers": offers,
         "any_on_sale": any(offer.on_sale for offer in offers),
         "type_field": TYPE_FIELD,
-    }, webinar=webinar, organizer=organizer)
+        "email": email, "email_error": email_error,
+    }, webinar=webinar, organizer=organizer, status=status)
 
 
 @routes.get("/w/{id}/calendar.ics")
@@ -113,14 +118,23 @@ async def _checkout_input(request: web.Request) -> tuple[int, str | None, dict[u
 async def checkout(request: web.Request) -> web.Response:
     """Start a Stripe Checkout (or the dev test payment) and send the buyer there."""
     webinar_id = webinars.parse_id(request.match_info["id"])
-    quantity, email, lines = await _checkout_input(request)
-    settings = request.app[SETTINGS]
-    async with request.app[SESSIONMAKER]() as session:
-        found = await webinars.get_webinar(session, webinar_id)
-    # One free type alone is a free webinar: one confirmed seat per address, no payment.
-    if found.price_amount == 0 and not found.typed:
-        await _register(request, webinar_id, quantity, email)
+    try:
+        quantity, email, lines = await _checkout_input(request)
+        async with request.app[SESSIONMAKER]() as session:
+            found = await webinars.get_webinar(session, webinar_id)
+        # One free type alone is a free webinar: one confirmed seat per address, no payment.
+        free = found.price_amount == 0 and not found.typed
+        if free:
+            await _register(request, webinar_id, quantity, email)
+    except Invalid as problem:
+        if problem.field != "email" or request.content_type == "application/json":
+            raise
+        # A form: the page again, with what was typed and the message next to the field.
+        typed = str((await request.post()).get("email") or "")
+        return await _webinar_page(request, webinar_id, email=typed, email_error=True, status=422)
+    if free:
         raise web.HTTPSeeOther("/checkout/success?registered=1")
+    settings = request.app[SETTINGS]
     # The browser keeps a private key; the order page code is sealed to its public half.
     browser = sealing.new_private_key()
     async with request.app[SESSIONMAKER].begin() as session:
@@ -154,7 +168,7 @@ def _see_other(request: web.Request, url: str, order: Order, browser) -> web.Res
 
 async def _register(request: web.Request, webinar_id, quantity: int, email: str | None) -> None:
     """A free registration: one seat for the address, confirmed by the link mailed to it."""
-    wait = request.app[REGISTER_LIMIT].hit(request.remote or "unknown")
+    wait = await request.app[REGISTER_LIMIT].hit(request.app[SESSIONMAKER], request.remote or "unknown")
     if wait:
         raise web.HTTPTooManyRequests(text="Too many registrations from your network; try again in a minute.",
                                       headers={"Retry-After": str(wait)})
@@ -218,32 +232,45 @@ async def order_page(request: web.Request) -> web.Response:
 
 
 def _order_page(request: web.Request, view: seats.OrderView, *, error: str | None = None, error_seq: int | None = None,
-                status: int = 200) -> web.Response:
+                status: int = 200, retry_after: int = 0) -> web.Response:
     done = request.query.get("assigned")
-    return render_page(request, "buyer/order.html", {
+    response = render_page(request, "buyer/order.html", {
         "view": view, "order": view.order, "code": request.match_info["code"],
-        "error": error, "error_seq": error_seq, "assigned": int(done) if done and done.isdigit() else None,
+        "error": error, "error_seq": error_seq, "assigned": _seat_number(done),
+        "retry_minutes": max(1, -(-retry_after // 60)),
     }, webinar=view.webinar, organizer=view.organizer, status=status)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _seat_number(value: str | None) -> int | None:
+    try:
+        return path_number(value) if value else None
+    except NotFound:
+        return None
 
 
 @routes.post("/o/{code}/seats/{seq}")
 async def assign_seat(request: web.Request) -> web.Response:
     """Give one seat to an attendee (name and email), or keep it: 303 back to the order page."""
     code = request.match_info["code"]
-    try:
-        seq = int(request.match_info["seq"]) - 1
-    except ValueError:
-        raise NotFound("this order has no such seat") from None
+    seq = path_number(request.match_info["seq"], what="seat in this order") - 1
     form = await request.post()
     name, email = str(form.get("name") or ""), str(form.get("email") or "")
     keep = form.get("keep") == "1"
+    rates = seats.ReassignLimits.from_settings(request.app[SETTINGS])
     try:
         async with request.app[SESSIONMAKER].begin() as session:
-            await seats.assign_seat(session, code, seq, name=name, email=email, keep=keep, now=utcnow())
+            await seats.assign_seat(session, code, seq, name=name, email=email, keep=keep, now=utcnow(), rates=rates)
     except Invalid as problem:
         async with request.app[SESSIONMAKER]() as session:
             view = await seats.order_view(session, code, now=utcnow())
         return _order_page(request, view, error=problem.field or "email", error_seq=seq, status=422)
+    except RateLimited as limited:
+        async with request.app[SESSIONMAKER]() as session:
+            view = await seats.order_view(session, code, now=utcnow())
+        return _order_page(request, view, error="rate", status=429, retry_after=limited.retry_after)
     raise web.HTTPSeeOther(f"/o/{code}?assigned={seq + 1}#seat-{seq + 1}")
 
 

@@ -73,7 +73,7 @@ def setup(app: web.Application, settings: Settings) -> None:
     """Wire the console's sessions, its 404 for what is not yours, and the sign-in limits into the app."""
     app.middlewares.append(session_middleware(settings))
     app.middlewares.append(not_yours_is_not_found)
-    app[SIGNIN_LIMITS] = (RateLimiter(SIGNIN_PER_ADDRESS), RateLimiter(SIGNIN_PER_EMAIL))
+    app[SIGNIN_LIMITS] = (RateLimiter("signin.address", SIGNIN_PER_ADDRESS), RateLimiter("signin.email", SIGNIN_PER_EMAIL))
 
 
 async def session_of(request: web.Request) -> aiohttp_session.Session:
@@ -148,7 +148,8 @@ async def login_request(request: web.Request) -> web.Response:
     email = str(form.get("email") or "").strip()
     next_path = _safe_next(form.get("next"))
     per_address, per_email = request.app[SIGNIN_LIMITS]
-    wait = per_address.hit(client_address(request)) or (per_email.hit(email.lower()) if email else 0)
+    db = request.app[SESSIONMAKER]
+    wait = await per_address.hit(db, client_address(request)) or (await per_email.hit(db, email.lower()) if email else 0)
     if wait:
         response = await page(request, "login.html", {
             "email": email, "next": next_path,

@@ -12,6 +12,7 @@ from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound
+from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.orders import ticket_types
@@ -145,7 +146,7 @@ async def webinar_page(request: web.Request) -> web.Response:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         sales = (await figures.sales_by_webinar(db, [webinar]))[webinar.id]
         people = await figures.attendees(db, organizer, webinar_id)
-        problems = await figures.problem_orders(db, organizer, webinar_id)
+        problems = await order_lifecycle.orders_with_notes(db, organizer, webinar_id, status=webinars.NEEDS_A_LOOK)
         orders = await webinars.list_orders(db, organizer, webinar_id)
         # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
         presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
@@ -272,8 +273,10 @@ async def attendees_csv(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
+        disputes = await order_lifecycle.ticket_disputes(db, tickets)
         names = await ticket_types.type_names(db, webinar_id)
-    return _csv([ticket_json(t, names) | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
+    return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
+                 | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
 

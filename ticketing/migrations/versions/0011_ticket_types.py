@@ -1,7 +1,7 @@
 """ticket types: each webinar's price becomes its default type; order lines; each seat's type
 
-Revision ID: 0009_ticket_types
-Revises: 0008_unique_organizer_email
+Revision ID: 0011_ticket_types
+Revises: 0010_rate_counters
 
 Every webinar gets one default type named "Ticket" at its price, without a capacity or sale
 window of its own, so nothing a buyer or organizer sees changes; every ticket is of that type.
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0009_ticket_types'
-down_revision: str | Sequence[str] | None = '0008_unique_organizer_email'
+revision: str = '0011_ticket_types'
+down_revision: str | Sequence[str] | None = '0010_rate_counters'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

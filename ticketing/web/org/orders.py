@@ -1,0 +1,91 @@
+"""Console actions on a whole order: give back the tickets of a won chargeback, and choose
+the seats a refund made in Stripe's dashboard takes away."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from ticketing.errors import Invalid
+from ticketing.lifecycle import orders as order_lifecycle
+from ticketing.tickets.service import order_tickets
+from ticketing.web.keys import SESSIONMAKER, SETTINGS
+from ticketing.web.org.auth import checked_form, organizer_of, page
+from ticketing.web.org.pages import _flash_and_go
+from ticketing.web.templating import money
+from ticketing.webinars import service as webinars
+
+routes = web.RouteTableDef()
+
+
+async def _noted(request: web.Request):
+    organizer = await organizer_of(request)
+    order_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        note, webinar = await order_lifecycle.own_order_note(db, organizer, order_id)
+        tickets = await order_tickets(db, order_id)
+    return organizer, note, webinar, tickets
+
+
+@routes.get("/org/orders/{id}/restore")
+async def restore_confirm(request: web.Request) -> web.Response:
+    organizer, note, webinar, tickets = await _noted(request)
+    revoked = [t for t in tickets if t.revoked_reason == "disputed"]
+    seats = f"{len(revoked)} ticket{'' if len(revoked) == 1 else 's'}"
+    return await page(request, "confirm.html", {
+        "heading": "Give this order's tickets back?",
+        "lines": [f"The dispute over the order of {note.order.email or 'an unknown buyer'} was won. "
+                  f"Restoring takes {seats} again and mails each holder a new join link; the old links stay dead."],
+        "action": request.path, "button": "Restore the tickets", "danger": False,
+        "back": f"/org/webinars/{webinar.id}", "back_label": "Back",
+    }, organizer=organizer)
+
+
+@routes.post("/org/orders/{id}/restore")
+async def restore(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    order_id = webinars.parse_id(request.match_info["id"])
+    await checked_form(request)
+    async with request.app[SESSIONMAKER].begin() as db:
+        tickets = await order_lifecycle.restore_order(db, organizer, order_id,
+                                                      grace_minutes=request.app[SETTINGS].join_grace_minutes)
+        webinar_id = tickets[0].webinar_id
+    return await _flash_and_go(request, f"{len(tickets)} ticket{'' if len(tickets) == 1 else 's'} valid again; "
+                               "new links are on their way.", f"/org/webinars/{webinar_id}")
+
+
+async def _seats_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
+    organizer, note, webinar, tickets = await _noted(request)
+    refunded = note.refunded
+    return await page(request, "order_seats.html", {
+        "order": note.order, "webinar": webinar, "refunded": refunded, "error": error,
+        "amount": money(refunded.amount, note.order.currency or webinar.currency) if refunded else None,
+        "seats": [t for t in tickets if t.status.value == "valid"],
+    }, status=status, organizer=organizer)
+
+
+@routes.get("/org/orders/{id}/seats")
+async def seats_form(request: web.Request) -> web.Response:
+    return await _seats_page(request)
+
+
+@routes.post("/org/orders/{id}/seats")
+async def seats_take(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    order_id = webinars.parse_id(request.match_info["id"])
+    form = await checked_form(request)
+    try:
+        chosen = [uuid.UUID(str(value)) for value in form.getall("seat", [])]
+    except ValueError:
+        chosen = None
+    try:
+        if chosen is None:
+            raise Invalid("choose among this order's valid seats", field="seats")
+        async with request.app[SESSIONMAKER].begin() as db:
+            tickets = await order_lifecycle.take_refunded_seats(db, organizer, order_id, chosen)
+    except Invalid as error:
+        return await _seats_page(request, error=error.message[:1].upper() + error.message[1:] + ".", status=422)
+    who = ", ".join(t.email for t in tickets)
+    return await _flash_and_go(request, f"Access withdrawn for the refunded seat{'' if len(tickets) == 1 else 's'} "
+                               f"({who}); each holder is told.", f"/org/webinars/{tickets[0].webinar_id}")
