@@ -25,6 +25,7 @@ import aiohttp
 from bench.common import Result, database, free_port, load, running, service_env, ticketing
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus
+from ticketing.orders.ticket_types import default_type
 from ticketing.tickets.service import new_code
 
 SECRET = "bench-events-" + secrets.token_urlsafe(24)
@@ -54,8 +55,10 @@ async def _tickets(database_url: str, webinar_id: str, n: int) -> list[str]:
                           status=OrderStatus.PAID)
             session.add(order)
             await session.flush()
+            default = await default_type(session, order.webinar_id)
             for seq in range(n):
                 ticket = Ticket(id=uuid.uuid4(), order_id=order.id, webinar_id=order.webinar_id, seq=seq,
+                                ticket_type_id=default.id,
                                 email=f"guest{seq}@example.com", name=f"Guest {seq}", code_hash=new_code()[1],
                                 status=TicketStatus.VALID, join_count=0)
                 session.add(ticket)

@@ -56,7 +56,7 @@ class Postgres:
              " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0,'paid',$15,$15,$12,$11,$11,$13,$14)"
              " ON CONFLICT (stripe_session_id) DO NOTHING RETURNING id")
     TICKET = ("INSERT INTO tickets (id, order_id, webinar_id, seq, email, name, code_hash, status, join_count, created_at,"
-              " assigned_at, code_sealed) VALUES ($1,$2,$3,$4,$5,$6,$7,'valid',0,$8,$9,$10)")
+              " assigned_at, code_sealed, ticket_type_id) VALUES ($1,$2,$3,$4,$5,$6,$7,'valid',0,$8,$9,$10,$11)")
     JOB = ("INSERT INTO jobs (kind, payload, status, due_at, attempts, max_attempts, dedupe_key, created_at)"
            " VALUES ($1,$2::json,'queued',$3,0,$4,$5,$6) ON CONFLICT (dedupe_key) DO NOTHING")
     EVENT = ("INSERT INTO stripe_events (id, type, api_version, livemode, created, payload, checkout_session_id,"
@@ -83,8 +83,9 @@ class Postgres:
         await self.pool.close()
 
     async def webinar(self, webinar_id: uuid.UUID) -> tuple:
-        return await self.pool.fetchrow("SELECT price_amount, currency, starts_at, sequence FROM webinars WHERE id = $1",
-                                        webinar_id)
+        return await self.pool.fetchrow(
+            "SELECT price_amount, currency, starts_at, sequence, ticket_types.id FROM webinars JOIN ticket_types"
+            " ON ticket_types.webinar_id = webinars.id AND ticket_types.is_default WHERE webinars.id = $1", webinar_id)
 
     async def purchase(self, work: dict) -> bool:
         async with self.pool.acquire() as connection, connection.transaction():
@@ -136,10 +137,13 @@ class Sqlite:
         await self.db.close()
 
     async def webinar(self, webinar_id: uuid.UUID) -> tuple:
-        async with self.db.execute("SELECT price_amount, currency, starts_at, sequence FROM webinars WHERE id = ?",
-                                   (webinar_id.hex,)) as cursor:
-            price, currency, starts, sequence = await cursor.fetchone()
-        return price, currency, dt.datetime.fromisoformat(starts).replace(tzinfo=dt.UTC), sequence
+        async with self.db.execute(
+                "SELECT price_amount, currency, starts_at, sequence, ticket_types.id FROM webinars JOIN ticket_types"
+                " ON ticket_types.webinar_id = webinars.id AND ticket_types.is_default WHERE webinars.id = ?",
+                (webinar_id.hex,)) as cursor:
+            price, currency, starts, sequence, type_id = await cursor.fetchone()
+        return (price, currency, dt.datetime.fromisoformat(starts).replace(tzinfo=dt.UTC), sequence,
+                uuid.UUID(type_id))
 
     async def purchase(self, work: dict) -> bool:
         sql = {k: v.replace("$", "?") for k, v in vars(Postgres).items() if k.isupper()}
@@ -200,7 +204,7 @@ def create_app(database, webhook_secret: str, jitsi_secret: str) -> web.Applicat
         webinar_id = uuid.UUID(obj["metadata"]["webinar_id"])
         if webinar_id not in prices:
             prices[webinar_id] = tuple(await database.webinar(webinar_id))
-        price, currency, starts_at, sequence = prices[webinar_id]
+        price, currency, starts_at, sequence, type_id = prices[webinar_id]
         quantity = int(obj["metadata"]["quantity"])
         now = dt.datetime.now(dt.UTC)
         # The checkout completed at Stripe's event time, never later than now; the sales end is held against it.
@@ -213,7 +217,7 @@ def create_app(database, webhook_secret: str, jitsi_secret: str) -> web.Applicat
         for seq in range(quantity):
             code = secrets.token_urlsafe(32)
             tickets.append((uuid.uuid4(), order_id, webinar_id, seq, email, "", _hash(code), now,
-                            now if quantity == 1 else None, sealing.seal(page_key, code)))
+                            now if quantity == 1 else None, sealing.seal(page_key, code), type_id))
             codes.append(code)
         jobs = [("mail.order", json.dumps({"order_id": str(order_id), "code": order_code}), now, MAIL_ATTEMPTS,
                  f"mail.order:{order_id}", now)]

@@ -38,6 +38,7 @@ from bench.common import (
 )
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus
+from ticketing.orders.ticket_types import default_type
 from ticketing.tickets.service import new_code
 
 SECRET = "bench-" + secrets.token_urlsafe(32)
@@ -78,10 +79,12 @@ async def _issue_codes(database_url: str, webinar_id: str, n: int) -> list[str]:
                           status=OrderStatus.PAID)
             session.add(order)
             await session.flush()
+            default = await default_type(session, order.webinar_id)
             for seq in range(n):
                 code, code_hash = new_code()
                 codes.append(code)
                 session.add(Ticket(id=uuid.uuid4(), order_id=order.id, webinar_id=order.webinar_id, seq=seq,
+                                   ticket_type_id=default.id,
                                    email=f"guest{seq}@example.com", name=f"Guest {seq}", code_hash=code_hash,
                                    status=TicketStatus.VALID, join_count=0))
     finally:

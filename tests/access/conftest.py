@@ -13,6 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus, Webinar
+from ticketing.orders.ticket_types import default_type
 from ticketing.tickets.service import new_code
 
 SECRET = "s" * 40
@@ -57,7 +58,9 @@ async def add_ticket(sessionmaker: async_sessionmaker[AsyncSession], webinar: We
                       status=OrderStatus.PAID)
         session.add(order)
         await session.flush()
-        ticket = Ticket(id=uuid.uuid4(), order_id=order.id, webinar_id=webinar.id, seq=0, email=email, name=name,
+        default = await default_type(session, webinar.id)
+        ticket = Ticket(id=uuid.uuid4(), order_id=order.id, webinar_id=webinar.id, ticket_type_id=default.id, seq=0,
+                        email=email, name=name,
                         code_hash=code_hash, status=status, revoked_reason=revoked_reason, join_count=0)
         session.add(ticket)
     return ticket, code

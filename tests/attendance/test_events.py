@@ -163,10 +163,12 @@ async def test_csv_appends_the_attendance_columns(client, settings, sessionmaker
                                 headers={"Authorization": f"Bearer {key}", "Accept": "text/csv"})
     rows = list(csv.reader(io.StringIO(await response.text())))
     assert rows[0] == ["id", "order_id", "email", "name", "status", "revoked_reason", "created_at", "first_joined_at",
-                       "last_joined_at", "join_count", "delivery_status", "delivery_error", "session_count",
-                       "first_join_at", "last_leave_at",
-                       "minutes_present", "percent_of_scheduled", "present_now", "devices", "shared_link"]
-    assert rows[1][12:] == ["1", factories_iso(s + 5 * MIN), factories_iso(s + 35 * MIN), "30", "50", "no", "0", ""]
+                       "last_joined_at", "join_count", "delivery_status", "delivery_error", "order_dispute",
+                       "session_count", "first_join_at", "last_leave_at",
+                       "minutes_present", "percent_of_scheduled", "present_now", "devices", "shared_link",
+                       "ticket_type_id", "ticket_type"]
+    assert rows[1][13:21] == ["1", factories_iso(s + 5 * MIN), factories_iso(s + 35 * MIN), "30", "50", "no", "0", ""]
+    assert rows[1][22] == "Ticket"
 
 
 async def test_open_stay_counts_until_now_and_shows_present(client, settings, sessionmaker):

@@ -61,7 +61,7 @@ async def test_a_german_buyer_who_lost_the_last_seat_reads_refunded_not_received
     assert await page.inner_text("h1") == "Ihre Zahlung wird erstattet"
     outcome = await page.inner_text("#outcome")
     assert "ausverkauft" in outcome and "Erstattung: 25,00\xa0€" in outcome and "5–10 Werktagen" in outcome
-    assert re.fullmatch(r"[0-9A-F]{4}-[0-9A-F]{4}", await page.inner_text("#summary-reference"))
+    assert re.fullmatch(r"[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}", await page.inner_text("#summary-reference"))
     assert await page.locator("meta[http-equiv='refresh']").count() == 0
     assert await page.locator("a[href$='calendar.ics'], a:has-text('Google')").count() == 0
     assert await page.locator("#summary-order-page").count() == 0

@@ -113,7 +113,7 @@ async def test_a_payment_for_a_full_webinar_reads_refunded_with_why_how_much_and
     assert "sold out before your payment arrived" in page
     assert "Refund: €25.00" in page and "5–10 business days" in page
     assert "Payment received" not in page and "on its way" not in page
-    [reference] = re.findall(r'id="summary-reference">([0-9A-F]{4}-[0-9A-F]{4})<', page)
+    [reference] = re.findall(r'id="summary-reference">([0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3})<', page)
     assert f"order reference {reference}" in page
 
 

@@ -184,7 +184,7 @@ async def test_cancellation_refunds_each_order_once_across_a_worker_crash(
     env.update(TICKETING_DATABASE_URL=database_url, TICKETING_VAR_DIR=str(var_dir),
                TICKETING_STRIPE_SECRET_KEY=STRIPE_SECRET_KEY, TICKETING_STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
                TICKETING_STRIPE_API_BASE=stripe_standin.url, TICKETING_JITSI_APP_SECRET=JITSI_APP_SECRET, TICKETING_SESSION_KEY=SESSION_KEY,
-               TICKETING_LOG_LEVEL="WARNING")
+               TICKETING_MAIL_TO_DISK="true", TICKETING_LOG_LEVEL="WARNING")
     worker = await asyncio.create_subprocess_exec(sys.executable, "-m", "ticketing", "worker", env=env, cwd=tmp_path,
                                                   stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:

@@ -140,6 +140,43 @@ class Webinar(Base):
     organizer: Mapped[Organizer] = relationship(lazy="raise_on_sql")
     # The language of its buyer pages and mails (a locale with a catalog, e.g. "en", "de").
     language: Mapped[str] = mapped_column(String(10), default="en", server_default="en")
+    # False while the webinar sells only its default type without a capacity or window of its
+    # own: seats are then counted on the webinar alone (the flash sale's fast path needs that).
+    # Set once, for good, when the organizer adds a type or limits the default one; its
+    # seats_taken then starts from the webinar's (see ticketing.orders.ticket_types).
+    typed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class TicketType(Base):
+    """A kind of seat with its own price, and optionally its own capacity and sale window."""
+
+    __tablename__ = "ticket_types"
+    __table_args__ = (
+        CheckConstraint("price_amount >= 0", name="price_not_negative"),
+        CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity_positive"),
+        CheckConstraint("seats_taken >= 0", name="seats_taken_not_negative"),
+        CheckConstraint("sales_start IS NULL OR sales_end IS NULL OR sales_end > sales_start",
+                        name="window_not_empty"),
+        # One default type per webinar: the price the webinar's own `price_amount` names.
+        Index("uq_ticket_types_default", "webinar_id", unique=True,
+              sqlite_where=text("is_default"), postgresql_where=text("is_default")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    webinar_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    price_amount: Mapped[int] = mapped_column(BigInteger)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    # Seats of this type held by paid, unrevoked tickets (or, later, by holds), raised by a
+    # conditional UPDATE; counted only once the webinar is `typed`.
+    seats_taken: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sales_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sales_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Order(Base):
@@ -196,6 +233,24 @@ class Order(Base):
     code_sealed: Mapped[str | None] = mapped_column(Text)
 
 
+class OrderLine(Base):
+    """How many seats of one ticket type an order holds, at the unit price fixed when it started.
+
+    Orders of a webinar that is not `typed` (and orders made before types existed) have no
+    lines: their `quantity` seats are all of the webinar's default type, at its price."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True, index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -207,6 +262,7 @@ class Ticket(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     webinar_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"))
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ticket_types.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")

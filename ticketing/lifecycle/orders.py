@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections import Counter
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
@@ -16,6 +17,7 @@ from ticketing.db.models import Order, Organizer, Refund, Ticket, TicketStatus, 
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound, SoldOut
 from ticketing.jobs import enqueue
 from ticketing.orders.service import dispute_state, lock_order, seat_price, settle
+from ticketing.tickets.capacity import take_seats
 from ticketing.tickets.service import order_tickets, replace_code, revoke_tickets
 from ticketing.webinars.service import NEEDS_A_LOOK, get_webinar, list_orders
 
@@ -131,14 +133,7 @@ async def restore_order(session: AsyncSession, organizer: Organizer, order_id: u
                if t.status == TicketStatus.REVOKED and t.revoked_reason == "disputed"]
     if not tickets:
         raise Conflict("no ticket of this order was revoked by the dispute")
-    taken = await session.execute(
-        update(Webinar)
-        .where(Webinar.id == webinar.id, Webinar.status == WebinarStatus.SCHEDULED,
-               Webinar.capacity.is_(None) | (Webinar.seats_taken + len(tickets) <= Webinar.capacity))
-        .values(seats_taken=Webinar.seats_taken + len(tickets))
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:
+    if not await take_seats(session, webinar.id, Counter(t.ticket_type_id for t in tickets), scheduled_only=True):
         left = max((webinar.capacity or 0) - webinar.seats_taken, 0)
         raise SoldOut(f"the webinar has {left} seat{'' if left == 1 else 's'} left, and this order needs {len(tickets)}")
     for ticket in tickets:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
@@ -15,6 +15,7 @@ from ticketing.errors import Conflict, Forbidden, NotFound, SoldOut
 from ticketing.jobs import enqueue
 from ticketing.orders.service import lock_order, settle
 from ticketing.payments.refunds import request_ticket_refund, ticket_share
+from ticketing.tickets.capacity import take_seats
 from ticketing.tickets.service import replace_code, revoke_tickets
 from ticketing.webinars.service import get_webinar
 
@@ -46,7 +47,8 @@ async def revoke_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
         raise Conflict("this ticket has expired with its webinar")
     refund_queued = await request_ticket_refund(session, order, ticket, "organizer") if refund else False
     # The notice says how much comes back (one seat's share), so it is queued knowing that.
-    await revoke_tickets(session, [ticket], "organizer", refund_amount=ticket_share(order) if refund_queued else None)
+    share = await ticket_share(session, order, ticket) if refund_queued else None
+    await revoke_tickets(session, [ticket], "organizer", refund_amount=share)
     return ticket, refund_queued
 
 
@@ -67,14 +69,7 @@ async def restore_ticket(session: AsyncSession, organizer: Organizer, ticket_id:
         raise Conflict("this order has been refunded")
     if webinar.status != WebinarStatus.SCHEDULED or now > webinar.ends_at + dt.timedelta(minutes=grace_minutes):
         raise Conflict(f"this webinar is {'cancelled' if webinar.status == WebinarStatus.CANCELLED else 'over'}")
-    taken = await session.execute(
-        update(Webinar)
-        .where(Webinar.id == webinar.id, Webinar.status == WebinarStatus.SCHEDULED,
-               Webinar.capacity.is_(None) | (Webinar.seats_taken + 1 <= Webinar.capacity))
-        .values(seats_taken=Webinar.seats_taken + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:
+    if not await take_seats(session, webinar.id, {ticket.ticket_type_id: 1}, scheduled_only=True):
         raise SoldOut("the webinar has sold out since this ticket was revoked")
     ticket.status = TicketStatus.VALID
     ticket.revoked_reason = None

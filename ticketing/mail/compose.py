@@ -20,7 +20,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Message, Order, Organizer, Registration, Ticket, Webinar
 from ticketing.mail.calendar import invitation
 from ticketing.mail.message import Attachment, Mail, address, mail, sender_header, wire_address
-from ticketing.orders.service import reference
+from ticketing.orders.references import order_reference
 from ticketing.settings import Settings
 from ticketing.webinars.description import description_html
 
@@ -192,18 +192,19 @@ def ticket_mail(settings: Settings, kind: str, ticket: Ticket, webinar: Webinar,
 
 def order_mail(settings: Settings, order: Order, webinar: Webinar, tickets: list[Ticket], order_code: str,
                join_code: str | None, *, message_key: str, now: dt.datetime | None = None,
-               organizer: Organizer | None = None) -> Mail:
-    """The buyer's one mail about a paid order: what was bought and paid, the order page link,
-    and for a one-seat order the personal join link with the invitation."""
+               organizer: Organizer | None = None, lines: list[tuple[str, int, int]] | None = None) -> Mail:
+    """The buyer's one mail about a paid order: what was bought and paid (by ticket type, as
+    `lines` of name, seats and unit price, when the webinar sells several), the order page
+    link, and for a one-seat order the personal join link with the invitation."""
     now = now or utcnow()
     lang = i18n.language(webinar.language)
     link = join_link(settings, join_code) if join_code else None
     paid = order.amount_total if order.amount_total is not None else (order.expected_amount or 0)
     context = {"webinar": webinar, "order": order, "seats": order.quantity, "paid": paid,
-               "unit_price": paid // order.quantity if order.quantity else paid,
+               "unit_price": paid // order.quantity if order.quantity else paid, "lines": lines or [],
                "currency": (order.currency or webinar.currency), "link": link,
                "order_link": f"{settings.base_url}/o/{order_code}", "early_minutes": settings.join_early_minutes,
-               "reference": reference(order)}
+               "reference": order_reference(order.id)}
     to = recipient(order.email or "", order.buyer_name or "")
     attachment = None
     if link is not None and tickets:

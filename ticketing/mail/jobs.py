@@ -43,6 +43,7 @@ from ticketing.mail.compose import (
     ticket_mail,
 )
 from ticketing.mail.sending import create_mailer, temporary_reason
+from ticketing.orders.service import priced_lines
 from ticketing.tickets.service import buyer_holds, hash_code, order_reminder_jobs, reissue, seat_code
 
 logger = logging.getLogger(__name__)
@@ -268,9 +269,13 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     join_code = None
     if order.quantity == 1 and tickets and tickets[0].status == TicketStatus.VALID:
         join_code = codes.get(tickets[0].id)
+    lines = []
+    if webinar.typed:
+        async with autocommit_session(ctx.sessionmaker) as session:
+            lines = [(kind.name, count, unit) for kind, count, unit in await priced_lines(session, order)]
     try:
         await _send(ctx, lambda: order_mail(ctx.settings, order, webinar, tickets, order_code, join_code,
-                                            message_key=f"order.{order.id}", organizer=organizer))
+                                            message_key=f"order.{order.id}", organizer=organizer, lines=lines))
     except PermanentError as error:
         await _record_order_delivery(ctx, tickets, codes, TicketDelivery.FAILED, str(error)[:2000])
         raise

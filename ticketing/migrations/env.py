@@ -7,6 +7,7 @@ from logging.config import fileConfig
 from pathlib import Path
 
 from alembic import context
+from sqlalchemy import event
 
 from ticketing.db import (
     create_engine,
@@ -60,10 +61,25 @@ def _run_sync(connection) -> None:
     _configure(connection)
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
+
+
+def _without_foreign_keys(dbapi_connection, _record) -> None:
+    # Batch mode copies a table and drops the old one. With foreign keys enforced, dropping it
+    # would delete (ON DELETE CASCADE) or orphan the rows of every table referring to it, so
+    # migrations run without them and check every foreign key before they commit.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
 
 
 async def _run_async() -> None:
     engine = create_engine(_url())
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _without_foreign_keys)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

@@ -29,6 +29,8 @@ from ticketing.db.models import (
 from ticketing.errors import Conflict, Invalid, NotFound, RateLimited
 from ticketing.inputs import email_address, has_control
 from ticketing.jobs import enqueue, enqueue_many
+from ticketing.orders import ticket_types
+from ticketing.orders.service import priced_lines
 from ticketing.settings import Settings
 from ticketing.tickets.service import (
     buyer_holds,
@@ -89,6 +91,7 @@ class Seat:
     with_buyer: bool
     # When the seat was given to someone (each time a new holder was mailed), oldest first.
     reassigned_at: tuple[dt.datetime, ...] = ()
+    type_name: str | None = None  # shown when the webinar sells more than one kind of seat
 
     @property
     def number(self) -> int:
@@ -103,6 +106,8 @@ class OrderView:
     seats: list[Seat]
     can_assign: bool
     free: bool = False
+    # (type name, seats, unit price) of a typed webinar's order; empty for a one-price webinar.
+    lines: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
 
 
 def _not_found() -> NotFound:
@@ -130,15 +135,19 @@ async def order_view(session: AsyncSession, code: str, *, now: dt.datetime | Non
     order = await _order_for_code(session, code)
     webinar = await session.get(Webinar, order.webinar_id)
     organizer = await session.get(Organizer, webinar.organizer_id)
+    names = await ticket_types.type_names(session, webinar.id) if webinar.typed else {}
     seats = []
     tickets = await order_tickets(session, order.id)
     history = await reassignments(session, [t.id for t in tickets])
     for ticket in tickets:
         mine = buyer_holds(ticket, order)
         link_code = seat_code(code, ticket) if mine and ticket.status == TicketStatus.VALID else None
-        seats.append(Seat(ticket, link_code, mine, tuple(history.get(ticket.id, ()))))
+        seats.append(Seat(ticket, link_code, mine, tuple(history.get(ticket.id, ())), names.get(ticket.ticket_type_id)))
+    lines = []
+    if webinar.typed:
+        lines = [(kind.name, count, unit) for kind, count, unit in await priced_lines(session, order)]
     free = is_free(order)
-    return OrderView(order, webinar, organizer, seats, assignable(order, webinar, now=now) and not free, free)
+    return OrderView(order, webinar, organizer, seats, assignable(order, webinar, now=now) and not free, free, lines)
 
 
 def is_free(order: Order) -> bool:

@@ -16,10 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
 from ticketing.db.dialect import insert
-from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Invalid, SoldOut
+from ticketing.db.models import Order, OrderLine, OrderStatus, Ticket, TicketStatus, TicketType, Webinar, WebinarStatus
+from ticketing.errors import Conflict, Invalid, NotFound, SoldOut
 from ticketing.jobs import enqueue
+from ticketing.orders import ticket_types
+from ticketing.tickets.capacity import take_seats
 from ticketing.tickets.service import issue_tickets, order_tickets, revoke_tickets
+from ticketing.webinars.minimums import describe as describe_amount
+from ticketing.webinars.minimums import minimum_charge
 from ticketing.webinars.sales import is_on_sale, refuse_if_closed
 from ticketing.webinars.service import get_webinar, seats_left
 
@@ -59,18 +63,91 @@ def _new_order(webinar: Webinar, quantity: int) -> dict[str, object]:
 
 
 async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: int, email: str | None, *,
-                      browser_key: str | None = None) -> tuple[Order, Webinar]:
+                      browser_key: str | None = None,
+                      lines: dict[uuid.UUID, int] | None = None) -> tuple[Order, Webinar]:
     """A pending order for a checkout about to be created; raises Conflict when not on sale.
 
-    `browser_key` is the buying browser's public key: the order page code is sealed to it
-    once the order is paid, so that browser's success page can link the order page."""
-    quantity = check_quantity(quantity)
+    `lines` are seats by ticket type; without them the order is `quantity` seats of the
+    webinar's default type. `browser_key` is the buying browser's public key: the order page
+    code is sealed to it once the order is paid, so that browser's success page can link the
+    order page."""
     webinar = await get_webinar(session, webinar_id)
-    check_on_sale(webinar, quantity, now=utcnow())
+    if lines is None:
+        quantity = check_quantity(quantity)
+        if not webinar.typed:
+            check_on_sale(webinar, quantity, now=utcnow())
+            order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)
+            session.add(order)
+            await session.flush()
+            return order, webinar
+        lines = {(await ticket_types.default_type(session, webinar.id)).id: quantity}
+    chosen = await _checked_lines(session, webinar, lines, now=utcnow())
+    quantity = sum(count for _, count in chosen)
     order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)
+    order.expected_amount = sum(kind.price_amount * count for kind, count in chosen)
     session.add(order)
     await session.flush()
+    session.add_all([OrderLine(order_id=order.id, ticket_type_id=kind.id, quantity=count, unit_amount=kind.price_amount)
+                     for kind, count in chosen])
+    await session.flush()
     return order, webinar
+
+
+async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uuid.UUID, int], *,
+                         now: dt.datetime) -> list[tuple[TicketType, int]]:
+    """The types and counts of an order about to start, in page order; Invalid, Conflict or
+    SoldOut when they cannot be bought now."""
+    refuse_if_closed(webinar, now)
+    kinds = {kind.id: kind for kind in await ticket_types.types_of(session, webinar.id)}
+    wanted = {type_id: count for type_id, count in lines.items() if count}
+    for type_id, count in wanted.items():
+        if type_id not in kinds:
+            raise NotFound("this webinar has no such ticket type")
+        if kinds[type_id].hidden:
+            raise Conflict("this ticket type is not on sale")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_QUANTITY:
+            raise Invalid(f"the number of seats of each type must be a whole number from 0 to {MAX_QUANTITY}",
+                          field="quantity")
+    total = sum(wanted.values())
+    if not 1 <= total <= MAX_QUANTITY:
+        raise Invalid(f"choose from 1 to {MAX_QUANTITY} seats in all", field="quantity")
+    chosen = [(kind, wanted[kind.id]) for kind in kinds.values() if kind.id in wanted]
+    for kind, count in chosen:
+        if not ticket_types.checkout_open(kind, webinar, now):
+            raise Conflict(f"{kind.name!r} is not on sale now")
+        left = ticket_types.seats_left(kind, webinar)
+        if left is not None and left < count:
+            raise SoldOut(f"{kind.name!r} is sold out" if left == 0 else f"only {left} seats of {kind.name!r} are left")
+    left = seats_left(webinar)
+    if left is not None and left < total:
+        raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
+    amount = sum(kind.price_amount * count for kind, count in chosen)
+    minimum = minimum_charge(webinar.currency)
+    if amount == 0:
+        # A Checkout Session in payment mode cannot charge nothing.
+        raise Invalid("free seats of this webinar can only be taken together with a paid one", field="quantity")
+    if minimum is not None and amount < minimum:
+        raise Invalid(f"the order comes to less than the smallest amount a card can be charged "
+                      f"({describe_amount(minimum, webinar.currency)})", field="quantity")
+    return chosen
+
+
+async def priced_lines(session: AsyncSession, order: Order) -> list[tuple[TicketType, int, int]]:
+    """The order's seats by type with the unit price each was bought at, in page order; an
+    order without lines is all of the default type, at an even share of its expected amount."""
+    rows = (await session.execute(
+        select(TicketType, OrderLine.quantity, OrderLine.unit_amount)
+        .join(OrderLine, OrderLine.ticket_type_id == TicketType.id).where(OrderLine.order_id == order.id)
+        .order_by(TicketType.position, TicketType.created_at, TicketType.id))).all()
+    if rows:
+        return [(kind, count, unit) for kind, count, unit in rows]
+    kind = await ticket_types.default_type(session, order.webinar_id)
+    return [(kind, order.quantity, (order.expected_amount or 0) // max(order.quantity, 1))]
+
+
+async def order_lines(session: AsyncSession, order: Order) -> list[tuple[TicketType, int]]:
+    """The order's seats by type in page order: its lines, or all of the default type."""
+    return [(kind, count) for kind, count, _ in await priced_lines(session, order)]
 
 
 async def register_free(session: AsyncSession, order: Order, webinar: Webinar) -> None:
@@ -127,17 +204,6 @@ async def adopt_checkout_session(
     return order, result.rowcount == 1
 
 
-async def _take_seats(session: AsyncSession, webinar: Webinar, count: int) -> bool:
-    """Take `count` seats if the webinar has them, in one conditional UPDATE (no oversell)."""
-    table = Webinar.__table__
-    result = await session.execute(
-        update(table)
-        .where(table.c.id == webinar.id, table.c.capacity.is_(None) | (table.c.seats_taken + count <= table.c.capacity))
-        .values(seats_taken=table.c.seats_taken + count)
-    )
-    return result.rowcount == 1
-
-
 def _payment_problem(order: Order, webinar: Webinar) -> str | None:
     expected = order.expected_amount if order.expected_amount is not None else webinar.price_amount * order.quantity
     currency = (order.currency or "").lower()
@@ -172,6 +238,22 @@ def late_payment(order: Order, webinar: Webinar, *, now: dt.datetime) -> str | N
     completed = order.completed_at or order.paid_at or now
     if not is_on_sale(webinar, completed):
         return "sales_closed"
+    return None
+
+
+def _counts(lines: list[tuple[TicketType, int]]) -> dict[uuid.UUID, int]:
+    return {kind.id: count for kind, count in lines}
+
+
+async def _type_closed(session: AsyncSession, order: Order, webinar: Webinar) -> str | None:
+    """"sales_closed" when a type of a typed webinar's order was not on sale when the checkout
+    completed (its own window), else None."""
+    if not webinar.typed:
+        return None
+    completed = order.completed_at or order.paid_at or utcnow()
+    for kind, _ in await order_lines(session, order):
+        if not ticket_types.type_on_sale(kind, webinar, completed):
+            return "sales_closed"
     return None
 
 
@@ -252,15 +334,15 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         status = OrderStatus.OVERSOLD
     elif order.status == OrderStatus.LATE:
         status = OrderStatus.LATE
-    elif (late := late_payment(order, webinar, now=utcnow())) is not None:
+    elif (late := late_payment(order, webinar, now=utcnow()) or await _type_closed(session, order, webinar)):
         status = OrderStatus.LATE
         refund = (order.amount_total or 0) > 0  # a free order has nothing to give back
         order.problem = f"{LATE_PROBLEMS[late]}; {'refunded automatically' if refund else 'no ticket issued'}"
         logger.warning("order paid too late", extra={"order_id": str(order.id), "reason": late})
         if refund:
             await request_refund(session, order, late)
-    elif await _take_seats(session, webinar, order.quantity):
-        await issue_tickets(session, order, webinar)
+    elif await take_seats(session, webinar.id, _counts(lines := await order_lines(session, order))):
+        await issue_tickets(session, order, webinar, [kind.id for kind, count in lines for _ in range(count)])
         status = OrderStatus.PAID
     else:
         status = OrderStatus.OVERSOLD
@@ -274,13 +356,6 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         order.status = status
     await session.flush()
     return status
-
-
-def reference(order: Order) -> str:
-    """The order's reference as buyers and support read it aloud: eight characters of its id,
-    in two groups (`1A2B-3C4D`); the console shows the same."""
-    head = order.id.hex[:8].upper()
-    return f"{head[:4]}-{head[4:]}"
 
 
 # What a buyer is told became of their checkout, by order status (`buyer_outcome`).

@@ -16,8 +16,8 @@ driver's thread (`_fulfil_sqlite`, through `db.direct`), so the one writer's loc
 held across a turn of the event loop.
 
 Whenever a statement finds the case is not plain (the order exists and is not ours to pay,
-an early refund waits for it, the webinar changed, is full, or is no longer on sale, the
-event is stored already), the transaction rolls back and the caller takes the ORM path
+an early refund waits for it, the webinar changed, is full, is no longer on sale, or counts
+its seats per ticket type, the event is stored already), the transaction rolls back and the caller takes the ORM path
 (`payments.webhooks`), which handles every case and keeps the same guarantees: nothing of
 this attempt is left behind.
 """
@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.db import direct, is_unavailable
 from ticketing.db.engine import without_transactions
-from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.inputs import plain
 from ticketing.jobs.queue import job_rows, notify_queued
 from ticketing.orders.service import MAX_QUANTITY
@@ -49,8 +49,8 @@ from ticketing.tickets.service import jobs_for_paid_order, new_seats
 
 logger = logging.getLogger(__name__)
 
-ORDERS, TICKETS, JOBS, EVENTS, WEBINARS = (
-    Order.__table__, Ticket.__table__, Job.__table__, StripeEvent.__table__, Webinar.__table__)
+ORDERS, TICKETS, JOBS, EVENTS, WEBINARS, TYPES = (
+    Order.__table__, Ticket.__table__, Job.__table__, StripeEvent.__table__, Webinar.__table__, TicketType.__table__)
 
 
 class _NotPlain(Exception):
@@ -81,6 +81,8 @@ class _Price:
     currency: str
     starts_at: dt.datetime
     sequence: int
+    typed: bool  # never unset once set, so a cached True is safe to act on
+    default_type_id: uuid.UUID  # every seat of an untyped webinar is of this type
 
 
 # --- the statements ----------------------------------------------------------------------
@@ -140,13 +142,17 @@ def _statements(dialect: str) -> types.SimpleNamespace:
                # The price, currency and time this process read (and cached) are still the webinar's.
                WEBINARS.c.price_amount == bindparam("w_price"), WEBINARS.c.currency == bindparam("w_currency"),
                WEBINARS.c.sequence == bindparam("w_sequence"),
+               # Seats of a typed webinar are counted per type too: the full path's business.
+               WEBINARS.c.typed.is_(False),
                _on_sale(),
                WEBINARS.c.capacity.is_(None) | (WEBINARS.c.seats_taken + bindparam("w_count") <= WEBINARS.c.capacity))
         .values(seats_taken=WEBINARS.c.seats_taken + bindparam("w_count"))
         .returning(WEBINARS.c.id)
     )
     return types.SimpleNamespace(
-        webinar=select(WEBINARS.c.price_amount, WEBINARS.c.currency, WEBINARS.c.starts_at, WEBINARS.c.sequence)
+        webinar=select(WEBINARS.c.price_amount, WEBINARS.c.currency, WEBINARS.c.starts_at, WEBINARS.c.sequence,
+                       WEBINARS.c.typed, TYPES.c.id)
+        .join(TYPES, and_(TYPES.c.webinar_id == WEBINARS.c.id, TYPES.c.is_default))
         .where(WEBINARS.c.id == bindparam("w_id", type_=WEBINARS.c.id.type)),
         order=order,
         order_values=order_values,
@@ -297,7 +303,7 @@ def _issued(order_id: uuid.UUID, row, checkout: _Checkout, price: _Price, *,
     order = types.SimpleNamespace(id=order_id, quantity=quantity, email=email, buyer_name=buyer_name,
                                   browser_key=browser_key)
     webinar = types.SimpleNamespace(id=checkout.webinar_id, starts_at=price.starts_at, sequence=price.sequence)
-    seats = new_seats(order, webinar, now=now)
+    seats = new_seats(order, webinar, [price.default_type_id] * quantity, now=now)
     values = {"code_hash": None, "page_key": None, "code_sealed": None, **seats.order_values}
     order_values = {"o_id": order_id, **{f"o_{k}": v for k, v in values.items()}}
     return order_values, seats.tickets, job_rows(jobs_for_paid_order(order, webinar, seats, now=now), now)
@@ -316,8 +322,9 @@ def _stored_event(event_row: dict[str, Any], now: dt.datetime) -> dict[str, Any]
 async def _fulfil(connection, statements, checkout: _Checkout, event_row: dict[str, Any], *,
                  now: dt.datetime, at: dt.datetime) -> None:
     price = await _price(connection, statements, checkout.webinar_id)
-    if checkout.currency != price.currency or checkout.amount_total != price.price_amount * checkout.quantity:
-        raise _NotPlain  # flagged by the full path
+    if (price.typed or checkout.currency != price.currency
+            or checkout.amount_total != price.price_amount * checkout.quantity):
+        raise _NotPlain  # typed, or flagged by the full path
 
     order_id = checkout.order_id or uuid.uuid4()
     row = (await connection.execute(statements.order, _order_params(checkout, order_id, price, now=now, at=at))).first()
@@ -397,8 +404,9 @@ async def _fulfil_sqlite(engine: AsyncEngine, statements: types.SimpleNamespace,
         # Read outside any transaction (WAL readers do not wait for the writer), once per webinar.
         async with without_transactions(engine).connect() as connection:
             price = await _price(connection, statements, checkout.webinar_id)
-    if checkout.currency != price.currency or checkout.amount_total != price.price_amount * checkout.quantity:
-        raise _NotPlain  # flagged by the full path
+    if (price.typed or checkout.currency != price.currency
+            or checkout.amount_total != price.price_amount * checkout.quantity):
+        raise _NotPlain  # typed, or flagged by the full path
     order_id = checkout.order_id or uuid.uuid4()
     async with direct.connect(engine) as connection:
         outcome = await direct.run(connection, _sqlite_transaction, statements, engine.dialect, checkout, order_id,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
 from ticketing.db.dialect import insert
-from ticketing.db.models import Order, Refund, Ticket
+from ticketing.db.models import Order, OrderLine, Refund, Ticket
 from ticketing.jobs import enqueue
 from ticketing.jobs.registry import JobContext, PermanentError, job
 from ticketing.orders.service import lock_order, settle
@@ -38,9 +38,12 @@ def paid_amount(order: Order) -> int:
     return order.expected_amount or 0
 
 
-def ticket_share(order: Order) -> int:
-    """One seat's part of what was paid (the order's remainder goes with the last refund)."""
-    return paid_amount(order) // order.quantity
+async def ticket_share(session: AsyncSession, order: Order, ticket: Ticket | None) -> int:
+    """One seat's part of what was paid: the unit price of its ticket type in an order with
+    lines, else an even share (the order's remainder goes with the last refund)."""
+    unit = None if ticket is None else await session.scalar(select(OrderLine.unit_amount).where(
+        OrderLine.order_id == order.id, OrderLine.ticket_type_id == ticket.ticket_type_id))
+    return unit if unit is not None else paid_amount(order) // order.quantity
 
 
 def idempotency_key(order_id: uuid.UUID, ticket_id: uuid.UUID | None) -> str:
@@ -49,7 +52,7 @@ def idempotency_key(order_id: uuid.UUID, ticket_id: uuid.UUID | None) -> str:
 
 async def request_ticket_refund(session: AsyncSession, order: Order, ticket: Ticket, reason: str) -> bool:
     """Queue the refund of one ticket's share, once per ticket; False when nothing can be refunded."""
-    if order.paid_at is None or order.refunded_at is not None or ticket_share(order) <= 0:
+    if order.paid_at is None or order.refunded_at is not None or await ticket_share(session, order, ticket) <= 0:
         return False
     if order.amount_refunded >= paid_amount(order):
         return False
@@ -78,7 +81,8 @@ async def refund(ctx: JobContext, payload: dict[str, Any]) -> None:
         order = await session.get(Order, order_id)
         if order is None:
             raise PermanentError(f"no order {order_id}")
-        amount = ticket_share(order) if ticket_id else None
+        ticket = await session.get(Ticket, ticket_id) if ticket_id else None
+        amount = await ticket_share(session, order, ticket) if ticket_id else None
         paid = paid_amount(order)
         nothing_left = order.refunded_at is not None or paid <= 0 or order.amount_refunded >= paid
         currency = (order.currency or "").lower()

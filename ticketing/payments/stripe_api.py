@@ -7,7 +7,7 @@ from typing import Any
 
 import stripe
 
-from ticketing.db.models import Order, Webinar
+from ticketing.db.models import Order, TicketType, Webinar
 from ticketing.errors import Unavailable
 from ticketing.payments.versions import API_VERSION
 from ticketing.settings import Settings
@@ -36,28 +36,37 @@ def checkout_metadata(order: Order, webinar: Webinar) -> dict[str, str]:
     return {"webinar_id": str(webinar.id), "quantity": str(order.quantity), "order_id": str(order.id)}
 
 
-def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, *, now: dt.datetime) -> dict[str, Any]:
-    """The Checkout Session for `order`: the webinar's price inline, our ids in the metadata
-    of both the session and its payment intent (refund and dispute events carry the latter)."""
+def _line_item(name: str, currency: str, unit_amount: int, quantity: int) -> dict[str, Any]:
+    return {"quantity": quantity,
+            "price_data": {"currency": currency, "unit_amount": unit_amount, "product_data": {"name": name}}}
+
+
+def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, *, now: dt.datetime,
+                            lines: list[tuple[TicketType, int]] | None = None) -> dict[str, Any]:
+    """The Checkout Session for `order`: the prices inline, one line item per ticket type of a
+    typed webinar (named "title · type", so Stripe's receipt says what each seat is), our ids in
+    the metadata of both the session and its payment intent (refund and dispute events carry
+    the latter). A session never outlives the sales of any type it sells."""
     metadata = checkout_metadata(order, webinar)
+    if webinar.typed and lines:
+        items = [_line_item(f"{webinar.title} · {kind.name}", webinar.currency, kind.price_amount, count)
+                 for kind, count in lines]
+        closes = min([kind.sales_end for kind, _ in lines if kind.sales_end is not None], default=None)
+    else:
+        items, closes = [_line_item(webinar.title, webinar.currency, webinar.price_amount, order.quantity)], None
+    expires = checkout_expires_at(webinar, now, dt.timedelta(minutes=settings.checkout_expires_minutes))
+    if closes is not None:
+        expires = min(expires, closes)
     params: dict[str, Any] = {
         "mode": "payment",
-        "line_items": [{
-            "quantity": order.quantity,
-            "price_data": {
-                "currency": webinar.currency,
-                "unit_amount": webinar.price_amount,
-                "product_data": {"name": webinar.title},
-            },
-        }],
+        "line_items": items,
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},
         "client_reference_id": str(order.id),
         "success_url": f"{settings.base_url}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.base_url}/w/{webinar.id}",
         # Never after the sales end, so no session can complete once sales have closed.
-        "expires_at": int(checkout_expires_at(webinar, now, dt.timedelta(minutes=settings.checkout_expires_minutes))
-                          .timestamp()),
+        "expires_at": int(expires.timestamp()),
     }
     if order.email:
         params["customer_email"] = order.email

@@ -7,9 +7,10 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
@@ -30,6 +31,7 @@ from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.inputs import email_address
 from ticketing.jobs import NewJob, enqueue, enqueue_many
 from ticketing.tickets import sealing
+from ticketing.tickets.capacity import free_seats
 
 # 32 random bytes: 256 bits from the CSPRNG, 43 URL-safe characters.
 CODE_BYTES = 32
@@ -60,8 +62,9 @@ class NewSeats:
     codes: list[str]
 
 
-def new_seats(order: Order, webinar: Webinar, *, now: dt.datetime) -> NewSeats:
-    """The order page code, the order's columns and the ticket rows for a paid `order`.
+def new_seats(order: Order, webinar: Webinar, seat_types: list[uuid.UUID], *, now: dt.datetime) -> NewSeats:
+    """The order page code, the order's columns and the ticket rows for a paid `order`, seat
+    `n` of ticket type `seat_types[n]`.
 
     Every seat starts with the buyer. A one-seat order's seat counts as given at once (its
     link is in the order mail); the seats of a larger order wait on the order page until
@@ -77,6 +80,7 @@ def new_seats(order: Order, webinar: Webinar, *, now: dt.datetime) -> NewSeats:
         code, code_hash = new_code()
         rows.append({
             "id": uuid.uuid4(), "order_id": order.id, "webinar_id": webinar.id, "seq": seq,
+            "ticket_type_id": seat_types[seq],
             "email": order.email or "", "name": order.buyer_name or "", "code_hash": code_hash,
             "status": TicketStatus.VALID, "join_count": 0, "created_at": now,
             "assigned_at": now if order.quantity == 1 else None,
@@ -106,13 +110,13 @@ def jobs_for_paid_order(order: Order, webinar: Webinar, seats: NewSeats, *, now:
     return jobs
 
 
-async def issue_tickets(session: AsyncSession, order: Order, webinar: Webinar) -> list[Ticket]:
-    """Create the order's `quantity` tickets and queue `jobs_for_paid_order`, in this transaction.
-
-    The caller has already taken the seats.
+async def issue_tickets(session: AsyncSession, order: Order, webinar: Webinar,
+                        seat_types: list[uuid.UUID]) -> list[Ticket]:
+    """Create the order's `quantity` tickets (seat `n` of type `seat_types[n]`) and queue
+    `jobs_for_paid_order`, in this transaction. The caller has already taken the seats.
     """
     now = utcnow()
-    seats = new_seats(order, webinar, now=now)
+    seats = new_seats(order, webinar, seat_types, now=now)
     for name, value in seats.order_values.items():
         setattr(order, name, value)
     tickets = [Ticket(**row) for row in seats.tickets]
@@ -283,14 +287,12 @@ async def revoke_tickets(session: AsyncSession, tickets: list[Ticket], reason: s
         ticket.status = TicketStatus.REVOKED
         ticket.revoked_reason = reason
         ticket.revoked_at = now
-    by_webinar: dict[uuid.UUID, int] = {}
+    by_webinar: dict[uuid.UUID, Counter[uuid.UUID]] = {}
     for ticket in revoked:
-        by_webinar[ticket.webinar_id] = by_webinar.get(ticket.webinar_id, 0) + 1
-    for webinar_id, count in by_webinar.items():
-        await session.execute(
-            update(Webinar).where(Webinar.id == webinar_id).values(seats_taken=Webinar.seats_taken - count)
-        )
+        by_webinar.setdefault(ticket.webinar_id, Counter())[ticket.ticket_type_id] += 1
     await session.flush()
+    for webinar_id, counts in sorted(by_webinar.items()):
+        await free_seats(session, webinar_id, counts)
     buyers = dict((await session.execute(
         select(Order.id, Order.email).where(Order.id.in_({t.order_id for t in revoked}))
     )).all())

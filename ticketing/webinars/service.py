@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from babel.numbers import list_currencies
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.i18n import zone
 from ticketing.inputs import has_control
@@ -35,6 +35,8 @@ EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_a
 EDITABLE = EDITABLE + attendance_options.FIELDS
 # The languages a webinar's pages and mails can be in (each has a catalog in ticketing/locale).
 LANGUAGES = ("en", "de")
+# The name of the one type a webinar starts with (its price); the organizer may rename it.
+DEFAULT_TYPE_NAME = "Ticket"
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -266,13 +268,19 @@ async def create_webinar(session: AsyncSession, organizer: Organizer, data: Mapp
     _check(fields, errors, now=utcnow())
     if await _room_taken(session, fields["room"], None):
         raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room")
-    webinar = Webinar(organizer_id=organizer.id, seats_taken=0, status=WebinarStatus.SCHEDULED, sequence=0, **fields)
+    webinar = Webinar(id=uuid.uuid4(), organizer_id=organizer.id, seats_taken=0, status=WebinarStatus.SCHEDULED,
+                      sequence=0, typed=False, **fields)
     session.add(webinar)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
         raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room") from None
+    # Its price is its default ticket type; more types make the webinar `typed`.
+    session.add(TicketType(webinar_id=webinar.id, name=DEFAULT_TYPE_NAME, description="",
+                           price_amount=webinar.price_amount, seats_taken=0, hidden=False, position=0,
+                           is_default=True))
+    await session.flush()
     return webinar
 
 
@@ -310,6 +318,7 @@ async def update_webinar(session: AsyncSession, organizer: Organizer, webinar_id
     _check(fields, errors, now=utcnow())
     if fields["capacity"] is not None and fields["capacity"] < webinar.seats_taken:
         raise Invalid(f"capacity cannot go below the {webinar.seats_taken} tickets already sold", field="capacity")
+    await _check_types_fit(session, webinar, fields)
     if fields["room"] != webinar.room and await _room_taken(session, fields["room"], webinar.id):
         raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room")
     time_changed = (fields["starts_at"], fields["ends_at"]) != (webinar.starts_at, webinar.ends_at)
@@ -320,11 +329,27 @@ async def update_webinar(session: AsyncSession, organizer: Organizer, webinar_id
         changed["sequence"] = webinar.sequence + 1
     for name, value in changed.items():
         setattr(webinar, name, value)
+    if "price_amount" in changed:
+        await session.execute(update(TicketType).where(TicketType.webinar_id == webinar.id, TicketType.is_default)
+                              .values(price_amount=webinar.price_amount))
     await session.flush()
     if time_changed:
         await enqueue(session, "webinar.time_changed", {"webinar_id": str(webinar.id), "sequence": webinar.sequence},
                       dedupe_key=f"webinar.time_changed:{webinar.id}:{webinar.sequence}")
     return webinar
+
+
+async def _check_types_fit(session: AsyncSession, webinar: Webinar, fields: Mapping[str, Any]) -> None:
+    """Refuse a capacity or sales end that a ticket type of the webinar would pass."""
+    types = list(await session.scalars(select(TicketType).where(TicketType.webinar_id == webinar.id)))
+    capacity, end = fields["capacity"], fields["sales_end"] or fields["ends_at"]
+    for kind in types:
+        if capacity is not None and kind.capacity is not None and kind.capacity > capacity:
+            raise Invalid(f"capacity cannot go below the {kind.capacity} seats of the ticket type {kind.name!r}",
+                          field="capacity")
+        if kind.sales_end is not None and kind.sales_end > end:
+            raise Invalid(f"sales would close before the ticket type {kind.name!r} stops selling; "
+                          "change that type's sales_end first", field="sales_end")
 
 
 async def list_tickets(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Ticket]:

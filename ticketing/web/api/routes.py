@@ -11,12 +11,13 @@ from aiohttp import web
 from ticketing.access import join as access
 from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
-from ticketing.db.models import Organizer, Ticket, Webinar
+from ticketing.db.models import Organizer, Ticket, TicketType, Webinar
 from ticketing.errors import Invalid
 from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.messages import service as messages
+from ticketing.orders import ticket_types
 from ticketing.organizers import update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.auth import organizer_of_request
@@ -30,6 +31,9 @@ routes = web.RouteTableDef()
 
 TICKET_COLUMNS = ("id", "order_id", "email", "name", "status", "revoked_reason", "created_at",
                   "first_joined_at", "last_joined_at", "join_count", "delivery_status", "delivery_error")
+# Added after every earlier column (the attendance ones included), so CSV readers that count
+# columns keep working.
+TYPE_COLUMNS = ("ticket_type_id", "ticket_type")
 
 
 async def authenticate(request: web.Request) -> Organizer:
@@ -63,10 +67,76 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
     }
 
 
-def ticket_json(ticket: Ticket) -> dict[str, Any]:
+def ticket_json(ticket: Ticket, type_names: dict[Any, str] | None = None) -> dict[str, Any]:
+    """A ticket for the API and the CSV; `type_names` (by type id) names its ticket type."""
     data = {name: getattr(ticket, name) for name in TICKET_COLUMNS}
     data["status"] = ticket.status.value
+    data["ticket_type_id"] = ticket.ticket_type_id
+    data["ticket_type"] = (type_names or {}).get(ticket.ticket_type_id)
     return data
+
+
+def ticket_type_json(kind: TicketType, webinar: Webinar) -> dict[str, Any]:
+    # Seats of the default type of an untyped webinar are counted on the webinar alone.
+    sold = kind.seats_taken if webinar.typed else webinar.seats_taken
+    return {
+        "id": kind.id,
+        "webinar_id": kind.webinar_id,
+        "name": kind.name,
+        "description": kind.description,
+        "price_amount": kind.price_amount,
+        "currency": webinar.currency.upper(),
+        "capacity": kind.capacity,
+        "sales_start": kind.sales_start,
+        "sales_end": kind.sales_end,
+        "hidden": kind.hidden,
+        "position": kind.position,
+        "default": kind.is_default,
+        "tickets_sold": sold,
+        "seats_left": ticket_types.seats_left(kind, webinar),
+        "on_sale": ticket_types.checkout_open(kind, webinar, utcnow()),
+        "created_at": kind.created_at,
+    }
+
+
+@routes.get("/api/webinars/{id}/ticket-types")
+async def list_ticket_types(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        webinar, kinds = await ticket_types.list_types(session, organizer, webinar_id)
+    return json_response({"ticket_types": [ticket_type_json(kind, webinar) for kind in kinds]})
+
+
+@routes.post("/api/webinars/{id}/ticket-types")
+async def create_ticket_type(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        kind, webinar = await ticket_types.create_type(session, organizer, webinar_id, data)
+    response = json_response(ticket_type_json(kind, webinar), status=201)
+    response.headers["Location"] = f"/api/ticket-types/{kind.id}"
+    return response
+
+
+@routes.patch("/api/ticket-types/{id}")
+async def update_ticket_type(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    type_id = webinars.parse_id(request.match_info["id"])
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        kind, webinar = await ticket_types.update_type(session, organizer, type_id, data)
+    return json_response(ticket_type_json(kind, webinar))
+
+
+@routes.delete("/api/ticket-types/{id}")
+async def delete_ticket_type(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    type_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER].begin() as session:
+        await ticket_types.delete_type(session, organizer, type_id)
+    return web.Response(status=204)
 
 
 @routes.post("/api/webinars")
@@ -115,11 +185,12 @@ async def list_tickets(request: web.Request) -> web.Response:
         tickets = await webinars.list_tickets(session, organizer, webinar_id)
         attended = await attendance.for_tickets(session, webinar_id, request.app[SETTINGS])
         disputes = await order_lifecycle.ticket_disputes(session, tickets)
+        names = await ticket_types.type_names(session, webinar_id)
     if "text/csv" in request.headers.get("Accept", ""):
-        return _csv([ticket_json(t) | {"order_dispute": disputes.get(t.order_id)}
+        return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
                      | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                     filename=f"tickets-{webinar_id}.csv")
-    return json_response({"tickets": [ticket_json(t) | {"order_dispute": disputes.get(t.order_id)}
+    return json_response({"tickets": [ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
                                       | attendance.ticket_fields(attended.get(t.id)) for t in tickets]})
 
 
@@ -252,7 +323,8 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", *attendance.TICKET_COLUMNS), lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", *attendance.TICKET_COLUMNS,
+                                             *TYPE_COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})

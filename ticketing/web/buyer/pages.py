@@ -14,8 +14,9 @@ from ticketing.errors import Invalid, NotFound, RateLimited
 from ticketing.inputs import email_address, has_control, path_number
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import REFUND_DAYS, mail_domain
-from ticketing.orders import registrations, seats
+from ticketing.orders import registrations, seats, ticket_types
 from ticketing.orders import service as orders
+from ticketing.orders.references import order_reference
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
@@ -42,12 +43,17 @@ async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: s
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
         organizer = await organizer_of(session, webinar)
+        kinds = await ticket_types.types_of(session, webinar.id) if webinar.typed else []
     now = utcnow()
+    offers = ticket_types.offers(kinds, webinar, now)
     return render_page(request, "buyer/webinar.html", {
         "seats_left": webinars.seats_left(webinar),
         "sales": sales.sales_state(webinar, now),
         "sales_close": sales.checkout_closes_at(webinar),
         "max_quantity": orders.MAX_QUANTITY,
+        "offers": offers,
+        "any_on_sale": any(offer.on_sale for offer in offers),
+        "type_field": TYPE_FIELD,
         "email": email, "email_error": email_error,
     }, webinar=webinar, organizer=organizer, status=status)
 
@@ -64,21 +70,50 @@ async def webinar_calendar(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": 'attachment; filename="webinar.ics"'})
 
 
-async def _checkout_input(request: web.Request) -> tuple[int, str | None]:
+# A form field per ticket type: "quantity.<type id>" = seats of that type.
+TYPE_FIELD = "quantity."
+
+
+def _whole(value: object, *, empty: int) -> object:
+    if isinstance(value, str):
+        try:
+            return int(value.strip() or str(empty))
+        except ValueError:
+            raise Invalid("quantity must be a whole number", field="quantity") from None
+    return value
+
+
+def _type_lines(data: dict) -> dict[uuid.UUID, object] | None:
+    """Seats by ticket type: JSON `{"types": {"<id>": n}}` or form fields `quantity.<id>`;
+    None when the request names no type (then `quantity` seats of the default type)."""
+    if request_types := data.get("types"):
+        if not isinstance(request_types, dict):
+            raise Invalid("types must map ticket type ids to numbers of seats", field="types")
+        pairs = list(request_types.items())
+    else:
+        pairs = [(name[len(TYPE_FIELD):], value) for name, value in data.items() if name.startswith(TYPE_FIELD)]
+    if not pairs:
+        return None
+    lines: dict[uuid.UUID, object] = {}
+    for key, value in pairs:
+        try:
+            type_id = uuid.UUID(str(key))
+        except ValueError:
+            raise NotFound("this webinar has no such ticket type") from None
+        lines[type_id] = _whole(value, empty=0)
+    return lines
+
+
+async def _checkout_input(request: web.Request) -> tuple[int, str | None, dict[uuid.UUID, object] | None]:
     if request.content_type == "application/json":
         data = await read_json(request)
     else:
         data = await read_form(request)
-    quantity = data.get("quantity", 1)
-    if isinstance(quantity, str):
-        try:
-            quantity = int(quantity.strip() or "1")
-        except ValueError:
-            raise Invalid("quantity must be a whole number", field="quantity") from None
+    quantity = _whole(data.get("quantity", 1), empty=1)
     email = data.get("email")
     if email is not None and not isinstance(email, str):
         raise Invalid("email must be a string", field="email")
-    return quantity, email_address(email) if email and email.strip() else None
+    return quantity, email_address(email) if email and email.strip() else None, _type_lines(data)
 
 
 @routes.post("/w/{id}/checkout")
@@ -88,9 +123,10 @@ async def checkout(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
         request[BUYER_PAGE] = (webinar, await organizer_of(session, webinar))
-    free = webinar.price_amount == 0
+    # One free type alone is a free webinar: one confirmed seat per address, no payment.
+    free = webinar.price_amount == 0 and not webinar.typed
     try:
-        quantity, email = await _checkout_input(request)
+        quantity, email, lines = await _checkout_input(request)
         if free:
             await _register(request, webinar_id, quantity, email)
     except Invalid as problem:
@@ -106,13 +142,14 @@ async def checkout(request: web.Request) -> web.Response:
     browser = sealing.new_private_key()
     async with request.app[SESSIONMAKER].begin() as session:
         order, webinar = await orders.start_order(session, webinar_id, quantity, email,
-                                                  browser_key=sealing.public_key(browser))
+                                                  browser_key=sealing.public_key(browser), lines=lines)
+        chosen = await orders.order_lines(session, order)
     client = request.app[STRIPE]
     if client is None:
         session_id = simulated.new_session_id()
         url = f"{settings.base_url}/dev/checkout/{session_id}"
     else:
-        params = checkout_session_params(settings, order, webinar, now=utcnow())
+        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen)
         session_id, url = await create_checkout_session(client, params, order)
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)
@@ -186,7 +223,7 @@ async def checkout_success(request: web.Request) -> web.Response:
         "order": order,
         "outcome": outcome,
         "reason": reason,
-        "reference": orders.reference(order),
+        "reference": order_reference(order.id),
         "check_url": request.path_qs,
         "refund_amount": orders.refund_amount(order),
         "refund_days": REFUND_DAYS,
@@ -207,7 +244,7 @@ def _order_page(request: web.Request, view: seats.OrderView, *, error: str | Non
                 status: int = 200, retry_after: int = 0) -> web.Response:
     done = request.query.get("assigned")
     response = render_page(request, "buyer/order.html", {
-        "view": view, "order": view.order, "code": request.match_info["code"], "reference": orders.reference(view.order),
+        "view": view, "order": view.order, "code": request.match_info["code"], "reference": order_reference(view.order.id),
         "error": error, "error_seq": error_seq, "assigned": _seat_number(done),
         "retry_minutes": max(1, -(-retry_after // 60)),
     }, webinar=view.webinar, organizer=view.organizer, status=status)

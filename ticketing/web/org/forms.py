@@ -193,3 +193,51 @@ def blank_values(time_zone: str = "UTC", language: str = "en") -> dict[str, str]
 def typed_values(form: Any) -> dict[str, str]:
     """What was typed, to show again next to the errors."""
     return {name: str(form.get(name) or "") for name in FIELDS}
+
+
+TYPE_FIELDS = ("name", "description", "price", "capacity", "sales_start", "sales_end", "hidden", "position")
+
+
+def ticket_type_input(form: Any, webinar: Webinar) -> dict[str, Any]:
+    """The API's input for a ticket type from the console's form: the price in the webinar's
+    currency, times local to the webinar's zone; FormErrors for fields that cannot be read."""
+    values = {name: str(form.get(name) or "") for name in TYPE_FIELDS}
+    errors: dict[str, str] = {}
+    data: dict[str, Any] = {"name": values["name"], "description": values["description"].replace("\r\n", "\n"),
+                            "price_amount": _price(values["price"], webinar.currency, errors),
+                            "hidden": bool(values["hidden"])}
+    for name in ("sales_start", "sales_end"):
+        text = values[name].strip()
+        data[name] = _local_time(text, webinar.timezone, name, errors) if text else None
+    for name, empty in (("capacity", None), ("position", 0)):
+        text = values[name].strip()
+        try:
+            data[name] = int(text) if text else empty
+        except ValueError:
+            errors[name] = "Enter a whole number, or leave it empty."
+    if errors:
+        raise FormErrors(errors)
+    return data
+
+
+def ticket_type_values(kind: Any, webinar: Webinar) -> dict[str, str]:
+    """A ticket type as the console's form shows it."""
+    tz = zone(webinar.timezone)
+    places = get_currency_precision(webinar.currency.upper())
+
+    def local(value: dt.datetime | None) -> str:
+        return "" if value is None else value.astimezone(tz).strftime(LOCAL_FORMAT)
+
+    return {"name": kind.name, "description": kind.description,
+            "price": f"{Decimal(kind.price_amount).scaleb(-places):.{places}f}",
+            "capacity": "" if kind.capacity is None else str(kind.capacity),
+            "sales_start": local(kind.sales_start), "sales_end": local(kind.sales_end),
+            "hidden": "on" if kind.hidden else "", "position": str(kind.position)}
+
+
+def blank_ticket_type_values() -> dict[str, str]:
+    return dict.fromkeys(TYPE_FIELDS, "") | {"position": "0"}
+
+
+def typed_ticket_type_values(form: Any) -> dict[str, str]:
+    return {name: str(form.get(name) or "") for name in TYPE_FIELDS}

@@ -11,13 +11,14 @@ from ticketing.access import join as access
 from ticketing.accounts import apikeys, sessions
 from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
-from ticketing.db.models import Organizer, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import Organizer, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.errors import Conflict, DomainError, Invalid, NotFound, RateLimited
 from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.messages import service as messages
 from ticketing.orders import attendees as attendee_list
+from ticketing.orders import ticket_types
 from ticketing.orders.references import order_reference
 from ticketing.organizers import PROFILE_FIELDS, set_console_language, update_profile
 from ticketing.tickets import service as ticket_service
@@ -176,9 +177,13 @@ async def webinar_page(request: web.Request) -> web.Response:
         # The same figures as GET /api/webinars/{id}/attendance and the attendee list's fields.
         presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
+        kinds = await ticket_types.types_of(db, webinar_id)
     settings = request.app[SETTINGS]
     lang = console_language(request, organizer)
     return await page(request, "webinar.html", {
+        "kinds": [(kind, kind.seats_taken if webinar.typed else webinar.seats_taken,
+                   ticket_types.seats_left(kind, webinar)) for kind in kinds],
+        "type_names": {kind.id: kind.name for kind in kinds} if webinar.typed else {},
         "webinar": webinar, "status": figures.status_label(webinar), "sales": sales,
         "sales_end": sales_rules.sales_end(webinar), "checkout_closes": sales_rules.checkout_closes_at(webinar),
         "revenue": _revenue_text(sales.revenue, lang), "refunded": _revenue_text(sales.refunded, lang),
@@ -189,6 +194,89 @@ async def webinar_page(request: web.Request) -> web.Response:
         "reference": order_reference, "public_url": f"{settings.base_url}/w/{webinar.id}",
         "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
     }, organizer=organizer)
+
+
+def _type_form_page(request, organizer, *, webinar: Webinar, kind, values: dict[str, str], errors: dict[str, str],
+                    status: int = 200, general: str | None = None):
+    return page(request, "ticket_type_form.html", {"webinar": webinar, "kind": kind, "values": values,
+                                                   "errors": errors, "general": general}, status=status,
+                organizer=organizer)
+
+
+def _type_field_errors(error: DomainError) -> tuple[dict[str, str], str | None]:
+    field = {"price_amount": "price"}.get(error.field or "", error.field)
+    message = forms.in_form_words(error.message.replace("sales_start", "the start of sales"))
+    return ({field: message}, None) if field in forms.TYPE_FIELDS else ({}, message)
+
+
+@routes.get("/org/webinars/{id}/ticket-types/new")
+async def new_ticket_type(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
+    return await _type_form_page(request, organizer, webinar=webinar, kind=None,
+                                 values=forms.blank_ticket_type_values(), errors={})
+
+
+@routes.post("/org/webinars/{id}/ticket-types")
+async def create_ticket_type(request: web.Request) -> web.Response:
+    """The console's twin of POST /api/webinars/{id}/ticket-types."""
+    organizer = await organizer_of(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    form = await checked_form(request)
+    async with request.app[SESSIONMAKER]() as db:
+        webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
+    try:
+        data = forms.ticket_type_input(form, webinar)
+        async with request.app[SESSIONMAKER].begin() as db:
+            kind, _ = await ticket_types.create_type(db, organizer, webinar_id, data)
+    except forms.FormErrors as error:
+        return await _type_form_page(request, organizer, webinar=webinar, kind=None, errors=error.errors,
+                                     values=forms.typed_ticket_type_values(form), status=422)
+    except (Invalid, Conflict) as error:
+        errors, general = _type_field_errors(error)
+        return await _type_form_page(request, organizer, webinar=webinar, kind=None, errors=errors, general=general,
+                                     values=forms.typed_ticket_type_values(form), status=422)
+    return await _flash_and_go(request, f"Ticket type “{kind.name}” added.", f"/org/webinars/{webinar_id}#ticket-types")
+
+
+async def _own_type(request: web.Request, organizer: Organizer):
+    type_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as db:
+        kind = await db.get(TicketType, type_id)
+        if kind is None:
+            raise NotFound("no such ticket type")
+        webinar = await webinars.get_own_webinar(db, organizer, kind.webinar_id)
+    return kind, webinar
+
+
+@routes.get("/org/ticket-types/{id}/edit")
+async def edit_ticket_type(request: web.Request) -> web.Response:
+    organizer = await organizer_of(request)
+    kind, webinar = await _own_type(request, organizer)
+    return await _type_form_page(request, organizer, webinar=webinar, kind=kind,
+                                 values=forms.ticket_type_values(kind, webinar), errors={})
+
+
+@routes.post("/org/ticket-types/{id}/edit")
+async def update_ticket_type(request: web.Request) -> web.Response:
+    """The console's twin of PATCH /api/ticket-types/{id}."""
+    organizer = await organizer_of(request)
+    kind, webinar = await _own_type(request, organizer)
+    form = await checked_form(request)
+    try:
+        data = forms.ticket_type_input(form, webinar)
+        async with request.app[SESSIONMAKER].begin() as db:
+            kind, _ = await ticket_types.update_type(db, organizer, kind.id, data)
+    except forms.FormErrors as error:
+        return await _type_form_page(request, organizer, webinar=webinar, kind=kind, errors=error.errors,
+                                     values=forms.typed_ticket_type_values(form), status=422)
+    except (Invalid, Conflict) as error:
+        errors, general = _type_field_errors(error)
+        return await _type_form_page(request, organizer, webinar=webinar, kind=kind, errors=errors, general=general,
+                                     values=forms.typed_ticket_type_values(form), status=422)
+    return await _flash_and_go(request, f"Ticket type “{kind.name}” saved.", f"/org/webinars/{webinar.id}#ticket-types")
 
 
 @routes.get("/org/webinars/{id}/sales.json")
@@ -216,7 +304,8 @@ async def attendees_csv(request: web.Request) -> web.Response:
         tickets = await webinars.list_tickets(db, organizer, webinar_id)
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
         disputes = await order_lifecycle.ticket_disputes(db, tickets)
-    return _csv([ticket_json(t) | {"order_dispute": disputes.get(t.order_id)}
+        names = await ticket_types.type_names(db, webinar_id)
+    return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
                  | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
