@@ -12,7 +12,7 @@ from ticketing.db import create_engine, migrate
 from ticketing.db.models import Order, OrderLine, OrderStatus, Ticket, TicketType, Webinar
 from ticketing.orders.ticket_types import seats_left
 
-BEFORE = "0010_rate_counters"
+BEFORE = "0011_console_language_messages"
 
 
 async def test_existing_webinars_orders_and_tickets_come_through_with_a_default_type(client, database_url, engine):

@@ -1,7 +1,7 @@
 """ticket types: each webinar's price becomes its default type; order lines; each seat's type
 
-Revision ID: 0011_ticket_types
-Revises: 0010_rate_counters
+Revision ID: 0012_ticket_types
+Revises: 0011_console_language_messages
 
 Every webinar gets one default type named "Ticket" at its price, without a capacity or sale
 window of its own, so nothing a buyer or organizer sees changes; every ticket is of that type.
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0011_ticket_types'
-down_revision: str | Sequence[str] | None = '0010_rate_counters'
+revision: str = '0012_ticket_types'
+down_revision: str | Sequence[str] | None = '0011_console_language_messages'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
