@@ -231,6 +231,45 @@ class Order(Base):
     # cookie); the order code sealed to it lets that browser's success page link the order page.
     browser_key: Mapped[str | None] = mapped_column(String(64))
     code_sealed: Mapped[str | None] = mapped_column(Text)
+    # The promo code the order was priced with, and where its use stands: "reserved" while the
+    # checkout is open, "used" once paid, "released" when it expired or failed.
+    promo_code_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"),
+                                                            index=True)
+    promo_use: Mapped[str | None] = mapped_column(String(10))
+
+
+class PromoCode(Base):
+    """An organizer's discount: for one webinar or all of theirs, optionally for certain types."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (
+        UniqueConstraint("organizer_id", "code_key"),
+        CheckConstraint("uses_reserved >= 0 AND uses_paid >= 0", name="uses_not_negative"),
+        # The last guard against over-use: counters only move by conditional UPDATEs, and
+        # this holds even if one were wrong.
+        CheckConstraint("max_uses IS NULL OR uses_reserved + uses_paid <= max_uses", name="uses_within_max"),
+        CheckConstraint("(CASE WHEN percent_off IS NULL THEN 0 ELSE 1 END) + (CASE WHEN amount_off IS NULL THEN 0 ELSE 1 END)"
+                        " + (CASE WHEN fixed_price IS NULL THEN 0 ELSE 1 END) = 1",
+                        name="one_discount"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organizer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizers.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    # The code in lower case: codes are matched regardless of case.
+    code_key: Mapped[str] = mapped_column(String(64))
+    percent_off: Mapped[int | None] = mapped_column(Integer)
+    amount_off: Mapped[int | None] = mapped_column(BigInteger)
+    fixed_price: Mapped[int | None] = mapped_column(BigInteger)
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses_reserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    uses_paid: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    revenue: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    valid_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    webinar_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"), index=True)
+    ticket_type_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OrderLine(Base):

@@ -16,10 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
 from ticketing.db.dialect import insert
-from ticketing.db.models import Order, OrderLine, OrderStatus, Ticket, TicketStatus, TicketType, Webinar, WebinarStatus
+from ticketing.db.models import (
+    Order,
+    OrderLine,
+    OrderStatus,
+    PromoCode,
+    Ticket,
+    TicketStatus,
+    TicketType,
+    Webinar,
+    WebinarStatus,
+)
 from ticketing.errors import Conflict, Invalid, NotFound, SoldOut
 from ticketing.jobs import enqueue
-from ticketing.orders import ticket_types
+from ticketing.orders import promo_codes, ticket_types
 from ticketing.tickets.capacity import take_seats
 from ticketing.tickets.service import issue_tickets, order_tickets, revoke_tickets
 from ticketing.webinars.minimums import describe as describe_amount
@@ -64,46 +74,52 @@ def _new_order(webinar: Webinar, quantity: int) -> dict[str, object]:
 
 async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: int, email: str | None, *,
                       browser_key: str | None = None,
-                      lines: dict[uuid.UUID, int] | None = None) -> tuple[Order, Webinar]:
+                      lines: dict[uuid.UUID, int] | None = None,
+                      code: str | None = None) -> tuple[Order, Webinar]:
     """A pending order for a checkout about to be created; raises Conflict when not on sale.
 
     `lines` are seats by ticket type; without them the order is `quantity` seats of the
     webinar's default type. `browser_key` is the buying browser's public key: the order page
     code is sealed to it once the order is paid, so that browser's success page can link the
-    order page."""
+    order page. With a promo `code` the seats are priced by it and one use of it is reserved."""
     webinar = await get_webinar(session, webinar_id)
+    now = utcnow()
+    promo = await promo_codes.find_code(session, webinar, code, now=now) if code else None
     if lines is None:
         quantity = check_quantity(quantity)
-        if not webinar.typed:
+        if not webinar.typed and promo is None:
             check_on_sale(webinar, quantity, now=utcnow())
             order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)
             session.add(order)
             await session.flush()
             return order, webinar
         lines = {(await ticket_types.default_type(session, webinar.id)).id: quantity}
-    chosen = await _checked_lines(session, webinar, lines, now=utcnow())
+    chosen = await _checked_lines(session, webinar, lines, now=now, promo=promo)
     quantity = sum(count for _, count in chosen)
     order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)
-    order.expected_amount = sum(kind.price_amount * count for kind, count in chosen)
+    order.expected_amount = sum(promo_codes.unit_price(promo, kind) * count for kind, count in chosen)
     session.add(order)
     await session.flush()
-    session.add_all([OrderLine(order_id=order.id, ticket_type_id=kind.id, quantity=count, unit_amount=kind.price_amount)
-                     for kind, count in chosen])
+    session.add_all([OrderLine(order_id=order.id, ticket_type_id=kind.id, quantity=count,
+                               unit_amount=promo_codes.unit_price(promo, kind)) for kind, count in chosen])
+    if promo is not None:
+        await promo_codes.reserve(session, promo, order)
     await session.flush()
     return order, webinar
 
 
 async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uuid.UUID, int], *,
-                         now: dt.datetime) -> list[tuple[TicketType, int]]:
+                         now: dt.datetime, promo: PromoCode | None = None) -> list[tuple[TicketType, int]]:
     """The types and counts of an order about to start, in page order; Invalid, Conflict or
-    SoldOut when they cannot be bought now."""
+    SoldOut when they cannot be bought now. A promo code makes the hidden types it names
+    buyable and prices the seats it applies to."""
     refuse_if_closed(webinar, now)
     kinds = {kind.id: kind for kind in await ticket_types.types_of(session, webinar.id)}
     wanted = {type_id: count for type_id, count in lines.items() if count}
     for type_id, count in wanted.items():
         if type_id not in kinds:
             raise NotFound("this webinar has no such ticket type")
-        if kinds[type_id].hidden:
+        if kinds[type_id].hidden and not (promo is not None and promo_codes.reveals(promo, kinds[type_id])):
             raise Conflict("this ticket type is not on sale")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_QUANTITY:
             raise Invalid(f"the number of seats of each type must be a whole number from 0 to {MAX_QUANTITY}",
@@ -113,7 +129,7 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
         raise Invalid(f"choose from 1 to {MAX_QUANTITY} seats in all", field="quantity")
     chosen = [(kind, wanted[kind.id]) for kind in kinds.values() if kind.id in wanted]
     for kind, count in chosen:
-        if not ticket_types.checkout_open(kind, webinar, now):
+        if not ticket_types.checkout_open(kind, webinar, now, revealed=promo is not None and promo_codes.reveals(promo, kind)):
             raise Conflict(f"{kind.name!r} is not on sale now")
         left = ticket_types.seats_left(kind, webinar)
         if left is not None and left < count:
@@ -121,11 +137,16 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
     left = seats_left(webinar)
     if left is not None and left < total:
         raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
-    amount = sum(kind.price_amount * count for kind, count in chosen)
+    amount = sum(promo_codes.unit_price(promo, kind) * count for kind, count in chosen)
     minimum = minimum_charge(webinar.currency)
+    if amount == 0 and promo is not None:
+        return chosen  # the code makes the order free: it is completed without a payment
     if amount == 0:
         # A Checkout Session in payment mode cannot charge nothing.
         raise Invalid("free seats of this webinar can only be taken together with a paid one", field="quantity")
+    if minimum is not None and amount < minimum and promo is not None:
+        raise Invalid(f"with this promo code the order comes to less than the smallest amount a card can be "
+                      f"charged ({describe_amount(minimum, webinar.currency)})", field="code")
     if minimum is not None and amount < minimum:
         raise Invalid(f"the order comes to less than the smallest amount a card can be charged "
                       f"({describe_amount(minimum, webinar.currency)})", field="quantity")
@@ -352,6 +373,7 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
 
     if revoke_reason is not None and live:
         await revoke_tickets(session, live, revoke_reason)
+    await promo_codes.account(session, order, status)
     if order.status != status:
         order.status = status
     await session.flush()

@@ -74,10 +74,11 @@ def type_sales_end(kind: TicketType, webinar: Webinar) -> dt.datetime:
     return min(end, kind.sales_end) if kind.sales_end is not None else end
 
 
-def checkout_open(kind: TicketType, webinar: Webinar, at: dt.datetime) -> bool:
-    """Whether a checkout for this type may start at `at` (seats aside): on sale, not hidden,
-    and for a paid type with the shortest Checkout Session's time left before it closes."""
-    if kind.hidden or not type_on_sale(kind, webinar, at):
+def checkout_open(kind: TicketType, webinar: Webinar, at: dt.datetime, *, revealed: bool = False) -> bool:
+    """Whether a checkout for this type may start at `at` (seats aside): on sale, not hidden
+    (or `revealed` by a promo code), and for a paid type with the shortest Checkout Session's
+    time left before it closes."""
+    if (kind.hidden and not revealed) or not type_on_sale(kind, webinar, at):
         return False
     return kind.price_amount == 0 or at < type_sales_end(kind, webinar) - MIN_CHECKOUT_WINDOW
 

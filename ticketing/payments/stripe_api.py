@@ -41,17 +41,26 @@ def _line_item(name: str, currency: str, unit_amount: int, quantity: int) -> dic
             "price_data": {"currency": currency, "unit_amount": unit_amount, "product_data": {"name": name}}}
 
 
+def _line_name(webinar: Webinar, kind: TicketType, unit: int, code: str | None) -> str:
+    name = f"{webinar.title} · {kind.name}"
+    if code and unit != kind.price_amount:
+        name += f" · code {code.upper()}"
+    return name
+
+
 def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, *, now: dt.datetime,
-                            lines: list[tuple[TicketType, int]] | None = None) -> dict[str, Any]:
+                            lines: list[tuple[TicketType, int, int]] | None = None,
+                            code: str | None = None) -> dict[str, Any]:
     """The Checkout Session for `order`: the prices inline, one line item per ticket type of a
-    typed webinar (named "title · type", so Stripe's receipt says what each seat is), our ids in
-    the metadata of both the session and its payment intent (refund and dispute events carry
-    the latter). A session never outlives the sales of any type it sells."""
+    typed webinar (named "title · type", so Stripe's receipt says what each seat is) at the unit
+    price the order fixed, a promo `code` named on every line it priced, our ids in the metadata
+    of both the session and its payment intent (refund and dispute events carry the latter). A
+    session never outlives the sales of any type it sells."""
     metadata = checkout_metadata(order, webinar)
-    if webinar.typed and lines:
-        items = [_line_item(f"{webinar.title} · {kind.name}", webinar.currency, kind.price_amount, count)
-                 for kind, count in lines]
-        closes = min([kind.sales_end for kind, _ in lines if kind.sales_end is not None], default=None)
+    if (webinar.typed or code) and lines:
+        items = [_line_item(_line_name(webinar, kind, unit, code), webinar.currency, unit, count)
+                 for kind, count, unit in lines]
+        closes = min([kind.sales_end for kind, _, _ in lines if kind.sales_end is not None], default=None)
     else:
         items, closes = [_line_item(webinar.title, webinar.currency, webinar.price_amount, order.quantity)], None
     expires = checkout_expires_at(webinar, now, dt.timedelta(minutes=settings.checkout_expires_minutes))

@@ -11,13 +11,13 @@ from aiohttp import web
 from ticketing.access import join as access
 from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
-from ticketing.db.models import Organizer, Ticket, TicketType, Webinar
+from ticketing.db.models import Organizer, PromoCode, Ticket, TicketType, Webinar
 from ticketing.errors import Invalid
 from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.messages import service as messages
-from ticketing.orders import ticket_types
+from ticketing.orders import promo_codes, ticket_types
 from ticketing.organizers import update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.auth import organizer_of_request
@@ -136,6 +136,65 @@ async def delete_ticket_type(request: web.Request) -> web.Response:
     type_id = webinars.parse_id(request.match_info["id"])
     async with request.app[SESSIONMAKER].begin() as session:
         await ticket_types.delete_type(session, organizer, type_id)
+    return web.Response(status=204)
+
+
+def promo_code_json(code: PromoCode) -> dict[str, Any]:
+    """A code as the organizer sees it: its terms, its paid uses (`uses`), the uses held by open
+    checkouts (`uses_reserved`) and what its paid orders brought (`revenue`, minor units)."""
+    return {
+        "id": str(code.id),
+        "code": code.code,
+        "percent_off": code.percent_off,
+        "amount_off": code.amount_off,
+        "fixed_price": code.fixed_price,
+        "max_uses": code.max_uses,
+        "valid_from": code.valid_from,
+        "valid_until": code.valid_until,
+        "webinar_id": str(code.webinar_id) if code.webinar_id else None,
+        "ticket_type_ids": list(code.ticket_type_ids or []),
+        "uses": code.uses_paid,
+        "uses_reserved": code.uses_reserved,
+        "revenue": code.revenue,
+        "created_at": code.created_at,
+    }
+
+
+@routes.get("/api/promo-codes")
+async def list_promo_codes(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    async with request.app[SESSIONMAKER]() as session:
+        codes = await promo_codes.list_codes(session, organizer)
+    return json_response({"promo_codes": [promo_code_json(code) for code in codes]})
+
+
+@routes.post("/api/promo-codes")
+async def create_promo_code(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        code = await promo_codes.create_code(session, organizer, data)
+    response = json_response(promo_code_json(code), status=201)
+    response.headers["Location"] = f"/api/promo-codes/{code.id}"
+    return response
+
+
+@routes.patch("/api/promo-codes/{id}")
+async def update_promo_code(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    code_id = webinars.parse_id(request.match_info["id"])
+    data = await read_json(request)
+    async with request.app[SESSIONMAKER].begin() as session:
+        code = await promo_codes.update_code(session, organizer, code_id, data)
+    return json_response(promo_code_json(code))
+
+
+@routes.delete("/api/promo-codes/{id}")
+async def delete_promo_code(request: web.Request) -> web.Response:
+    organizer = await authenticate(request)
+    code_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER].begin() as session:
+        await promo_codes.delete_code(session, organizer, code_id)
     return web.Response(status=204)
 
 

@@ -104,7 +104,7 @@ def _type_lines(data: dict) -> dict[uuid.UUID, object] | None:
     return lines
 
 
-async def _checkout_input(request: web.Request) -> tuple[int, str | None, dict[uuid.UUID, object] | None]:
+async def _checkout_input(request: web.Request) -> tuple[int, str | None, dict[uuid.UUID, object] | None, str | None]:
     if request.content_type == "application/json":
         data = await read_json(request)
     else:
@@ -113,7 +113,11 @@ async def _checkout_input(request: web.Request) -> tuple[int, str | None, dict[u
     email = data.get("email")
     if email is not None and not isinstance(email, str):
         raise Invalid("email must be a string", field="email")
-    return quantity, email_address(email) if email and email.strip() else None, _type_lines(data)
+    code = data.get("code")
+    if code is not None and not isinstance(code, str):
+        raise Invalid("code must be a string", field="code")
+    return (quantity, email_address(email) if email and email.strip() else None, _type_lines(data),
+            code.strip() if code and code.strip() else None)
 
 
 @routes.post("/w/{id}/checkout")
@@ -126,7 +130,7 @@ async def checkout(request: web.Request) -> web.Response:
     # One free type alone is a free webinar: one confirmed seat per address, no payment.
     free = webinar.price_amount == 0 and not webinar.typed
     try:
-        quantity, email, lines = await _checkout_input(request)
+        quantity, email, lines, code = await _checkout_input(request)
         if free:
             await _register(request, webinar_id, quantity, email)
     except Invalid as problem:
@@ -142,14 +146,20 @@ async def checkout(request: web.Request) -> web.Response:
     browser = sealing.new_private_key()
     async with request.app[SESSIONMAKER].begin() as session:
         order, webinar = await orders.start_order(session, webinar_id, quantity, email,
-                                                  browser_key=sealing.public_key(browser), lines=lines)
-        chosen = await orders.order_lines(session, order)
+                                                  browser_key=sealing.public_key(browser), lines=lines, code=code)
+        if code and order.expected_amount == 0:
+            # The code makes the order free: there is nothing to pay, so no checkout either.
+            await orders.register_free(session, order, webinar)
+        chosen = await orders.priced_lines(session, order)
+        promo = code if order.promo_code_id is not None else None
+    if order.expected_amount == 0 and promo:
+        return _see_other(request, f"{settings.base_url}/checkout/success?order={order.id}", order, browser)
     client = request.app[STRIPE]
     if client is None:
         session_id = simulated.new_session_id()
         url = f"{settings.base_url}/dev/checkout/{session_id}"
     else:
-        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen)
+        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen, code=promo)
         session_id, url = await create_checkout_session(client, params, order)
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)

@@ -1,0 +1,227 @@
+"""Promo codes: an organizer's discounts, how they price an order, and how their uses are counted.
+
+A use is one order. It is reserved when the checkout starts, becomes used when the order is
+paid, and is released when the checkout expires or its payment fails. The counters move only
+by conditional UPDATEs, so however many checkouts start at once a code with `max_uses` is
+never held or used more often than that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.db.models import Order, OrderStatus, Organizer, PromoCode, TicketType, Webinar
+from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.orders.ticket_types import _when
+from ticketing.webinars.service import get_own_webinar
+
+FIELDS = ("code", "percent_off", "amount_off", "fixed_price", "max_uses", "valid_from", "valid_until",
+          "webinar_id", "ticket_type_ids")
+DISCOUNTS = ("percent_off", "amount_off", "fixed_price")
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
+
+
+def code_key(code: str) -> str:
+    return code.strip().lower()
+
+
+def _whole(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"{name} must be a whole number", field=name)
+    return value
+
+
+async def _fields(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any],
+                  base: Mapping[str, Any] | None) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise Invalid(f"unknown field {unknown[0]!r}; a promo code has {', '.join(FIELDS)}", field=unknown[0])
+    creating = base is None
+    fields: dict[str, Any] = dict(base or {})
+    if creating or "code" in data:
+        code = data.get("code")
+        if not isinstance(code, str) or not _CODE.fullmatch(code.strip()):
+            raise Invalid("code must be 2 to 64 letters, digits, '-' or '_', starting with a letter or digit",
+                          field="code")
+        fields["code"], fields["code_key"] = code.strip(), code_key(code)
+    given = [name for name in DISCOUNTS if data.get(name) is not None]
+    if creating or any(name in data for name in DISCOUNTS):
+        if len(given) != 1:
+            raise Invalid("give exactly one of percent_off, amount_off or fixed_price", field="percent_off")
+        for name in DISCOUNTS:
+            fields[name] = _whole(data, name)
+    if fields["percent_off"] is not None and not 1 <= fields["percent_off"] <= 100:
+        raise Invalid("percent_off must be from 1 to 100", field="percent_off")
+    if fields["amount_off"] is not None and not 1 <= fields["amount_off"] <= 99_999_999:
+        raise Invalid("amount_off must be a positive whole number of minor units", field="amount_off")
+    if fields["fixed_price"] is not None and not 0 <= fields["fixed_price"] <= 99_999_999:
+        raise Invalid("fixed_price must not be negative", field="fixed_price")
+    if creating or "max_uses" in data:
+        fields["max_uses"] = _whole(data, "max_uses")
+        if fields["max_uses"] is not None and not 1 <= fields["max_uses"] <= 1_000_000:
+            raise Invalid("max_uses must be from 1 to 1000000, or null for no limit", field="max_uses")
+    for name in ("valid_from", "valid_until"):
+        if creating or name in data:
+            fields[name] = _when(data, name)
+    if fields["valid_from"] and fields["valid_until"] and fields["valid_until"] <= fields["valid_from"]:
+        raise Invalid("valid_until must be after valid_from", field="valid_until")
+    if creating or "webinar_id" in data:
+        value = data.get("webinar_id")
+        if value is None:
+            fields["webinar_id"] = None
+        else:
+            try:
+                webinar_id = uuid.UUID(str(value))
+            except ValueError:
+                raise Invalid("webinar_id must be a webinar's id, or null for all of yours", field="webinar_id") from None
+            # Another organizer's webinar is as unknown as one that does not exist.
+            fields["webinar_id"] = (await get_own_webinar(session, organizer, webinar_id)).id
+    if creating or "ticket_type_ids" in data or "webinar_id" in data:
+        ids = data.get("ticket_type_ids", fields.get("ticket_type_ids") or [])
+        if ids is None:
+            ids = []
+        if not isinstance(ids, list) or len(ids) > 20:
+            raise Invalid("ticket_type_ids must be a list of at most 20 ticket type ids", field="ticket_type_ids")
+        try:
+            wanted = {uuid.UUID(str(value)) for value in ids}
+        except ValueError:
+            raise Invalid("ticket_type_ids must hold ticket type ids", field="ticket_type_ids") from None
+        if wanted:
+            if fields["webinar_id"] is None:
+                raise Invalid("ticket_type_ids need webinar_id: types belong to one webinar", field="ticket_type_ids")
+            found = set(await session.scalars(select(TicketType.id).where(
+                TicketType.id.in_(wanted), TicketType.webinar_id == fields["webinar_id"])))
+            if found != wanted:
+                raise Invalid("a ticket type in ticket_type_ids is not one of this webinar's", field="ticket_type_ids")
+        fields["ticket_type_ids"] = sorted(str(value) for value in wanted)
+    return fields
+
+
+async def list_codes(session: AsyncSession, organizer: Organizer) -> list[PromoCode]:
+    query = select(PromoCode).where(PromoCode.organizer_id == organizer.id).order_by(PromoCode.created_at, PromoCode.id)
+    return list(await session.scalars(query))
+
+
+async def _own_code(session: AsyncSession, organizer: Organizer, code_id: uuid.UUID) -> PromoCode:
+    code = await session.scalar(select(PromoCode).where(PromoCode.id == code_id).with_for_update())
+    if code is None or code.organizer_id != organizer.id:
+        raise NotFound("no such promo code")
+    return code
+
+
+async def _save(session: AsyncSession, code: PromoCode) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"you already have the code {code.code!r}") from None
+
+
+async def create_code(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any]) -> PromoCode:
+    """A new code of the organizer; Invalid, Conflict (the code exists) or NotFound (webinar)."""
+    fields = await _fields(session, organizer, data, None)
+    code = PromoCode(organizer_id=organizer.id, uses_reserved=0, uses_paid=0, revenue=0, **fields)
+    session.add(code)
+    await _save(session, code)
+    return code
+
+
+async def update_code(session: AsyncSession, organizer: Organizer, code_id: uuid.UUID,
+                      data: Mapping[str, Any]) -> PromoCode:
+    code = await _own_code(session, organizer, code_id)
+    current = {name: getattr(code, name) for name in (*FIELDS, "code_key")}
+    fields = await _fields(session, organizer, data, current)
+    if fields["max_uses"] is not None and fields["max_uses"] < code.uses_reserved + code.uses_paid:
+        raise Conflict(f"max_uses cannot go below the {code.uses_reserved + code.uses_paid} uses already taken")
+    for name, value in fields.items():
+        setattr(code, name, value)
+    await _save(session, code)
+    return code
+
+
+async def delete_code(session: AsyncSession, organizer: Organizer, code_id: uuid.UUID) -> None:
+    """Remove a code; orders priced with it keep their prices (their link to it is cleared)."""
+    code = await _own_code(session, organizer, code_id)
+    await session.delete(code)
+    await session.flush()
+
+
+# --- the buyer's side ----------------------------------------------------------------------
+
+
+async def find_code(session: AsyncSession, webinar: Webinar, text: str, *, now: dt.datetime) -> PromoCode:
+    """The organizer's code `text` valid for `webinar` now; NotFound or Conflict saying why not."""
+    key = code_key(text)
+    code = await session.scalar(select(PromoCode).where(PromoCode.organizer_id == webinar.organizer_id,
+                                                        PromoCode.code_key == key))
+    if code is None or (code.webinar_id is not None and code.webinar_id != webinar.id):
+        raise NotFound("this promo code is not known")
+    if code.valid_from is not None and now < code.valid_from:
+        raise Conflict("this promo code is not valid yet")
+    if code.valid_until is not None and now >= code.valid_until:
+        raise Conflict("this promo code has expired")
+    if code.max_uses is not None and code.uses_reserved + code.uses_paid >= code.max_uses:
+        raise Conflict("this promo code has been used up")
+    return code
+
+
+def applies_to(code: PromoCode, kind: TicketType) -> bool:
+    return not code.ticket_type_ids or str(kind.id) in code.ticket_type_ids
+
+
+def reveals(code: PromoCode, kind: TicketType) -> bool:
+    """Whether the code makes this hidden type buyable: it names the type."""
+    return str(kind.id) in code.ticket_type_ids
+
+
+def unit_price(code: PromoCode | None, kind: TicketType) -> int:
+    """A seat of `kind` with the code, never below 0 nor above the type's own price."""
+    price = kind.price_amount
+    if code is None or not applies_to(code, kind):
+        return price
+    if code.percent_off is not None:
+        # Rounded in the buyer's favour.
+        return price - (price * code.percent_off + 99) // 100
+    if code.amount_off is not None:
+        return max(price - code.amount_off, 0)
+    return min(code.fixed_price or 0, price)
+
+
+async def reserve(session: AsyncSession, code: PromoCode, order: Order) -> None:
+    """Hold one use of the code for `order`; Conflict when it was used up meanwhile."""
+    query = update(PromoCode).where(PromoCode.id == code.id).values(uses_reserved=PromoCode.uses_reserved + 1)
+    if code.max_uses is not None:
+        query = query.where(PromoCode.uses_reserved + PromoCode.uses_paid < PromoCode.max_uses)
+    result = await session.execute(query.execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict("this promo code has been used up")
+    order.promo_code_id, order.promo_use = code.id, "reserved"
+
+
+async def account(session: AsyncSession, order: Order, status: OrderStatus) -> None:
+    """Move the order's use of its code on by its status: used once paid, released when the
+    checkout expired or failed. Idempotent; the caller holds the order's lock (see `settle`)."""
+    if order.promo_code_id is None or order.promo_use != "reserved":
+        return
+    if status == OrderStatus.PENDING:
+        return
+    if status in (OrderStatus.EXPIRED, OrderStatus.FAILED):
+        values: dict[str, Any] = {"uses_reserved": PromoCode.uses_reserved - 1}
+        order.promo_use = "released"
+    else:
+        values = {"uses_reserved": PromoCode.uses_reserved - 1, "uses_paid": PromoCode.uses_paid + 1,
+                  "revenue": PromoCode.revenue + (order.amount_total or 0)}
+        order.promo_use = "used"
+    await session.execute(update(PromoCode).where(PromoCode.id == order.promo_code_id).values(**values)
+                          .execution_options(synchronize_session=False))
