@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.models import Order, OrderStatus, Organizer, PromoCode, TicketType, Webinar
-from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.orders.ticket_types import _when
 from ticketing.webinars.service import get_own_webinar
 
@@ -86,7 +86,10 @@ async def _fields(session: AsyncSession, organizer: Organizer, data: Mapping[str
             except ValueError:
                 raise Invalid("webinar_id must be a webinar's id, or null for all of yours", field="webinar_id") from None
             # Another organizer's webinar is as unknown as one that does not exist.
-            fields["webinar_id"] = (await get_own_webinar(session, organizer, webinar_id)).id
+            try:
+                fields["webinar_id"] = (await get_own_webinar(session, organizer, webinar_id)).id
+            except Forbidden:
+                raise NotFound("no such webinar") from None
     if creating or "ticket_type_ids" in data or "webinar_id" in data:
         ids = data.get("ticket_type_ids", fields.get("ticket_type_ids") or [])
         if ids is None:
@@ -161,18 +164,19 @@ async def delete_code(session: AsyncSession, organizer: Organizer, code_id: uuid
 
 
 async def find_code(session: AsyncSession, webinar: Webinar, text: str, *, now: dt.datetime) -> PromoCode:
-    """The organizer's code `text` valid for `webinar` now; NotFound or Conflict saying why not."""
+    """The organizer's code `text` valid for `webinar` now; NotFound or Conflict saying why not
+    (field "code"; `reason` one of "unknown", "not_yet", "expired", "used_up" for the page)."""
     key = code_key(text)
     code = await session.scalar(select(PromoCode).where(PromoCode.organizer_id == webinar.organizer_id,
                                                         PromoCode.code_key == key))
     if code is None or (code.webinar_id is not None and code.webinar_id != webinar.id):
-        raise NotFound("this promo code is not known")
+        raise NotFound("this promo code is not known", field="code", reason="unknown")
     if code.valid_from is not None and now < code.valid_from:
-        raise Conflict("this promo code is not valid yet")
+        raise Conflict("this promo code is not valid yet", field="code", reason="not_yet")
     if code.valid_until is not None and now >= code.valid_until:
-        raise Conflict("this promo code has expired")
+        raise Conflict("this promo code has expired", field="code", reason="expired")
     if code.max_uses is not None and code.uses_reserved + code.uses_paid >= code.max_uses:
-        raise Conflict("this promo code has been used up")
+        raise Conflict("this promo code has been used up", field="code", reason="used_up")
     return code
 
 
@@ -205,7 +209,7 @@ async def reserve(session: AsyncSession, code: PromoCode, order: Order) -> None:
         query = query.where(PromoCode.uses_reserved + PromoCode.uses_paid < PromoCode.max_uses)
     result = await session.execute(query.execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        raise Conflict("this promo code has been used up")
+        raise Conflict("this promo code has been used up", field="code", reason="used_up")
     order.promo_code_id, order.promo_use = code.id, "reserved"
 
 

@@ -146,7 +146,7 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
         raise Invalid("free seats of this webinar can only be taken together with a paid one", field="quantity")
     if minimum is not None and amount < minimum and promo is not None:
         raise Invalid(f"with this promo code the order comes to less than the smallest amount a card can be "
-                      f"charged ({describe_amount(minimum, webinar.currency)})", field="code")
+                      f"charged ({describe_amount(minimum, webinar.currency)})", field="code", reason="below_minimum")
     if minimum is not None and amount < minimum:
         raise Invalid(f"the order comes to less than the smallest amount a card can be charged "
                       f"({describe_amount(minimum, webinar.currency)})", field="quantity")

@@ -93,14 +93,17 @@ class Offer:
     upcoming: bool
 
 
-def offers(kinds: list[TicketType], webinar: Webinar, now: dt.datetime) -> list[Offer]:
-    """The visible types of the webinar for its public page, in page order."""
+def offers(kinds: list[TicketType], webinar: Webinar, now: dt.datetime, *,
+           revealed: frozenset[str] = frozenset()) -> list[Offer]:
+    """The visible types of the webinar for its public page, in page order; hidden ones too
+    when their ids are `revealed` (by a promo code)."""
     shown = []
     for kind in kinds:
-        if kind.hidden:
+        unhidden = str(kind.id) in revealed
+        if kind.hidden and not unhidden:
             continue
         left = seats_left(kind, webinar)
-        shown.append(Offer(kind, checkout_open(kind, webinar, now) and left != 0, left,
+        shown.append(Offer(kind, checkout_open(kind, webinar, now, revealed=unhidden) and left != 0, left,
                            upcoming=kind.sales_start is not None and now < kind.sales_start))
     return shown
 

@@ -10,17 +10,18 @@ from aiohttp import web
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, Webinar
-from ticketing.errors import Invalid, NotFound, RateLimited
+from ticketing.errors import Conflict, DomainError, Invalid, NotFound, RateLimited
 from ticketing.inputs import email_address, has_control, path_number
 from ticketing.mail.calendar import google_calendar_url, webinar_event
 from ticketing.mail.compose import REFUND_DAYS, mail_domain
-from ticketing.orders import registrations, seats, ticket_types
+from ticketing.orders import promo_codes, registrations, seats, ticket_types
 from ticketing.orders import service as orders
 from ticketing.orders.references import order_reference
 from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
 from ticketing.tickets import sealing
+from ticketing.web import middlewares
 from ticketing.web.buyer.common import organizer_of, render_page
 from ticketing.web.keys import BUYER_PAGE, HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
 from ticketing.web.responses import read_form, read_json, render
@@ -39,14 +40,29 @@ async def webinar_page(request: web.Request) -> web.Response:
 
 
 async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: str = "", email_error: bool = False,
+                        code_text: str | None = None, code_error: DomainError | None = None,
                         status: int = 200) -> web.Response:
+    if code_text is None:
+        code_text = request.query.get("code", "").strip()[:64]
+    now = utcnow()
+    code = None
     async with request.app[SESSIONMAKER]() as session:
         webinar = await webinars.get_webinar(session, webinar_id)
         organizer = await organizer_of(session, webinar)
         kinds = await ticket_types.types_of(session, webinar.id) if webinar.typed else []
-    now = utcnow()
-    offers = ticket_types.offers(kinds, webinar, now)
+        default = await ticket_types.default_type(session, webinar.id)
+        if code_text and code_error is None:
+            try:
+                code = await promo_codes.find_code(session, webinar, code_text, now=now)
+            except (NotFound, Conflict) as problem:
+                code_error = problem
+    revealed = frozenset(code.ticket_type_ids) if code is not None else frozenset()
+    offers = ticket_types.offers(kinds, webinar, now, revealed=revealed)
+    prices = {kind.id: promo_codes.unit_price(code, kind) for kind in [*kinds, default]}
     return render_page(request, "buyer/webinar.html", {
+        "code": code_text, "code_applied": code is not None,
+        "code_error": code_error.reason if code_error is not None else None,
+        "prices": prices, "default_price": prices[default.id],
         "seats_left": webinars.seats_left(webinar),
         "sales": sales.sales_state(webinar, now),
         "sales_close": sales.checkout_closes_at(webinar),
@@ -144,14 +160,21 @@ async def checkout(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     # The browser keeps a private key; the order page code is sealed to its public half.
     browser = sealing.new_private_key()
-    async with request.app[SESSIONMAKER].begin() as session:
-        order, webinar = await orders.start_order(session, webinar_id, quantity, email,
-                                                  browser_key=sealing.public_key(browser), lines=lines, code=code)
-        if code and order.expected_amount == 0:
-            # The code makes the order free: there is nothing to pay, so no checkout either.
-            await orders.register_free(session, order, webinar)
-        chosen = await orders.priced_lines(session, order)
-        promo = code if order.promo_code_id is not None else None
+    try:
+        async with request.app[SESSIONMAKER].begin() as session:
+            order, webinar = await orders.start_order(session, webinar_id, quantity, email,
+                                                      browser_key=sealing.public_key(browser), lines=lines, code=code)
+            if code and order.expected_amount == 0:
+                # The code makes the order free: there is nothing to pay, so no checkout either.
+                await orders.register_free(session, order, webinar)
+            chosen = await orders.priced_lines(session, order)
+            promo = code if order.promo_code_id is not None else None
+    except (NotFound, Conflict, Invalid) as problem:
+        if problem.field != "code" or request.content_type == "application/json":
+            raise
+        # A form: the page again, saying what is wrong with the code.
+        return await _webinar_page(request, webinar_id, code_text=code or "", code_error=problem,
+                                   status=middlewares.status_of(problem))
     if order.expected_amount == 0 and promo:
         return _see_other(request, f"{settings.base_url}/checkout/success?order={order.id}", order, browser)
     client = request.app[STRIPE]
