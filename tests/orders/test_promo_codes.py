@@ -235,3 +235,24 @@ async def test_a_code_reveals_the_hidden_type_it_names(client, key, sessionmaker
     async with sessionmaker() as session:
         line = await session.scalar(select(OrderLine))
     assert line.ticket_type_id == uuid.UUID(press["id"]) and line.unit_amount == 600
+
+
+async def test_a_paid_order_with_a_code_that_changed_no_price_still_counts_its_use(client, key, sessionmaker):
+    # Such a payment looks like a plain one; the use must still move from reserved to used.
+    webinar = await _webinar(client, key, price_amount=2500, capacity=10)
+    await _code(client, key, code="FLAT", fixed_price=3000)  # above the price: no seat gets dearer
+    response = await client.post(f"/w/{webinar['id']}/checkout", allow_redirects=False,
+                                 data={"email": "a@example.com", "code": "flat"})
+    assert response.status == 303, await response.text()
+    async with sessionmaker() as session:
+        order = await session.scalar(select(Order))
+    assert order.expected_amount == 2500
+    assert (await _row(sessionmaker, Webinar, webinar["id"])).typed is False
+    row = await _row(sessionmaker, Webinar, webinar["id"])
+    evt = factories.event("checkout.session.completed", factories.checkout_session(
+        row, amount_total=2500, session_id=order.stripe_session_id, order_id=order.id))
+    assert (await (await factories.post_event(client, evt)).json())["outcome"] == "order_paid"
+    async with sessionmaker() as session:
+        code = await session.scalar(select(PromoCode))
+        assert (await session.get(Order, order.id)).promo_use == "used"
+    assert code.uses_paid == 1 and code.uses_reserved == 0 and code.revenue == 2500

@@ -131,6 +131,8 @@ def _statements(dialect: str) -> types.SimpleNamespace:
                    ORDERS.c.completed_at.is_(None), ORDERS.c.expired_at.is_(None),
                    ORDERS.c.payment_failed_at.is_(None), ORDERS.c.refunded_at.is_(None),
                    ORDERS.c.disputed_at.is_(None), ORDERS.c.stripe_payment_intent_id.is_(None),
+                   # A promo code's use is counted by the full path's `settle`.
+                   ORDERS.c.promo_code_id.is_(None),
                    ORDERS.c.expected_amount == new.amount_total),
     ).returning(ORDERS.c.quantity, ORDERS.c.email, ORDERS.c.buyer_name, ORDERS.c.browser_key)
     order_values = (update(ORDERS).where(ORDERS.c.id == bindparam("o_id", type_=ORDERS.c.id.type))
