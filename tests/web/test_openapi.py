@@ -231,6 +231,10 @@ async def _fixture_ids(client, sessionmaker, api_key: str, events_secret: str) -
                                      json={"name": name, "price_amount": 1000})
         assert response.status == 201, await response.text()
         ids[name] = (await response.json())["id"]
+    for name in ("promo_code", "code_to_delete"):
+        response = await client.post("/api/promo-codes", headers=headers, json={"code": name, "percent_off": 10})
+        assert response.status == 201, await response.text()
+        ids[name] = (await response.json())["id"]
     return ids
 
 
@@ -238,8 +242,10 @@ async def _fixture_ids(client, sessionmaker, api_key: str, events_secret: str) -
 # webinar or one ticket; an {id} of anything else is generated (and so unknown: 404).
 PINNED_ID = {"POST /api/webinars/{id}/cancel": "to_cancel", "POST /api/tickets/{id}/revoke": "to_revoke",
              "POST /api/tickets/{id}/resend": "to_resend", "POST /api/tickets/{id}/restore": "to_restore",
-             "DELETE /api/keys/{id}": "key_to_revoke", "DELETE /api/ticket-types/{id}": "type_to_delete"}
-SHARED_ID = {"/api/webinars/{id}": "webinar", "/api/tickets/{id}": "ticket", "/api/ticket-types/{id}": "ticket_type"}
+             "DELETE /api/keys/{id}": "key_to_revoke", "DELETE /api/ticket-types/{id}": "type_to_delete",
+             "DELETE /api/promo-codes/{id}": "code_to_delete"}
+SHARED_ID = {"/api/webinars/{id}": "webinar", "/api/tickets/{id}": "ticket", "/api/ticket-types/{id}": "ticket_type",
+             "/api/promo-codes/{id}": "promo_code"}
 
 
 def _pinned_id(operation, ids: dict[str, str]) -> dict[str, str] | None:
