@@ -188,7 +188,9 @@ async def confirm_registration(request: web.Request) -> web.Response:
             request[BUYER_PAGE] = (webinar, await organizer_of(session, webinar))
     async with request.app[SESSIONMAKER].begin() as session:
         confirmed = await registrations.confirm(session, code, now=utcnow())
-    response = render(request, "buyer/confirmed.html", {"webinar": confirmed.webinar, "new": confirmed.new})
+    _, organizer = request[BUYER_PAGE]
+    response = render_page(request, "buyer/confirmed.html", {"new": confirmed.new}, webinar=confirmed.webinar,
+                           organizer=organizer)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
