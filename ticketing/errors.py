@@ -54,8 +54,9 @@ class RateLimited(DomainError):
 
     code = "too_many_requests"
 
-    def __init__(self, message: str | None = None, *, retry_after: int, field: str | None = None) -> None:
-        super().__init__(message, field=field)
+    def __init__(self, message: str | None = None, *, retry_after: int, field: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message, field=field, reason=reason)
         self.retry_after = retry_after
 
 

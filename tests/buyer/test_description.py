@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from tests import factories
-from ticketing.webinars.description import description_html
+from ticketing.webinars.description import description_html, description_text
 
 ATTACKS = [
     "<script>alert(1)</script>",
@@ -76,3 +76,10 @@ def test_raw_html_is_dropped_not_shown_as_text(raw):
     html = description_html(f"Before\n\n{raw}\n\nAfter with <b>inline</b> tags and a <br> break.")
     assert "<p>Before</p>" in html and "<p>After with inline tags and a  break.</p>" in html
     assert "&lt;" not in html and "alert" not in html and "onclick" not in html and "p{}" not in html
+
+
+def test_the_plain_text_keeps_the_markdown_and_drops_the_raw_html():
+    text = description_text("Slides [here](https://x.example).\n\nWith <b>bold</b> words and a <br> break\n\n"
+                            "<script>alert(1)</script>\n\n<div onclick=\"x()\">\nBlock\n</div>\n\n- *one*")
+    assert text == "Slides [here](https://x.example).\n\nWith bold words and a  break\n\n\n\n- *one*"
+    assert description_text("") == "" and description_text("no markup") == "no markup"

@@ -68,6 +68,9 @@ async def test_a_message_reaches_every_holder_once(setup, smtp, sessionmaker, ma
         assert "Veranstaltet von Ada Events" in text and "https://ada.example/imprint" in text
         assert '<a href="https://example.com/slides" rel="nofollow noopener noreferrer">here</a>' in html
         assert "<em>questions</em>" in html and "<script>" not in html
+        # Raw HTML is dropped as in descriptions: neither run nor shown as text, in either part.
+        assert "&lt;script" not in html and "alert(1)" not in html
+        assert "<script>" not in text and "alert(1)" not in text and "- bring *questions*" in text
         assert '<html lang="de">' in html
     assert all(m["Subject"] != "Slides are up" for m in smtp.to("carl@example.com"))  # revoked: not a holder
 
@@ -135,6 +138,7 @@ async def test_the_console_previews_then_sends(setup, smtp, sessionmaker, make_w
     assert preview.status == 200 and "This goes to 2 ticket holders" in html
     assert '<a href="https://example.com/slides" rel="nofollow noopener noreferrer">here</a>' in html
     assert "<script>alert" not in html
+    assert "&lt;script" not in html.split('id="preview-body"', 1)[1].split("</div>", 1)[0]
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(MessageRecipient)) == 0  # nothing sent yet
     hidden = dict(re.findall(r'<input type="hidden" name="(subject|body)" value="([^"]*)"', html))

@@ -133,6 +133,12 @@ async def find_replaced(session: AsyncSession, code: str) -> tuple[Ticket, Webin
     return row[0], row[1], row[2]
 
 
+async def webinar_of_code(session: AsyncSession, code: str) -> Webinar | None:
+    """The webinar of a current or replaced join link, so that a refusal can speak its language."""
+    found = await find_ticket(session, code) or await find_replaced(session, code)
+    return found[1] if found else None
+
+
 async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Tokens, code: str, *,
                     now: dt.datetime, device: str | None = None) -> Decision:
     """What `/j/{code}` does at `now`; records the join and mints the token when the doors are open.
@@ -145,7 +151,7 @@ async def open_link(sessionmaker: async_sessionmaker[AsyncSession], tokens: Toke
     never holds a lock.
     """
     if not CODE_PATTERN.fullmatch(code):
-        raise NotFound(UNKNOWN_LINK)
+        raise NotFound(UNKNOWN_LINK, reason="unknown_link")
     code_hash = hash_code(code)
     settings = tokens.settings
     if engine_of(sessionmaker).dialect.name == "postgresql":
@@ -178,7 +184,7 @@ async def _open_in_transaction(sessionmaker: async_sessionmaker[AsyncSession], t
         if found is None:
             replaced = await find_replaced(session, code)
             if replaced is None:
-                raise NotFound(UNKNOWN_LINK)
+                raise NotFound(UNKNOWN_LINK, reason="unknown_link")
             ticket, webinar, replacement = replaced
             refused = decide(ticket, webinar, tokens.settings, now=now)
             if isinstance(refused, Gone):

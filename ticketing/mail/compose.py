@@ -22,7 +22,7 @@ from ticketing.mail.calendar import invitation
 from ticketing.mail.message import Attachment, Mail, address, mail, sender_header, wire_address
 from ticketing.orders.references import order_reference
 from ticketing.settings import Settings
-from ticketing.webinars.description import description_html
+from ticketing.webinars.description import description_html, description_text
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
@@ -95,6 +95,7 @@ def _environment() -> jinja2.Environment:
     i18n.install(env)
     # Organizers' Markdown (messages to attendees) rendered and cleaned as descriptions are.
     env.filters["markdown"] = description_html
+    env.filters["markdown_text"] = description_text
     return env
 
 

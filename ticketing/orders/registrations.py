@@ -101,6 +101,15 @@ class Confirmed:
     new: bool
 
 
+async def webinar_of_code(session: AsyncSession, code: str) -> Webinar | None:
+    """The webinar a confirmation link is for, so that its refusals can speak the webinar's language."""
+    wanted = hash_code(code)
+    registration = await session.scalar(select(Registration).where(Registration.code_hash == wanted))
+    if registration is None or not hmac.compare_digest(registration.code_hash, wanted):
+        return None
+    return await session.get(Webinar, registration.webinar_id)
+
+
 async def confirm(session: AsyncSession, code: str, *, now: dt.datetime) -> Confirmed:
     """Take the seat of the registration whose confirmation link carries `code` (once; opening
     the link again changes nothing). Its ticket and join mail are made as for a paid order.
@@ -111,14 +120,15 @@ async def confirm(session: AsyncSession, code: str, *, now: dt.datetime) -> Conf
     wanted = hash_code(code)
     registration = await session.scalar(select(Registration).where(Registration.code_hash == wanted).with_for_update())
     if registration is None or not hmac.compare_digest(registration.code_hash, wanted):
-        raise NotFound("this confirmation link is unknown, or a newer one was sent to the same address")
+        raise NotFound("this confirmation link is unknown, or a newer one was sent to the same address",
+                       reason="unknown_confirmation")
     webinar = await get_webinar(session, registration.webinar_id)
     if registration.order_id is not None:
         return Confirmed(registration, webinar, new=False)
     if webinar.status == WebinarStatus.CANCELLED:
-        raise Conflict("this webinar has been cancelled")
+        raise Conflict("this webinar has been cancelled", reason="cancelled")
     if webinar.price_amount != 0:
-        raise Conflict("this webinar is no longer free; buy a ticket on its page instead")
+        raise Conflict("this webinar is no longer free; buy a ticket on its page instead", reason="not_free")
     order, webinar = await start_order(session, webinar.id, 1, registration.email)
     await register_free(session, order, webinar)
     registration.order_id = order.id

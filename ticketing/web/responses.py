@@ -60,7 +60,9 @@ def error_response(request: web.Request, status: int, code: str, message: str, *
         webinar, organizer = buyer
         return render(request, "buyer/error.html", {**i18n.gettext_context(webinar.language), **page,
                                                     "webinar": webinar, "organizer": organizer}, status=status)
-    return render(request, "error.html", page, status=status)
+    # A refusal with a reason can be said in the reader's language; other plain errors stay English.
+    lang = i18n.preferred_language(request.headers.get("Accept-Language")) if reason else i18n.DEFAULT
+    return render(request, "error.html", {**i18n.gettext_context(lang), **page}, status=status)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

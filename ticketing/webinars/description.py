@@ -20,6 +20,25 @@ ALLOWED_TAGS = {"p", "br", "a", "ul", "ol", "li", "em", "strong", "h1", "h2", "h
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
 
 
+def description_text(text: str) -> str:
+    """The Markdown as written, less the raw HTML that `description_html` drops, for plain-text mails."""
+    lines = (text or "").splitlines(keepends=True)
+    dropped: set[int] = set()
+    for token in _MARKDOWN.parse(text or ""):
+        if token.type in RAW_HTML and token.map:
+            dropped.update(range(*token.map))
+        elif token.children and token.map and any(c.type in RAW_HTML for c in token.children):
+            start, end = token.map
+            block = "".join(lines[start:end])
+            kept, at = [], 0
+            for child in token.children:
+                if child.type in RAW_HTML and (found := block.find(child.content, at)) >= 0:
+                    kept.append(block[at:found])
+                    at = found + len(child.content)
+            lines[start:end] = ["".join(kept) + block[at:]] + [""] * (end - start - 1)
+    return "".join(line for number, line in enumerate(lines) if number not in dropped)
+
+
 def description_html(text: str) -> Markup:
     """The description rendered and sanitised; safe to put in a page as it is."""
     tokens = [t for t in _MARKDOWN.parse(text or "") if t.type not in RAW_HTML]

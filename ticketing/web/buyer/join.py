@@ -10,10 +10,10 @@ from ticketing.access import join
 from ticketing.access.devices import InUse
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer
-from ticketing.errors import NotFound
+from ticketing.errors import NotFound, RateLimited
 from ticketing.web.buyer import devices
 from ticketing.web.buyer.common import organizer_of, render_page
-from ticketing.web.keys import JOIN_LIMITS, SESSIONMAKER, SETTINGS, TOKENS
+from ticketing.web.keys import BUYER_PAGE, JOIN_LIMITS, SESSIONMAKER, SETTINGS, TOKENS
 
 routes = web.RouteTableDef()
 
@@ -27,8 +27,11 @@ async def _check_rate(request: web.Request, code: str) -> None:
     db = request.app[SESSIONMAKER]
     wait = await limits.per_address.wait(db, request.remote or "unknown") or await limits.per_code.hit(db, code)
     if wait:
-        raise web.HTTPTooManyRequests(text="Too many requests for this link; try again in a moment.",
-                                      headers={"Retry-After": str(wait)})
+        async with db() as session:
+            webinar = await join.webinar_of_code(session, code)
+            if webinar is not None:
+                request[BUYER_PAGE] = (webinar, await organizer_of(session, webinar))
+        raise RateLimited("Too many requests for this link; try again in a moment.", retry_after=wait, reason="rate")
 
 
 async def _organizer(request: web.Request, webinar) -> Organizer | None:

@@ -215,9 +215,15 @@ async def _register(request: web.Request, webinar_id, quantity: int, email: str 
 @routes.get("/r/{code}")
 async def confirm_registration(request: web.Request) -> web.Response:
     """The confirmation link of a free registration: takes the seat (once) and mails the join link."""
+    code = request.match_info["code"]
+    async with request.app[SESSIONMAKER]() as session:
+        if (webinar := await registrations.webinar_of_code(session, code)) is not None:
+            request[BUYER_PAGE] = (webinar, await organizer_of(session, webinar))
     async with request.app[SESSIONMAKER].begin() as session:
-        confirmed = await registrations.confirm(session, request.match_info["code"], now=utcnow())
-    response = render(request, "buyer/confirmed.html", {"webinar": confirmed.webinar, "new": confirmed.new})
+        confirmed = await registrations.confirm(session, code, now=utcnow())
+    _, organizer = request[BUYER_PAGE]
+    response = render_page(request, "buyer/confirmed.html", {"new": confirmed.new}, webinar=confirmed.webinar,
+                           organizer=organizer)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -12,7 +12,7 @@ from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.tickets.service import order_tickets
 from ticketing.web.keys import SESSIONMAKER, SETTINGS
 from ticketing.web.org.auth import checked_form, organizer_of, page
-from ticketing.web.org.pages import _flash_and_go
+from ticketing.web.org.pages import _flash_and_go, words
 from ticketing.web.templating import money
 from ticketing.webinars import service as webinars
 
@@ -32,13 +32,17 @@ async def _noted(request: web.Request):
 async def restore_confirm(request: web.Request) -> web.Response:
     organizer, note, webinar, tickets = await _noted(request)
     revoked = [t for t in tickets if t.revoked_reason == "disputed"]
-    seats = f"{len(revoked)} ticket{'' if len(revoked) == 1 else 's'}"
+    t = words(request, organizer)
+    buyer = note.order.email or t.gettext("an unknown buyer")
     return await page(request, "confirm.html", {
-        "heading": "Give this order's tickets back?",
-        "lines": [f"The dispute over the order of {note.order.email or 'an unknown buyer'} was won. "
-                  f"Restoring takes {seats} again and mails each holder a new join link; the old links stay dead."],
-        "action": request.path, "button": "Restore the tickets", "danger": False,
-        "back": f"/org/webinars/{webinar.id}", "back_label": "Back",
+        "heading": t.gettext("Give this order's tickets back?"),
+        "lines": [t.ngettext("The dispute over the order of %(buyer)s was won. Restoring takes %(num)d ticket again and "
+                             "mails its holder a new join link; the old link stays dead.",
+                             "The dispute over the order of %(buyer)s was won. Restoring takes %(num)d tickets again "
+                             "and mails each holder a new join link; the old links stay dead.",
+                             len(revoked)) % {"buyer": buyer, "num": len(revoked)}],
+        "action": request.path, "button": t.gettext("Restore the tickets"), "danger": False,
+        "back": f"/org/webinars/{webinar.id}", "back_label": t.gettext("Back"),
     }, organizer=organizer)
 
 
@@ -51,8 +55,10 @@ async def restore(request: web.Request) -> web.Response:
         tickets = await order_lifecycle.restore_order(db, organizer, order_id,
                                                       grace_minutes=request.app[SETTINGS].join_grace_minutes)
         webinar_id = tickets[0].webinar_id
-    return await _flash_and_go(request, f"{len(tickets)} ticket{'' if len(tickets) == 1 else 's'} valid again; "
-                               "new links are on their way.", f"/org/webinars/{webinar_id}")
+    return await _flash_and_go(request, words(request, organizer).ngettext(
+        "%(num)d ticket valid again; a new link is on its way.",
+        "%(num)d tickets valid again; new links are on their way.", len(tickets)) % {"num": len(tickets)},
+        f"/org/webinars/{webinar_id}")
 
 
 async def _seats_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
@@ -87,5 +93,7 @@ async def seats_take(request: web.Request) -> web.Response:
     except Invalid as error:
         return await _seats_page(request, error=error.message[:1].upper() + error.message[1:] + ".", status=422)
     who = ", ".join(t.email for t in tickets)
-    return await _flash_and_go(request, f"Access withdrawn for the refunded seat{'' if len(tickets) == 1 else 's'} "
-                               f"({who}); each holder is told.", f"/org/webinars/{tickets[0].webinar_id}")
+    return await _flash_and_go(request, words(request, organizer).ngettext(
+        "Access withdrawn for the refunded seat (%(who)s); its holder is told.",
+        "Access withdrawn for the refunded seats (%(who)s); each holder is told.", len(tickets)) % {"who": who},
+        f"/org/webinars/{tickets[0].webinar_id}")

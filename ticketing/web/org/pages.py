@@ -16,6 +16,7 @@ from ticketing.errors import Conflict, DomainError, Invalid, NotFound, RateLimit
 from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
+from ticketing.mail.compose import N_
 from ticketing.messages import service as messages
 from ticketing.orders import attendees as attendee_list
 from ticketing.orders import ticket_types
@@ -41,6 +42,11 @@ def _sent_notice(lang: str, count: int) -> str:
 
 # Each language by its own name, as people look for theirs.
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch"}
+
+
+def words(request: web.Request, organizer: Organizer):
+    """The console's catalog in the organizer's language, for flash lines and confirmation pages."""
+    return i18n.translations(console_language(request, organizer))
 
 
 async def _flash_and_go(request: web.Request, message: str, target: str) -> web.Response:
@@ -114,7 +120,8 @@ async def create_webinar(request: web.Request) -> web.Response:
         errors, general = _field_errors(error)
         return await _form_page(request, organizer, webinar=None, values=forms.typed_values(form), errors=errors,
                                 general=general, status=422)
-    return await _flash_and_go(request, f"“{webinar.title}” is on sale.", f"/org/webinars/{webinar.id}")
+    return await _flash_and_go(request, words(request, organizer).gettext("“%(title)s” is on sale.")
+                               % {"title": webinar.title}, f"/org/webinars/{webinar.id}")
 
 
 @routes.get("/org/webinars/{id}/edit")
@@ -159,7 +166,8 @@ async def update_webinar(request: web.Request) -> web.Response:
             errors, general = _field_errors(error)
             return await _form_page(request, organizer, webinar=current, values=forms.typed_values(form),
                                     errors=errors, general=general, status=422 if isinstance(error, Invalid) else 409)
-    message = "Saved. Every attendee is being sent the new time and a new link." if moved else "Saved."
+    t = words(request, organizer)
+    message = t.gettext("Saved. Every attendee is being sent the new time and a new link.") if moved else t.gettext("Saved.")
     return await _flash_and_go(request, message, f"/org/webinars/{webinar_id}")
 
 
@@ -238,7 +246,8 @@ async def create_ticket_type(request: web.Request) -> web.Response:
         errors, general = _type_field_errors(error)
         return await _type_form_page(request, organizer, webinar=webinar, kind=None, errors=errors, general=general,
                                      values=forms.typed_ticket_type_values(form), status=422)
-    return await _flash_and_go(request, f"Ticket type “{kind.name}” added.", f"/org/webinars/{webinar_id}#ticket-types")
+    return await _flash_and_go(request, words(request, organizer).gettext("Ticket type “%(name)s” added.")
+                               % {"name": kind.name}, f"/org/webinars/{webinar_id}#ticket-types")
 
 
 async def _own_type(request: web.Request, organizer: Organizer):
@@ -276,7 +285,8 @@ async def update_ticket_type(request: web.Request) -> web.Response:
         errors, general = _type_field_errors(error)
         return await _type_form_page(request, organizer, webinar=webinar, kind=kind, errors=errors, general=general,
                                      values=forms.typed_ticket_type_values(form), status=422)
-    return await _flash_and_go(request, f"Ticket type “{kind.name}” saved.", f"/org/webinars/{webinar.id}#ticket-types")
+    return await _flash_and_go(request, words(request, organizer).gettext("Ticket type “%(name)s” saved.")
+                               % {"name": kind.name}, f"/org/webinars/{webinar.id}#ticket-types")
 
 
 @routes.get("/org/webinars/{id}/sales.json")
@@ -328,13 +338,17 @@ async def cancel_confirm(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         webinar = await webinars.get_own_webinar(db, organizer, webinar_id)
         preview = await figures.cancel_preview(db, organizer, webinar_id)
-    refunds = f"{preview.refunds} paid order{'' if preview.refunds == 1 else 's'} will be refunded"
-    mails = f"{preview.mails} attendee{'' if preview.mails == 1 else 's'} will get a mail saying so"
+    t = words(request, organizer)
+    refunds = t.ngettext("%(num)d paid order will be refunded", "%(num)d paid orders will be refunded",
+                         preview.refunds) % {"num": preview.refunds}
+    mails = t.ngettext("%(num)d attendee will get a mail saying so", "%(num)d attendees will get a mail saying so",
+                       preview.mails) % {"num": preview.mails}
     return await page(request, "confirm.html", {
-        "heading": f"Cancel “{webinar.title}”?",
-        "lines": [f"{refunds}, and {mails}.", "Sales stop and every join link stops working at once. This cannot be undone."],
-        "action": f"/org/webinars/{webinar_id}/cancel", "button": "Cancel the webinar", "danger": True,
-        "back": f"/org/webinars/{webinar_id}", "back_label": "Keep it",
+        "heading": t.gettext("Cancel “%(title)s”?") % {"title": webinar.title},
+        "lines": [t.gettext("%(refunds)s, and %(mails)s.") % {"refunds": refunds, "mails": mails},
+                  t.gettext("Sales stop and every join link stops working at once. This cannot be undone.")],
+        "action": f"/org/webinars/{webinar_id}/cancel", "button": t.gettext("Cancel the webinar"), "danger": True,
+        "back": f"/org/webinars/{webinar_id}", "back_label": t.gettext("Keep it"),
     }, organizer=organizer)
 
 
@@ -346,22 +360,25 @@ async def cancel_webinar(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     await webinar_lifecycle.cancel_webinar(request.app[SESSIONMAKER], organizer, webinar_id,
                                            grace_minutes=settings.join_grace_minutes, settings=settings)
-    return await _flash_and_go(request, "The webinar is cancelled; refunds and mails are on their way.",
+    return await _flash_and_go(request, words(request, organizer).gettext(
+                               "The webinar is cancelled; refunds and mails are on their way."),
                                f"/org/webinars/{webinar_id}")
 
 
 TICKET_ACTIONS = {
     # action: (heading, what happens, button)
-    "resend": ("Send the join link again?", "{email} gets a mail with a new link; the old link stops working at once.",
-               "Send a new link"),
-    "revoke": ("Revoke this ticket?", "{email} can no longer join and gets a mail saying so. No money is refunded.",
-               "Revoke the ticket"),
-    "restore": ("Give this ticket back?",
-                "The dispute over this order was won: {email} gets the seat back and a mail with a new join link.",
-                "Restore the ticket"),
-    "refund": ("Revoke and refund this ticket?",
-               "{email} can no longer join, gets a mail saying so, and this ticket's share of the order ({amount}) is refunded.",
-               "Revoke and refund"),
+    "resend": (N_("Send the join link again?"),
+               N_("%(email)s gets a mail with a new link; the old link stops working at once."), N_("Send a new link")),
+    "revoke": (N_("Revoke this ticket?"),
+               N_("%(email)s can no longer join and gets a mail saying so. No money is refunded."),
+               N_("Revoke the ticket")),
+    "restore": (N_("Give this ticket back?"),
+                N_("The dispute over this order was won: %(email)s gets the seat back and a mail with a new join link."),
+                N_("Restore the ticket")),
+    "refund": (N_("Revoke and refund this ticket?"),
+               N_("%(email)s can no longer join, gets a mail saying so, and this ticket's share of the order "
+                  "(%(amount)s) is refunded."),
+               N_("Revoke and refund")),
 }
 
 
@@ -404,7 +421,8 @@ async def address_save(request: web.Request) -> web.Response:
             ticket, webinar = await figures.own_ticket(db, organizer, ticket_id)
         return await _address_page(request, organizer, ticket, webinar, email=email,
                                    error=forms.in_form_words(error.message), status=422)
-    return await _flash_and_go(request, f"The ticket's address is now {ticket.email}. Send the link there?",
+    return await _flash_and_go(request, words(request, organizer).gettext(
+                               "The ticket's address is now %(email)s. Send the link there?") % {"email": ticket.email},
                                f"/org/tickets/{ticket.id}/resend")
 
 
@@ -413,12 +431,14 @@ async def ticket_confirm(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
     ticket, webinar = await _ticket(request, organizer)
     heading, what, button = TICKET_ACTIONS[request.match_info["action"]]
+    t = words(request, organizer)
+    amount = i18n.money(webinar.price_amount, webinar.currency, console_language(request, organizer))
     return await page(request, "confirm.html", {
-        "heading": heading,
-        "lines": [what.format(email=ticket.email, amount=i18n.money(webinar.price_amount, webinar.currency,
-                                                                      console_language(request, organizer)))],
-        "action": request.path, "button": button, "danger": request.match_info["action"] in ("revoke", "refund"),
-        "back": f"/org/webinars/{webinar.id}#attendees", "back_label": "Back",
+        "heading": t.gettext(heading),
+        "lines": [t.gettext(what) % {"email": ticket.email, "amount": amount}],
+        "action": request.path, "button": t.gettext(button),
+        "danger": request.match_info["action"] in ("revoke", "refund"),
+        "back": f"/org/webinars/{webinar.id}#attendees", "back_label": t.gettext("Back"),
     }, organizer=organizer)
 
 
@@ -428,17 +448,20 @@ async def ticket_action(request: web.Request) -> web.Response:
     ticket, webinar = await _ticket(request, organizer)
     await checked_form(request)
     action = request.match_info["action"]
+    t = words(request, organizer)
     async with request.app[SESSIONMAKER].begin() as db:
         if action == "resend":
             await ticket_service.resend_ticket(db, organizer, ticket.id)
-            message = f"A new link is on its way to {ticket.email}."
+            message = t.gettext("A new link is on its way to %(email)s.")
         elif action == "restore":
             await ticket_lifecycle.restore_ticket(db, organizer, ticket.id,
                                                   grace_minutes=request.app[SETTINGS].join_grace_minutes)
-            message = f"{ticket.email}'s ticket is valid again; a new link is on its way."
+            message = t.gettext("The ticket of %(email)s is valid again; a new link is on its way.")
         else:
             _, refunded = await ticket_lifecycle.revoke_ticket(db, organizer, ticket.id, refund=action == "refund")
-            message = f"{ticket.email}'s ticket is revoked" + ("; the refund is on its way." if refunded else ".")
+            message = (t.gettext("The ticket of %(email)s is revoked; the refund is on its way.") if refunded
+                       else t.gettext("The ticket of %(email)s is revoked."))
+    message = message % {"email": ticket.email}
     return await _flash_and_go(request, message, f"/org/webinars/{webinar.id}#attendees")
 
 
@@ -468,7 +491,7 @@ async def settings_save(request: web.Request) -> web.Response:
         return await page(request, "settings.html", {"values": {**data, "console_language": language},
                                                      "errors": {field: message}, "languages": LANGUAGE_NAMES},
                           status=422, organizer=organizer)
-    return await _flash_and_go(request, "Settings saved.", "/org/settings")
+    return await _flash_and_go(request, words(request, organizer).gettext("Settings saved."), "/org/settings")
 
 
 async def _keys_page(request: web.Request, organizer: Organizer, *, new_key: str | None = None,
@@ -508,10 +531,13 @@ async def revoke_key_confirm(request: web.Request) -> web.Response:
         key = next((k for k in await apikeys.list_keys(db, organizer) if k.id == key_id), None)
     if key is None:
         raise NotFound("no such API key")
+    t = words(request, organizer)
     return await page(request, "confirm.html", {
-        "heading": f"Revoke the key “{key.name}”?",
-        "lines": [f"Programs using the key starting {key.prefix}… stop working at once. This cannot be undone."],
-        "action": request.path, "button": "Revoke the key", "danger": True, "back": "/org/keys", "back_label": "Keep it",
+        "heading": t.gettext("Revoke the key “%(name)s”?") % {"name": key.name},
+        "lines": [t.gettext("Programs using the key starting %(prefix)s… stop working at once. This cannot be undone.")
+                  % {"prefix": key.prefix}],
+        "action": request.path, "button": t.gettext("Revoke the key"), "danger": True, "back": "/org/keys",
+        "back_label": t.gettext("Keep it"),
     }, organizer=organizer)
 
 
@@ -522,7 +548,8 @@ async def revoke_key(request: web.Request) -> web.Response:
     await checked_form(request)
     async with request.app[SESSIONMAKER].begin() as db:
         key = await apikeys.revoke_key(db, organizer, key_id)
-    return await _flash_and_go(request, f"The key “{key.name}” is revoked.", "/org/keys")
+    return await _flash_and_go(request, words(request, organizer).gettext("The key “%(name)s” is revoked.")
+                               % {"name": key.name}, "/org/keys")
 
 
 async def _messages_page(request: web.Request, organizer: Organizer, webinar_id, *, values: dict[str, str],
