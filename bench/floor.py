@@ -84,7 +84,7 @@ class Postgres:
 
     async def webinar(self, webinar_id: uuid.UUID) -> tuple:
         return await self.pool.fetchrow(
-            "SELECT price_amount, currency, starts_at, sequence, ticket_types.id FROM webinars JOIN ticket_types"
+            "SELECT webinars.price_amount, currency, starts_at, sequence, ticket_types.id FROM webinars JOIN ticket_types"
             " ON ticket_types.webinar_id = webinars.id AND ticket_types.is_default WHERE webinars.id = $1", webinar_id)
 
     async def purchase(self, work: dict) -> bool:
@@ -138,7 +138,7 @@ class Sqlite:
 
     async def webinar(self, webinar_id: uuid.UUID) -> tuple:
         async with self.db.execute(
-                "SELECT price_amount, currency, starts_at, sequence, ticket_types.id FROM webinars JOIN ticket_types"
+                "SELECT webinars.price_amount, currency, starts_at, sequence, ticket_types.id FROM webinars JOIN ticket_types"
                 " ON ticket_types.webinar_id = webinars.id AND ticket_types.is_default WHERE webinars.id = ?",
                 (webinar_id.hex,)) as cursor:
             price, currency, starts, sequence, type_id = await cursor.fetchone()
