@@ -118,8 +118,8 @@ async def test_asking_more_seats_than_are_left_answers_in_german_and_leads_back(
     async with sessionmaker.begin() as session:  # meanwhile two seats go to others
         await session.execute(update(Webinar).where(Webinar.id == webinar.id).values(seats_taken=2))
     await page.focus("#quantity")
-    await page.keyboard.press("Enter")
-    await page.wait_for_load_state()
+    async with page.expect_navigation():  # the answer replaces the page, not a load of the old one
+        await page.keyboard.press("Enter")
     assert await page.inner_text("h1") == "Nicht verfügbar"
     assert await page.inner_text("#error-message") == "Nur noch 1 Platz ist frei. Wählen Sie weniger Plätze und versuchen Sie es erneut."
     assert "Widget-Akademie" in await page.inner_text("footer")
