@@ -3,13 +3,18 @@ values no database column can hold."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
 from ticketing.errors import Invalid, NotFound
+
+# Far enough from datetime's limits that windows, reminders and tokens never overflow.
+YEARS = (2000, 9000)
 
 
 def has_control(value: str, *, allow_newlines: bool = False) -> bool:
@@ -89,3 +94,32 @@ def check_storable(data: Any) -> None:
                 stack.append((name, item, depth + 1))
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))
+
+
+def whole_number(data: Mapping[str, Any], name: str, *, required: bool = False) -> int | None:
+    """`data[name]` as an int (never a bool), None when absent and not required."""
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise Invalid(f"{name} is required", field=name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"{name} must be a whole number", field=name)
+    return value
+
+
+def iso_time(value: str, name: str) -> dt.datetime:
+    """An ISO 8601 time with its UTC offset (kept as given), within YEARS once in UTC."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{name} is not an ISO 8601 time: {value!r}", field=name) from None
+    if parsed.tzinfo is None:
+        raise Invalid(f"{name} needs a UTC offset, e.g. {value}+00:00 or {value}Z", field=name)
+    try:
+        in_range = YEARS[0] <= parsed.astimezone(dt.UTC).year <= YEARS[1]
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise Invalid(f"{name} must be between the years {YEARS[0]} and {YEARS[1]}", field=name)
+    return parsed

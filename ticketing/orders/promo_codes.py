@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.models import Order, OrderStatus, Organizer, PromoCode, TicketType, Webinar
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
-from ticketing.orders.ticket_types import _when
+from ticketing.inputs import whole_number
+from ticketing.orders.ticket_types import when
 from ticketing.webinars.service import get_own_webinar
 
 FIELDS = ("code", "percent_off", "amount_off", "fixed_price", "max_uses", "valid_from", "valid_until",
@@ -31,15 +32,6 @@ _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 
 def code_key(code: str) -> str:
     return code.strip().lower()
-
-
-def _whole(data: Mapping[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"{name} must be a whole number", field=name)
-    return value
 
 
 async def _fields(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any],
@@ -60,7 +52,7 @@ async def _fields(session: AsyncSession, organizer: Organizer, data: Mapping[str
         if len(given) != 1:
             raise Invalid("give exactly one of percent_off, amount_off or fixed_price", field="percent_off")
         for name in DISCOUNTS:
-            fields[name] = _whole(data, name)
+            fields[name] = whole_number(data, name)
     if fields["percent_off"] is not None and not 1 <= fields["percent_off"] <= 100:
         raise Invalid("percent_off must be from 1 to 100", field="percent_off")
     if fields["amount_off"] is not None and not 1 <= fields["amount_off"] <= 99_999_999:
@@ -68,12 +60,12 @@ async def _fields(session: AsyncSession, organizer: Organizer, data: Mapping[str
     if fields["fixed_price"] is not None and not 0 <= fields["fixed_price"] <= 99_999_999:
         raise Invalid("fixed_price must not be negative", field="fixed_price")
     if creating or "max_uses" in data:
-        fields["max_uses"] = _whole(data, "max_uses")
+        fields["max_uses"] = whole_number(data, "max_uses")
         if fields["max_uses"] is not None and not 1 <= fields["max_uses"] <= 1_000_000:
             raise Invalid("max_uses must be from 1 to 1000000, or null for no limit", field="max_uses")
     for name in ("valid_from", "valid_until"):
         if creating or name in data:
-            fields[name] = _when(data, name)
+            fields[name] = when(data, name)
     if fields["valid_from"] and fields["valid_until"] and fields["valid_until"] <= fields["valid_from"]:
         raise Invalid("valid_until must be after valid_from", field="valid_until")
     if creating or "webinar_id" in data:

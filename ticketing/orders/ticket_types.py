@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.models import OrderLine, Organizer, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Invalid, NotFound
-from ticketing.inputs import has_control
+from ticketing.inputs import has_control, iso_time, whole_number
 from ticketing.webinars.minimums import describe as describe_amount
 from ticketing.webinars.minimums import minimum_charge
 from ticketing.webinars.sales import MIN_CHECKOUT_WINDOW, is_on_sale, sales_end
-from ticketing.webinars.service import YEARS, get_own_webinar
+from ticketing.webinars.service import get_own_webinar
 
 FIELDS = ("name", "description", "price_amount", "capacity", "sales_start", "sales_end", "hidden", "position")
 # Limits of the default type that only a typed webinar can honour.
@@ -111,25 +111,14 @@ def offers(kinds: list[TicketType], webinar: Webinar, now: dt.datetime, *,
 # --- the organizer's side ------------------------------------------------------------------
 
 
-def _when(data: Mapping[str, Any], name: str) -> dt.datetime | None:
+def when(data: Mapping[str, Any], name: str) -> dt.datetime | None:
+    """`data[name]`, an optional ISO 8601 time with offset, in UTC."""
     value = data.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise Invalid(f"{name} must be an ISO 8601 time with offset, or null", field=name)
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise Invalid(f"{name} is not an ISO 8601 time: {value!r}", field=name) from None
-    if parsed.tzinfo is None:
-        raise Invalid(f"{name} needs a UTC offset, e.g. {value}+00:00 or {value}Z", field=name)
-    try:
-        parsed = parsed.astimezone(dt.UTC)
-    except OverflowError:
-        raise Invalid(f"{name} must be between the years {YEARS[0]} and {YEARS[1]}", field=name) from None
-    if not YEARS[0] <= parsed.year <= YEARS[1]:
-        raise Invalid(f"{name} must be between the years {YEARS[0]} and {YEARS[1]}", field=name)
-    return parsed
+    return iso_time(value, name).astimezone(dt.UTC)
 
 
 def _text(data: Mapping[str, Any], name: str, *, limit: int, required: bool) -> str:
@@ -147,16 +136,6 @@ def _text(data: Mapping[str, Any], name: str, *, limit: int, required: bool) -> 
     return value
 
 
-def _whole(data: Mapping[str, Any], name: str, *, required: bool) -> int | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise Invalid(f"{name} is required", field=name)
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"{name} must be a whole number", field=name)
-    return value
-
 
 def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
     creating = base is None
@@ -169,19 +148,19 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str
     if creating or "description" in data:
         fields["description"] = _text(data, "description", limit=2000, required=False)
     if creating or "price_amount" in data:
-        fields["price_amount"] = _whole(data, "price_amount", required=True)
+        fields["price_amount"] = whole_number(data, "price_amount", required=True)
     if creating or "capacity" in data:
-        fields["capacity"] = _whole(data, "capacity", required=False)
+        fields["capacity"] = whole_number(data, "capacity", required=False)
     for name in ("sales_start", "sales_end"):
         if creating or name in data:
-            fields[name] = _when(data, name)
+            fields[name] = when(data, name)
     if creating or "hidden" in data:
         hidden = data.get("hidden", False)
         if not isinstance(hidden, bool):
             raise Invalid("hidden must be true or false", field="hidden")
         fields["hidden"] = hidden
     if creating or "position" in data:
-        position = _whole(data, "position", required=False)
+        position = whole_number(data, "position", required=False)
         fields["position"] = 0 if position is None else position
     return fields
 

@@ -19,7 +19,7 @@ from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.i18n import zone
-from ticketing.inputs import has_control
+from ticketing.inputs import has_control, iso_time, whole_number
 from ticketing.jobs import enqueue
 from ticketing.webinars import options as attendance_options
 from ticketing.webinars.minimums import describe as describe_amount
@@ -29,7 +29,6 @@ ROOM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")
 # Codes ISO 4217 keeps for testing, metals and "no currency": nobody pays in these.
 _NOT_MONEY = {"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XSU", "XUA", "XBA", "XBB", "XBC", "XBD"}
 CURRENCIES = frozenset(list_currencies()) - _NOT_MONEY
-YEARS = (2000, 9000)
 EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room",
             "sales_end", "language")
 EDITABLE = EDITABLE + attendance_options.FIELDS
@@ -69,31 +68,7 @@ def _when(data: Mapping[str, Any], name: str) -> dt.datetime:
     value = data.get(name)
     if not isinstance(value, str):
         raise Invalid(f"{name} is required as an ISO 8601 time with offset, e.g. 2030-01-31T18:00:00+01:00", field=name)
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise Invalid(f"{name} is not an ISO 8601 time: {value!r}", field=name) from None
-    if parsed.tzinfo is None:
-        raise Invalid(f"{name} needs a UTC offset, e.g. {value}+00:00 or {value}Z", field=name)
-    # Far enough from datetime's limits that windows, reminders and tokens never overflow.
-    try:
-        in_range = YEARS[0] <= parsed.astimezone(dt.UTC).year <= YEARS[1]
-    except OverflowError:
-        in_range = False
-    if not in_range:
-        raise Invalid(f"{name} must be between the years {YEARS[0]} and {YEARS[1]}", field=name)
-    return parsed
-
-
-def _integer(data: Mapping[str, Any], name: str, *, required: bool) -> int | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise Invalid(f"{name} is required", field=name)
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"{name} must be a whole number", field=name)
-    return value
+    return iso_time(value, name)
 
 
 def _language(value: object) -> str:
@@ -212,11 +187,11 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> tuple[di
         if creating or name in data:
             read(name, lambda name=name: _when(data, name))
     if creating or "price_amount" in data:
-        read("price_amount", lambda: _integer(data, "price_amount", required=True))
+        read("price_amount", lambda: whole_number(data, "price_amount", required=True))
     if creating or "currency" in data:
         read("currency", lambda: _text(data, "currency", limit=3, required=True).lower())
     if creating or "capacity" in data:
-        read("capacity", lambda: _integer(data, "capacity", required=False))
+        read("capacity", lambda: whole_number(data, "capacity", required=False))
     if creating or "room" in data:
         read("room", room)
     if creating or "sales_end" in data:
