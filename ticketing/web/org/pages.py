@@ -211,10 +211,19 @@ def _type_form_page(request, organizer, *, webinar: Webinar, kind, values: dict[
                 organizer=organizer)
 
 
-def _type_field_errors(error: DomainError) -> tuple[dict[str, str], str | None]:
-    field = {"price_amount": "price"}.get(error.field or "", error.field)
-    message = forms.in_form_words(error.message.replace("sales_start", "the start of sales"))
-    return ({field: message}, None) if field in forms.TYPE_FIELDS else ({}, message)
+def _type_form_refused(request, organizer, form, error: forms.FormErrors | DomainError, *, webinar: Webinar, kind):
+    """The ticket type form again (422) with what was typed and why it was refused: the form's own
+    field errors, or the service's refusal next to its field (or above the form)."""
+    errors: dict[str, str]
+    general = None
+    if isinstance(error, forms.FormErrors):
+        errors = error.errors
+    else:
+        field = {"price_amount": "price"}.get(error.field or "", error.field)
+        message = forms.in_form_words(error.message.replace("sales_start", "the start of sales"))
+        errors, general = ({field: message}, None) if field in forms.TYPE_FIELDS else ({}, message)
+    return _type_form_page(request, organizer, webinar=webinar, kind=kind, errors=errors, general=general,
+                           values=forms.typed_ticket_type_values(form), status=422)
 
 
 @routes.get("/org/webinars/{id}/ticket-types/new")
@@ -239,13 +248,8 @@ async def create_ticket_type(request: web.Request) -> web.Response:
         data = forms.ticket_type_input(form, webinar)
         async with request.app[SESSIONMAKER].begin() as db:
             kind, _ = await ticket_types.create_type(db, organizer, webinar_id, data)
-    except forms.FormErrors as error:
-        return await _type_form_page(request, organizer, webinar=webinar, kind=None, errors=error.errors,
-                                     values=forms.typed_ticket_type_values(form), status=422)
-    except (Invalid, Conflict) as error:
-        errors, general = _type_field_errors(error)
-        return await _type_form_page(request, organizer, webinar=webinar, kind=None, errors=errors, general=general,
-                                     values=forms.typed_ticket_type_values(form), status=422)
+    except (forms.FormErrors, Invalid, Conflict) as error:
+        return await _type_form_refused(request, organizer, form, error, webinar=webinar, kind=None)
     return await _flash_and_go(request, words(request, organizer).gettext("Ticket type “%(name)s” added.")
                                % {"name": kind.name}, f"/org/webinars/{webinar_id}#ticket-types")
 
@@ -278,13 +282,8 @@ async def update_ticket_type(request: web.Request) -> web.Response:
         data = forms.ticket_type_input(form, webinar)
         async with request.app[SESSIONMAKER].begin() as db:
             kind, _ = await ticket_types.update_type(db, organizer, kind.id, data)
-    except forms.FormErrors as error:
-        return await _type_form_page(request, organizer, webinar=webinar, kind=kind, errors=error.errors,
-                                     values=forms.typed_ticket_type_values(form), status=422)
-    except (Invalid, Conflict) as error:
-        errors, general = _type_field_errors(error)
-        return await _type_form_page(request, organizer, webinar=webinar, kind=kind, errors=errors, general=general,
-                                     values=forms.typed_ticket_type_values(form), status=422)
+    except (forms.FormErrors, Invalid, Conflict) as error:
+        return await _type_form_refused(request, organizer, form, error, webinar=webinar, kind=kind)
     return await _flash_and_go(request, words(request, organizer).gettext("Ticket type “%(name)s” saved.")
                                % {"name": kind.name}, f"/org/webinars/{webinar.id}#ticket-types")
 
