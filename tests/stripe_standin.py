@@ -12,6 +12,7 @@ Routes
                                       `reason`, `metadata`; 400 when it would refund more
                                       than was paid (for payment intents it knows)
   GET  /v1/charges/{id}               one charge; 404 `resource_missing` when unknown
+  GET  /v1/invoices/{id}              one invoice; 404 `resource_missing` when unknown
   POST /v1/webhook_endpoints          `url`, `enabled_events[]` (required), `api_version`,
                                       `description`; answers the endpoint with its `secret`
   GET  /v1/webhook_endpoints          oldest first, `limit`, `starting_after`; never the secret
@@ -51,6 +52,12 @@ What a test uses (`standin` is a `StripeStandin`):
                                             marks a created session complete and paid, gives it
                                             a payment intent, and returns the session object as
                                             a `checkout.session.completed` event carries it
+  standin.invoices[id]                      invoices made by completing a session created with
+                                            `invoice_creation[enabled]=true` (paid, numbered)
+  standin.credit_note(invoice_id, amount) -> credit note
+                                            a credit note against an invoice, as
+                                            `credit_note.created` carries it (Stripe issues one
+                                            when a refund of an invoiced payment asks for it)
   standin.queue_event(event) -> event       serve a Stripe event from GET /v1/events (give it
                                             `created` to control ordering; defaults to now)
 Failures and hangs count every request to /v1/…, including the client's own retries.
@@ -152,6 +159,7 @@ class StripeStandin:
         self.refunds: list[dict[str, Any]] = []
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
         self.webhook_endpoints: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self._idempotent: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = {}
@@ -164,6 +172,7 @@ class StripeStandin:
             web.post("/v1/checkout/sessions", self._create_session),
             web.get("/v1/checkout/sessions/{id}", self._get_session),
             web.get("/v1/charges/{id}", self._get_charge),
+            web.get("/v1/invoices/{id}", self._get_invoice),
             web.post("/v1/webhook_endpoints", self._create_webhook_endpoint),
             web.get("/v1/webhook_endpoints", self._list_webhook_endpoints),
             web.post("/v1/refunds", self._create_refund),
@@ -210,7 +219,33 @@ class StripeStandin:
                        customer_details={"email": session["customer_email"] or email, "name": "Bea Buyer"})
         if payment_intent not in self.payment_intents:
             self.add_payment_intent(payment_intent, session["amount_total"], session["currency"])
+        creation = session.get("invoice_creation") or {}
+        if creation.get("enabled") and session["invoice"] is None:
+            session["invoice"] = self._make_invoice(session, creation.get("invoice_data") or {})["id"]
         return json.loads(json.dumps(session))
+
+    def _make_invoice(self, session: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        invoice_id = "in_" + secrets.token_hex(12)
+        number = f"{secrets.token_hex(4).upper()}-{len(self.invoices) + 1:04d}"
+        self.invoices[invoice_id] = {
+            "id": invoice_id, "object": "invoice", "amount_due": session["amount_total"],
+            "amount_paid": session["amount_total"], "currency": session["currency"], "created": int(time.time()),
+            "customer_email": (session.get("customer_details") or {}).get("email"),
+            "description": data.get("description"), "footer": data.get("footer"),
+            "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_test/{invoice_id}",
+            "invoice_pdf": f"https://pay.stripe.com/invoice/acct_test/{invoice_id}/pdf",
+            "livemode": False, "metadata": data.get("metadata") or {}, "number": number, "status": "paid",
+            "total": session["amount_total"],
+        }
+        return self.invoices[invoice_id]
+
+    def credit_note(self, invoice_id: str, amount: int) -> dict[str, Any]:
+        invoice = self.invoices[invoice_id]
+        note_id = "cn_" + secrets.token_hex(12)
+        return {"id": note_id, "object": "credit_note", "amount": amount, "currency": invoice["currency"],
+                "created": int(time.time()), "invoice": invoice_id, "livemode": False, "memo": None,
+                "number": f"{invoice['number']}-CN-01", "pdf": f"https://pay.stripe.com/credit_notes/acct_test/{note_id}/pdf",
+                "reason": None, "status": "issued", "total": amount, "type": "post_payment"}
 
     def queue_event(self, event: dict[str, Any]) -> dict[str, Any]:
         event.setdefault("created", int(time.time()))
@@ -292,8 +327,17 @@ class StripeStandin:
                     raise _missing(f"line_items[{i}][price_data][{name}]")
             if not isinstance(price.get("product_data"), dict) or not price["product_data"].get("name"):
                 raise _missing(f"line_items[{i}][price_data][product_data][name]")
+            if price.get("tax_behavior", "unspecified") not in ("inclusive", "exclusive", "unspecified"):
+                raise _invalid(f"line_items[{i}][price_data][tax_behavior]",
+                               "Invalid tax_behavior: must be one of inclusive, exclusive, or unspecified")
             amount += quantity * _integer(price["unit_amount"], f"line_items[{i}][price_data][unit_amount]")
             currency = price["currency"].lower()
+        switches = {name: self._enabled(params, name, mode)
+                    for name in ("invoice_creation", "tax_id_collection", "automatic_tax")}
+        address = params.get("billing_address_collection", "auto")
+        if address not in ("auto", "required"):
+            raise _invalid("billing_address_collection", "Invalid billing_address_collection: must be one of auto "
+                                                         "or required")
         now = int(time.time())
         expires_at = _integer(params.get("expires_at", now + 24 * 3600), "expires_at")
         if not now + 30 * 60 - 5 <= expires_at <= now + 24 * 3600 + 5:
@@ -313,6 +357,13 @@ class StripeStandin:
             "customer_details": None,
             "customer_email": params.get("customer_email"),
             "expires_at": expires_at,
+            "automatic_tax": {"enabled": switches["automatic_tax"], "status": "complete"
+                              if switches["automatic_tax"] else None},
+            "billing_address_collection": address,
+            "invoice": None,
+            "invoice_creation": {"enabled": switches["invoice_creation"],
+                                 "invoice_data": (params.get("invoice_creation") or {}).get("invoice_data") or {}},
+            "tax_id_collection": {"enabled": switches["tax_id_collection"]},
             "livemode": False,
             "metadata": params.get("metadata") or {},
             "mode": mode,
@@ -325,6 +376,27 @@ class StripeStandin:
         }
         self.sessions[session_id] = session
         return session
+
+    @staticmethod
+    def _enabled(params: dict[str, Any], name: str, mode: str) -> bool:
+        """`name[enabled]`, a boolean Stripe requires whenever `name` is given."""
+        if name not in params:
+            return False
+        value = params[name].get("enabled") if isinstance(params[name], dict) else None
+        if value is None:
+            raise _missing(f"{name}[enabled]")
+        if value not in ("true", "false"):
+            raise _invalid(f"{name}[enabled]", f"Invalid boolean: {value}")
+        if name == "invoice_creation" and mode != "payment":
+            raise _invalid(name, "invoice_creation can only be used in payment mode.")
+        return value == "true"
+
+    async def _get_invoice(self, request: web.Request) -> dict[str, Any]:
+        invoice = self.invoices.get(request.match_info["id"])
+        if invoice is None:
+            raise StripeError(404, "invalid_request_error", f"No such invoice: '{request.match_info['id']}'",
+                              code="resource_missing", param="invoice")
+        return invoice
 
     async def _get_session(self, request: web.Request) -> dict[str, Any]:
         session = self.sessions.get(request.match_info["id"])

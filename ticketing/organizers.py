@@ -150,8 +150,13 @@ async def organizer_for_key(session: AsyncSession, key: str) -> Organizer | None
 
 # What an organizer may change about how buyers see them (the console's settings form).
 PROFILE_FIELDS = ("name", "contact_email", "imprint_url", "terms_url")
+# How Checkout bills their buyers: invoices, VAT ids, Stripe Tax, prices with or without tax.
+BILLING_SWITCHES = ("invoices", "collect_tax_id", "automatic_tax", "prices_include_tax")
+BILLING_FIELDS = (*BILLING_SWITCHES, "invoice_footer")
 # The API may change the sign-in address too.
-CHANGEABLE = ("email", *PROFILE_FIELDS)
+CHANGEABLE = ("email", *PROFILE_FIELDS, *BILLING_FIELDS)
+# Stripe allows 5000 characters in an invoice footer; a few lines are what fits on the page.
+FOOTER_MAX = 500
 
 
 def _name(value: object) -> str:
@@ -176,8 +181,20 @@ def _link(value: object, field: str) -> str | None:
     return value
 
 
+def _footer(value: object) -> str | None:
+    """Text printed at the foot of each invoice: lines of plain text, or None for empty."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Invalid("invoice_footer must be text or null", field="invoice_footer")
+    value = value.replace("\r\n", "\n").strip()
+    if len(value) > FOOTER_MAX or has_control(value, allow_newlines=True):
+        raise Invalid(f"invoice_footer must be at most {FOOTER_MAX} plain characters", field="invoice_footer")
+    return value or None
+
+
 async def update_profile(session: AsyncSession, organizer_id: uuid.UUID, data: Mapping[str, Any]) -> Organizer:
-    """Change the fields present in `data` (the profile, and `email`, the sign-in address);
+    """Change the fields present in `data` (the profile, the billing settings, and `email`, the sign-in address);
     unknown fields are refused, not ignored; Conflict for an address another organizer signs in with."""
     unknown = sorted(set(data) - set(CHANGEABLE))
     if unknown:
@@ -197,6 +214,14 @@ async def update_profile(session: AsyncSession, organizer_id: uuid.UUID, data: M
     for field in ("imprint_url", "terms_url"):
         if field in data:
             setattr(organizer, field, _link(data[field], field))
+    for field in BILLING_SWITCHES:
+        if field in data:
+            # JSON's true and false only: 0, 1, "yes" are refused, not guessed at.
+            if not isinstance(data[field], bool):
+                raise Invalid(f"{field} must be true or false", field=field)
+            setattr(organizer, field, data[field])
+    if "invoice_footer" in data:
+        organizer.invoice_footer = _footer(data["invoice_footer"])
     await _flush(session, organizer.email)
     return organizer
 

@@ -25,6 +25,7 @@ import ticketing.mail.confirmations  # noqa: F401
 import ticketing.mail.jobs  # noqa: F401
 import ticketing.mail.messages  # noqa: F401
 import ticketing.mail.signin  # noqa: F401
+import ticketing.payments.invoices  # noqa: F401
 import ticketing.payments.reconcile  # noqa: F401
 import ticketing.payments.refunds  # noqa: F401
 from ticketing.db import create_engine, create_sessionmaker

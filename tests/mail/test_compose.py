@@ -11,7 +11,7 @@ import icalendar
 import pytest
 
 from ticketing.db.models import Order, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.mail.compose import BadAddress, order_refunded_mail, revoked_mail, ticket_mail
+from ticketing.mail.compose import BadAddress, order_mail, order_refunded_mail, revoked_mail, ticket_mail
 from ticketing.settings import Settings
 
 STARTS = dt.datetime(2030, 1, 31, 17, 0, tzinfo=dt.UTC)
@@ -147,3 +147,22 @@ def test_order_refunded_mail_names_the_amount_and_reason(settings):
     message = reparse(order_refunded_mail(settings, order, webinar, "oversold", message_key=f"refunded.{order.id}"))
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "€50.00" in text and "sold out" in text and "/j/" not in text
+
+
+@pytest.mark.parametrize("language, word", [("en", "Invoice"), ("de", "Rechnung")])
+def test_order_mail_links_the_invoice_once_it_is_known(settings, language, word):
+    _, webinar = make()
+    webinar.language = language
+    order = Order(id=uuid.uuid4(), webinar_id=webinar.id, email="bea@example.com", buyer_name="Bea", quantity=2,
+                  amount_total=5000, currency="eur", expected_amount=5000)
+    without = reparse(order_mail(settings, order, webinar, [], "c0de", None, message_key=f"order.{order.id}"))
+    assert word not in without.get_body(preferencelist=("plain",)).get_content()
+
+    order.invoice_number, order.invoice_url = "ABCD-0001", "https://invoice.stripe.com/i/acct_1/in_1"
+    order.invoice_pdf = "https://pay.stripe.com/invoice/acct_1/in_1/pdf"
+    message = reparse(order_mail(settings, order, webinar, [], "c0de", None, message_key=f"order.{order.id}"))
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert f"{word} ABCD-0001: {order.invoice_url}" in text
+    assert order.invoice_pdf in text
+    assert f'href="{order.invoice_url}"' in html and f'href="{order.invoice_pdf}"' in html

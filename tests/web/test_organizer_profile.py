@@ -99,3 +99,57 @@ async def test_patch_email_to_another_organizers_address_is_409_and_changes_noth
     async with sessionmaker() as session:
         stored = await session.get(Organizer, ada.id)
     assert (stored.email, stored.name) == ("ada@example.com", "Ada")
+
+
+BILLING = ("invoices", "collect_tax_id", "automatic_tax", "prices_include_tax")
+
+
+async def test_invoice_and_tax_settings_start_off_and_change_one_by_one(client, sessionmaker):
+    organizer, key = await factories.organizer(sessionmaker)
+    body = await (await client.get("/api/organizer", headers=auth(key))).json()
+    assert {name: body[name] for name in BILLING} == dict.fromkeys(BILLING, False)
+    assert body["invoice_footer"] is None
+
+    response = await client.patch("/api/organizer", headers=auth(key), json={
+        "invoices": True, "automatic_tax": True, "invoice_footer": " Widget GmbH\r\nVAT DE123456789 "})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert {name: body[name] for name in BILLING} == {
+        "invoices": True, "collect_tax_id": False, "automatic_tax": True, "prices_include_tax": False}
+    assert body["invoice_footer"] == "Widget GmbH\nVAT DE123456789"
+
+    response = await client.patch("/api/organizer", headers=auth(key), json={
+        "automatic_tax": False, "prices_include_tax": True, "invoice_footer": ""})
+    body = await response.json()
+    assert (body["invoices"], body["automatic_tax"], body["prices_include_tax"], body["invoice_footer"]) == (
+        True, False, True, None)
+    async with sessionmaker() as session:
+        stored = await session.get(Organizer, organizer.id)
+    assert (stored.invoices, stored.collect_tax_id, stored.automatic_tax, stored.prices_include_tax) == (
+        True, False, False, True)
+
+
+async def test_a_setting_that_is_not_a_boolean_is_422_and_changes_nothing(client, sessionmaker):
+    organizer, key = await factories.organizer(sessionmaker, name="Ada")
+    for field in BILLING:
+        for value in (1, 0, "true", "yes", None, [], {"enabled": True}):
+            # The other fields of the request are good: the whole request is refused all the same.
+            others = {name: True for name in BILLING if name != field}
+            response = await client.patch("/api/organizer", headers=auth(key),
+                                          json={"name": "Changed", **others, field: value})
+            await _assert_error(response, 422, field)
+    async with sessionmaker() as session:
+        stored = await session.get(Organizer, organizer.id)
+    assert stored.name == "Ada"
+    assert not any(getattr(stored, name) for name in BILLING)
+
+
+@pytest.mark.parametrize("footer", ["x" * 501, "bell\x07", 42, ["a"]])
+async def test_a_bad_invoice_footer_is_422_and_changes_nothing(client, sessionmaker, footer):
+    organizer, key = await factories.organizer(sessionmaker)
+    response = await client.patch("/api/organizer", headers=auth(key), json={"invoices": True,
+                                                                              "invoice_footer": footer})
+    await _assert_error(response, 422, "invoice_footer")
+    async with sessionmaker() as session:
+        stored = await session.get(Organizer, organizer.id)
+    assert (stored.invoices, stored.invoice_footer) == (False, None)

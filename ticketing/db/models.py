@@ -88,6 +88,13 @@ class Organizer(Base):
     terms_url: Mapped[str | None] = mapped_column(String(500))
     # The console's language as the organizer chose it; NULL: the browser's preference.
     console_language: Mapped[str | None] = mapped_column(String(5))
+    # Invoices and tax, passed to each Checkout Session: an invoice for every paid order (with
+    # `invoice_footer` on it), the buyer's VAT id, Stripe Tax, and whether prices include tax.
+    invoices: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    collect_tax_id: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    automatic_tax: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    invoice_footer: Mapped[str | None] = mapped_column(String(500))
 
     @property
     def reply_to(self) -> str:
@@ -236,6 +243,14 @@ class Order(Base):
     promo_code_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"),
                                                             index=True)
     promo_use: Mapped[str | None] = mapped_column(String(10))
+    # The invoice Stripe issued for the order (Checkout's `invoice_creation`), and the credit
+    # note issued after a refund; the id comes first, the rest from the event or a lookup.
+    invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    invoice_number: Mapped[str | None] = mapped_column(String(100))
+    invoice_url: Mapped[str | None] = mapped_column(String(1000))
+    invoice_pdf: Mapped[str | None] = mapped_column(String(1000))
+    credit_note_number: Mapped[str | None] = mapped_column(String(100))
+    credit_note_pdf: Mapped[str | None] = mapped_column(String(1000))
 
 
 class PromoCode(Base):

@@ -182,3 +182,11 @@ async def ticket_disputes(session: AsyncSession, tickets: list[Ticket]) -> dict[
     if not ids:
         return {}
     return {o.id: dispute_state(o) for o in await session.scalars(select(Order).where(Order.id.in_(ids)))}
+
+
+async def ticket_invoices(session: AsyncSession, tickets: list[Ticket]) -> dict[uuid.UUID, str | None]:
+    """The invoice number of each ticket's order, by order id (None: no invoice, or not known yet)."""
+    ids = {t.order_id for t in tickets}
+    if not ids:
+        return {}
+    return dict((await session.execute(select(Order.id, Order.invoice_number).where(Order.id.in_(ids)))).all())

@@ -200,6 +200,16 @@ async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None
     return await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
 
 
+async def order_by_invoice(session: AsyncSession, invoice_id: str) -> Order | None:
+    """The order Stripe (or dev mode's stand-in) issued the invoice `invoice_id` for."""
+    return (await session.scalars(select(Order).where(Order.invoice_id == invoice_id).limit(1))).first()
+
+
+async def lock_order_by_invoice(session: AsyncSession, invoice_id: str) -> Order | None:
+    query = select(Order).where(Order.invoice_id == invoice_id).with_for_update()
+    return (await session.scalars(query.limit(1))).first()
+
+
 async def lock_order_by_session(session: AsyncSession, stripe_session_id: str) -> Order | None:
     return await session.scalar(select(Order).where(Order.stripe_session_id == stripe_session_id).with_for_update())
 

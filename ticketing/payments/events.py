@@ -24,6 +24,7 @@ from ticketing.orders.service import (
     lock_order_by_session,
     settle,
 )
+from ticketing.payments import invoices
 from ticketing.webinars.service import get_webinar
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ CHARGE_TYPES = ("charge.refunded", *DISPUTE_TYPES)
 INQUIRY_OPEN = ("warning_needs_response", "warning_under_review")
 INQUIRY_CLOSED = "warning_closed"
 CHARGEBACK_OPEN = ("needs_response", "under_review")
-HANDLED_TYPES = CHECKOUT_TYPES + CHARGE_TYPES
+HANDLED_TYPES = CHECKOUT_TYPES + CHARGE_TYPES + invoices.INVOICE_TYPES + invoices.CREDIT_NOTE_TYPES
 
 
 def _id(value: Any) -> str | None:
@@ -85,6 +86,10 @@ async def process_event(session: AsyncSession, event: StripeEvent) -> str:
             return await _checkout_session(session, obj, event.type, _happened_at(event))
         case t if t in CHARGE_TYPES:
             return await _charge_event(session, obj, event)
+        case t if t in invoices.INVOICE_TYPES:
+            return await invoices.invoice_event(session, obj)
+        case t if t in invoices.CREDIT_NOTE_TYPES:
+            return await invoices.credit_note_event(session, obj)
         case _:
             return "ignored"
 
@@ -160,6 +165,7 @@ def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, n
         order.stripe_payment_intent_id = payment_intent
     if isinstance(obj.get("livemode"), bool):
         order.livemode = obj["livemode"]
+    invoices.record_invoice(order, obj.get("invoice"))
 
     paid = obj.get("payment_status") in ("paid", "no_payment_required")
     if event_type == "checkout.session.completed":
@@ -186,6 +192,7 @@ async def _checkout_session(session: AsyncSession, obj: dict[str, Any], event_ty
         with session.no_autoflush:
             await _replay_charge_events(session, order)
     status = await settle(session, order, webinar=found.webinar, tickets=[] if found.created else None)
+    await invoices.fetch_if_needed(session, order)
     return f"order_{status.value}"
 
 

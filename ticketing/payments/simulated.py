@@ -25,6 +25,7 @@ def checkout_completed_event(
     currency: str,
     order_id: str | None = None,
     name: str | None = None,
+    invoice: str | None = None,
     api_version: str = API_VERSION,
 ) -> dict[str, Any]:
     """A paid `checkout.session.completed` event in test mode, rendered in `api_version`
@@ -56,9 +57,29 @@ def checkout_completed_event(
                 "livemode": False,
                 "metadata": metadata,
                 "payment_intent": "pi_test_" + secrets.token_hex(12),
+                "invoice": invoice,
                 "created": now,
             }
         },
+    }
+
+
+def new_invoice_id() -> str:
+    return "in_test_" + secrets.token_hex(12)
+
+
+def invoice_paid_event(*, invoice_id: str, number: str, url: str, order_id: str, webinar_id: str, email: str,
+                       amount: int, currency: str, api_version: str = API_VERSION) -> dict[str, Any]:
+    """The `invoice.paid` of dev mode's stand-in invoice: numbered, with a page of our own and no PDF."""
+    now = int(time.time())
+    return {
+        "id": "evt_" + secrets.token_hex(12), "object": "event", "api_version": api_version, "created": now,
+        "livemode": False, "pending_webhooks": 1, "type": "invoice.paid",
+        "data": {"object": {
+            "id": invoice_id, "object": "invoice", "number": number, "status": "paid", "hosted_invoice_url": url,
+            "invoice_pdf": None, "amount_paid": amount, "total": amount, "currency": currency, "customer_email": email,
+            "livemode": False, "metadata": {"order_id": order_id, "webinar_id": webinar_id}, "created": now,
+        }},
     }
 
 

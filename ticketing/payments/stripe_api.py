@@ -7,7 +7,7 @@ from typing import Any
 
 import stripe
 
-from ticketing.db.models import Order, TicketType, Webinar
+from ticketing.db.models import Order, Organizer, TicketType, Webinar
 from ticketing.errors import Unavailable
 from ticketing.payments.versions import API_VERSION
 from ticketing.settings import Settings
@@ -48,14 +48,39 @@ def _line_name(webinar: Webinar, kind: TicketType, unit: int, code: str | None) 
     return name
 
 
+def _billing_params(organizer: Organizer, webinar: Webinar, metadata: dict[str, str]) -> dict[str, Any]:
+    """What the organizer's invoice and tax settings add to a session."""
+    params: dict[str, Any] = {}
+    if organizer.invoices:
+        # The invoice comes from this service's Stripe account, so it names the organizer; our ids
+        # travel in its metadata, so its own events find the order too.
+        data: dict[str, Any] = {"description": f"{organizer.name} · {webinar.title}"[:500], "metadata": metadata}
+        if organizer.invoice_footer:
+            data["footer"] = organizer.invoice_footer
+        params["invoice_creation"] = {"enabled": True, "invoice_data": data}
+    if organizer.collect_tax_id:
+        # Stripe decides from the billing address whether a tax id can be given, so it must be asked for.
+        params["tax_id_collection"] = {"enabled": True}
+        params["billing_address_collection"] = "required"
+    if organizer.automatic_tax:
+        params["automatic_tax"] = {"enabled": True}
+    return params
+
+
+def _tax_behavior(organizer: Organizer) -> str:
+    return "inclusive" if organizer.prices_include_tax else "exclusive"
+
+
 def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, *, now: dt.datetime,
                             lines: list[tuple[TicketType, int, int]] | None = None,
-                            code: str | None = None) -> dict[str, Any]:
+                            code: str | None = None, organizer: Organizer | None = None) -> dict[str, Any]:
     """The Checkout Session for `order`: the prices inline, one line item per ticket type of a
     typed webinar (named "title · type", so Stripe's receipt says what each seat is) at the unit
     price the order fixed, a promo `code` named on every line it priced, our ids in the metadata
     of both the session and its payment intent (refund and dispute events carry the latter). A
-    session never outlives the sales of any type it sells."""
+    session never outlives the sales of any type it sells. The `organizer`'s settings add an
+    invoice, VAT id collection and Stripe Tax; with Stripe Tax each price says whether it
+    includes the tax (without it no tax is computed, so the prices are sent as they always were)."""
     metadata = checkout_metadata(order, webinar)
     if (webinar.typed or code) and lines:
         items = [_line_item(_line_name(webinar, kind, unit, code), webinar.currency, unit, count)
@@ -79,6 +104,11 @@ def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, 
     }
     if order.email:
         params["customer_email"] = order.email
+    if organizer is not None:
+        params.update(_billing_params(organizer, webinar, metadata))
+        if organizer.automatic_tax:
+            for item in items:
+                item["price_data"]["tax_behavior"] = _tax_behavior(organizer)
     return params
 
 

@@ -18,7 +18,7 @@ from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.messages import service as messages
 from ticketing.orders import promo_codes, ticket_types
-from ticketing.organizers import update_profile
+from ticketing.organizers import BILLING_FIELDS, update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.auth import organizer_of_request
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
@@ -245,11 +245,14 @@ async def list_tickets(request: web.Request) -> web.Response:
         attended = await attendance.for_tickets(session, webinar_id, request.app[SETTINGS])
         disputes = await order_lifecycle.ticket_disputes(session, tickets)
         names = await ticket_types.type_names(session, webinar_id)
+        invoices = await order_lifecycle.ticket_invoices(session, tickets)
     if "text/csv" in request.headers.get("Accept", ""):
-        return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
+        return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id),
+                                                    "invoice_number": invoices.get(t.order_id)}
                      | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                     filename=f"tickets-{webinar_id}.csv")
-    return json_response({"tickets": [ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
+    return json_response({"tickets": [ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id),
+                                                    "invoice_number": invoices.get(t.order_id)}
                                       | attendance.ticket_fields(attended.get(t.id)) for t in tickets]})
 
 
@@ -382,7 +385,7 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", *attendance.TICKET_COLUMNS,
+    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", "invoice_number", *attendance.TICKET_COLUMNS,
                                              *TYPE_COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
@@ -411,6 +414,7 @@ def organizer_json(organizer: Organizer) -> dict[str, Any]:
         "reply_to": organizer.reply_to,
         "imprint_url": organizer.imprint_url,
         "terms_url": organizer.terms_url,
+        **{name: getattr(organizer, name) for name in BILLING_FIELDS},
         "created_at": organizer.created_at,
     }
 
@@ -424,7 +428,7 @@ async def get_organizer(request: web.Request) -> web.Response:
 
 @routes.patch("/api/organizer")
 async def patch_organizer(request: web.Request) -> web.Response:
-    """Change the display name, contact address, imprint or terms link."""
+    """Change the display name, contact address, imprint or terms link, or the invoice and tax settings."""
     organizer = await authenticate(request)
     data = await read_json(request)
     async with request.app[SESSIONMAKER].begin() as session:

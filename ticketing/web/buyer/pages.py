@@ -182,7 +182,9 @@ async def checkout(request: web.Request) -> web.Response:
         session_id = simulated.new_session_id()
         url = f"{settings.base_url}/dev/checkout/{session_id}"
     else:
-        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen, code=promo)
+        _, organizer = request[BUYER_PAGE]
+        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen, code=promo,
+                                         organizer=organizer)
         session_id, url = await create_checkout_session(client, params, order)
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)
@@ -352,17 +354,48 @@ async def dev_checkout_pay(request: web.Request) -> web.Response:
     if has_control(name) or len(name) > 200:
         return render(request, "buyer/dev_checkout.html", {"order": order, "webinar": webinar,
                                                      "error": "Enter a name of at most 200 plain characters."}, status=422)
-    event = simulated.checkout_completed_event(
+    async with request.app[SESSIONMAKER]() as session:
+        organizer = await organizer_of(session, webinar)
+    settings = request.app[SETTINGS]
+    invoice_id = None
+    if organizer.invoices:
+        # What Stripe would issue: a numbered invoice, announced by its own event, here before the
+        # checkout's (events come in any order), so the order has its number and needs no lookup.
+        invoice_id = simulated.new_invoice_id()
+        await _post_to_webhook(request, simulated.invoice_paid_event(
+            invoice_id=invoice_id, number=f"TEST-{order_reference(order.id)}",
+            url=f"{settings.base_url}/dev/invoices/{invoice_id}", order_id=str(order.id), webinar_id=str(webinar.id),
+            email=email, amount=order.expected_amount, currency=webinar.currency))
+    await _post_to_webhook(request, simulated.checkout_completed_event(
         session_id=order.stripe_session_id, webinar_id=str(webinar.id), quantity=order.quantity, email=email,
         amount_total=order.expected_amount, currency=webinar.currency, order_id=str(order.id), name=name or None,
-    )
+        invoice=invoice_id,
+    ))
+    raise web.HTTPSeeOther(f"/checkout/success?session_id={order.stripe_session_id}")
+
+
+async def _post_to_webhook(request: web.Request, event: dict) -> None:
+    """Sign `event` as Stripe does and post it to our own webhook, so the real path runs."""
     body = simulated.encode(event)
-    settings = request.app[SETTINGS]
     webhook_url = f"{request.url.origin()}/webhooks/stripe"
     async with request.app[HTTP].post(webhook_url, data=body, headers={
-        "Content-Type": "application/json", "Stripe-Signature": sign(body, settings.stripe_webhook_secrets[0]),
+        "Content-Type": "application/json",
+        "Stripe-Signature": sign(body, request.app[SETTINGS].stripe_webhook_secrets[0]),
     }) as response:
         if response.status != 200:
             logger.error("dev webhook was refused", extra={"status": response.status})
             raise web.HTTPServiceUnavailable(text="the test payment could not be recorded; try again")
-    raise web.HTTPSeeOther(f"/checkout/success?session_id={order.stripe_session_id}")
+
+
+@dev_routes.get("/dev/invoices/{invoice_id}")
+async def dev_invoice_page(request: web.Request) -> web.Response:
+    """Dev mode's stand-in for Stripe's hosted invoice page."""
+    async with request.app[SESSIONMAKER]() as session:
+        order = await orders.order_by_invoice(session, request.match_info["invoice_id"])
+        if order is None:
+            raise NotFound("no such test invoice")
+        webinar = await webinars.get_webinar(session, order.webinar_id)
+        organizer = await organizer_of(session, webinar)
+        lines = await orders.priced_lines(session, order)
+    return render(request, "buyer/dev_invoice.html", {"order": order, "webinar": webinar, "organizer": organizer,
+                                                      "lines": lines, "reference": order_reference(order.id)})

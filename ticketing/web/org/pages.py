@@ -21,7 +21,7 @@ from ticketing.messages import service as messages
 from ticketing.orders import attendees as attendee_list
 from ticketing.orders import ticket_types
 from ticketing.orders.references import order_reference
-from ticketing.organizers import PROFILE_FIELDS, set_console_language, update_profile
+from ticketing.organizers import BILLING_FIELDS, BILLING_SWITCHES, PROFILE_FIELDS, set_console_language, update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
@@ -314,7 +314,9 @@ async def attendees_csv(request: web.Request) -> web.Response:
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
         disputes = await order_lifecycle.ticket_disputes(db, tickets)
         names = await ticket_types.type_names(db, webinar_id)
-    return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id)}
+        invoices = await order_lifecycle.ticket_invoices(db, tickets)
+    return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id),
+                                                    "invoice_number": invoices.get(t.order_id)}
                  | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
@@ -468,6 +470,8 @@ async def ticket_action(request: web.Request) -> web.Response:
 async def settings_form(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
     values = {name: getattr(organizer, name) or "" for name in PROFILE_FIELDS}
+    values |= {name: getattr(organizer, name) for name in BILLING_SWITCHES}
+    values["invoice_footer"] = organizer.invoice_footer or ""
     values["console_language"] = organizer.console_language or ""
     return await page(request, "settings.html", {"values": values, "errors": {}, "languages": LANGUAGE_NAMES},
                       organizer=organizer)
@@ -478,14 +482,16 @@ async def settings_save(request: web.Request) -> web.Response:
     """The profile, through `update_profile` as `PATCH /api/organizer`."""
     organizer = await organizer_of(request)
     form = await checked_form(request)
-    data = {name: str(form.get(name) or "") for name in PROFILE_FIELDS}
+    data: dict[str, str | bool] = {name: str(form.get(name) or "") for name in (*PROFILE_FIELDS, "invoice_footer")}
+    # A checkbox left unticked is not sent at all: absent means off.
+    data |= {name: form.get(name) == "1" for name in BILLING_SWITCHES}
     language = str(form.get("console_language") or "")
     try:
         async with request.app[SESSIONMAKER].begin() as db:
             await update_profile(db, organizer.id, data)
             await set_console_language(db, organizer.id, language)
     except Invalid as error:
-        field = error.field if error.field in (*PROFILE_FIELDS, "console_language") else "name"
+        field = error.field if error.field in (*PROFILE_FIELDS, *BILLING_FIELDS, "console_language") else "name"
         message = error.message[:1].upper() + error.message[1:]
         return await page(request, "settings.html", {"values": {**data, "console_language": language},
                                                      "errors": {field: message}, "languages": LANGUAGE_NAMES},

@@ -1,0 +1,243 @@
+"""Invoices and tax: what each organizer's settings ask of Stripe Checkout, the invoice arriving
+in an event or looked up once by id, the credit note after a refund, and dev mode's stand-in."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+import stripe
+from sqlalchemy import select
+
+import ticketing.workers  # noqa: F401  (registers every job kind the worker runs)
+from tests import factories
+from ticketing.db.models import Job, Order, OrderStatus, Organizer
+from ticketing.jobs.registry import JobContext, PermanentError
+from ticketing.payments.invoices import KIND, fetch_invoice
+from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
+
+
+async def _set(sessionmaker, organizer_id, **values) -> None:
+    async with sessionmaker.begin() as session:
+        organizer = await session.get(Organizer, organizer_id)
+        for name, value in values.items():
+            setattr(organizer, name, value)
+
+
+async def _order(sessionmaker, **where) -> Order:
+    async with sessionmaker() as session:
+        return await session.scalar(select(Order).filter_by(**where))
+
+
+async def _jobs(sessionmaker, kind: str) -> list[Job]:
+    async with sessionmaker() as session:
+        return list(await session.scalars(select(Job).where(Job.kind == kind)))
+
+
+@pytest.fixture
+async def job_context(sessionmaker):
+    made: list[JobContext] = []
+
+    async def build(settings) -> JobContext:
+        ctx = JobContext(settings=settings, sessionmaker=sessionmaker, stripe=create_stripe_client(settings),
+                         http=aiohttp.ClientSession())
+        made.append(ctx)
+        return ctx
+
+    yield build
+    for ctx in made:
+        await ctx.http.close()
+        if ctx.stripe is not None:
+            await close_stripe_client(ctx.stripe)
+
+
+# Each setting on its own, all together, and none: what the session is asked to do.
+COMBINATIONS = [
+    {},
+    {"invoices": True},
+    {"collect_tax_id": True},
+    {"automatic_tax": True},
+    {"automatic_tax": True, "prices_include_tax": True},
+    {"prices_include_tax": True},
+    {"invoices": True, "collect_tax_id": True, "automatic_tax": True, "prices_include_tax": True},
+]
+
+
+async def test_the_session_carries_the_organizers_invoice_and_tax_settings(start_client, stripe_settings,
+                                                                          stripe_standin, sessionmaker):
+    client = await start_client(stripe_settings)
+    organizer, _ = await factories.organizer(sessionmaker, name="Widget Academy")
+    webinar = await factories.webinar(sessionmaker, organizer, title="Widgets", price_amount=2000, currency="eur")
+    footer = "Widget Academy GmbH · Hauptstr. 1 · 10115 Berlin\nVAT DE123456789"
+    for number, values in enumerate(COMBINATIONS):
+        settings = {"invoices": False, "collect_tax_id": False, "automatic_tax": False, "prices_include_tax": False,
+                    **values}
+        await _set(sessionmaker, organizer.id, invoice_footer=footer, **settings)
+        response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "2"}, allow_redirects=False)
+        assert response.status == 303, await response.text()
+        params = stripe_standin.calls_to("POST", "/v1/checkout/sessions")[number].params
+        order = await _order(sessionmaker, stripe_session_id=list(stripe_standin.sessions)[number])
+        metadata = {"webinar_id": str(webinar.id), "quantity": "2", "order_id": str(order.id)}
+
+        if settings["invoices"]:
+            assert params["invoice_creation"] == {"enabled": "true", "invoice_data": {
+                "description": "Widget Academy · Widgets", "footer": footer, "metadata": metadata}}, values
+        else:
+            assert "invoice_creation" not in params, values
+        if settings["collect_tax_id"]:
+            assert params["tax_id_collection"] == {"enabled": "true"}
+            assert params["billing_address_collection"] == "required"
+        else:
+            assert "tax_id_collection" not in params and "billing_address_collection" not in params, values
+        [price] = [item["price_data"] for item in params["line_items"]]
+        if settings["automatic_tax"]:
+            assert params["automatic_tax"] == {"enabled": "true"}
+            assert price["tax_behavior"] == ("inclusive" if settings["prices_include_tax"] else "exclusive")
+        else:
+            # Without Stripe Tax no tax is computed: the price goes as it always did.
+            assert "automatic_tax" not in params and "tax_behavior" not in price, values
+        assert price["unit_amount"] == "2000"
+        # The stand-in took the session as Stripe would and keeps what was asked.
+        created = stripe_standin.sessions[order.stripe_session_id]
+        assert created["invoice_creation"]["enabled"] is settings["invoices"]
+        assert created["automatic_tax"]["enabled"] is settings["automatic_tax"]
+
+
+async def test_an_invoice_in_its_own_event_is_kept_without_asking_stripe(start_client, stripe_settings,
+                                                                        stripe_standin, sessionmaker):
+    client = await start_client(stripe_settings)
+    organizer, _ = await factories.organizer(sessionmaker)
+    await _set(sessionmaker, organizer.id, invoices=True)
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=1500)
+    response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
+    assert response.status == 303
+    [session_id] = stripe_standin.sessions
+    completed = stripe_standin.complete_session(session_id)
+    invoice = stripe_standin.invoices[completed["invoice"]]
+
+    # Stripe sends the invoice's event and the checkout's in any order: here the invoice first.
+    response = await factories.post_event(client, factories.event("invoice.paid", invoice))
+    assert response.status == 200
+    response = await factories.post_event(client, factories.event("checkout.session.completed", completed))
+    assert response.status == 200
+
+    order = await _order(sessionmaker, stripe_session_id=session_id)
+    assert order.status == OrderStatus.PAID
+    assert (order.invoice_id, order.invoice_number) == (invoice["id"], invoice["number"])
+    assert (order.invoice_url, order.invoice_pdf) == (invoice["hosted_invoice_url"], invoice["invoice_pdf"])
+    assert await _jobs(sessionmaker, KIND) == []
+    assert stripe_standin.calls_to("GET", f"/v1/invoices/{invoice['id']}") == []
+
+    # The same invoice event again, or one with other links, changes nothing.
+    changed = {**invoice, "number": "OTHER-1", "hosted_invoice_url": "https://elsewhere.example/x"}
+    assert (await factories.post_event(client, factories.event("invoice.finalized", changed))).status == 200
+    again = await _order(sessionmaker, id=order.id)
+    assert (again.invoice_number, again.invoice_url) == (invoice["number"], invoice["hosted_invoice_url"])
+
+
+async def test_an_invoice_known_only_by_id_is_looked_up_once_by_a_job(start_client, stripe_settings, stripe_standin,
+                                                                     sessionmaker, job_context):
+    client = await start_client(stripe_settings)
+    organizer, _ = await factories.organizer(sessionmaker)
+    await _set(sessionmaker, organizer.id, invoices=True)
+    webinar = await factories.webinar(sessionmaker, organizer)
+    await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
+    [session_id] = stripe_standin.sessions
+    completed = stripe_standin.complete_session(session_id)
+    evt = factories.event("checkout.session.completed", completed)
+    assert (await factories.post_event(client, evt)).status == 200
+    assert (await factories.post_event(client, evt)).status == 200  # delivered twice: still one lookup
+
+    order = await _order(sessionmaker, stripe_session_id=session_id)
+    assert order.status == OrderStatus.PAID and order.invoice_id == completed["invoice"]
+    assert order.invoice_number is None
+    [job] = await _jobs(sessionmaker, KIND)
+    assert job.payload == {"order_id": str(order.id), "invoice_id": completed["invoice"]}
+    # The webhook answered without asking Stripe.
+    assert stripe_standin.calls_to("GET", f"/v1/invoices/{completed['invoice']}") == []
+
+    ctx = await job_context(stripe_settings)
+    # Stripe down: the job fails so that the worker tries again later.
+    stripe_standin.fail_next(1, status=500, should_retry=False)
+    with pytest.raises(stripe.APIError):
+        await fetch_invoice(ctx, job.payload)
+    assert (await _order(sessionmaker, id=order.id)).invoice_number is None
+
+    await fetch_invoice(ctx, job.payload)
+    invoice = stripe_standin.invoices[completed["invoice"]]
+    stored = await _order(sessionmaker, id=order.id)
+    assert (stored.invoice_number, stored.invoice_url, stored.invoice_pdf) == (
+        invoice["number"], invoice["hosted_invoice_url"], invoice["invoice_pdf"])
+
+    # An invoice Stripe does not know never will be found: the job is parked, not retried.
+    with pytest.raises(PermanentError):
+        await fetch_invoice(ctx, {"order_id": str(order.id), "invoice_id": "in_unknown"})
+
+
+async def test_a_refund_credit_note_is_shown_on_the_order(start_client, stripe_settings, stripe_standin,
+                                                          sessionmaker):
+    client = await start_client(stripe_settings)
+    organizer, _ = await factories.organizer(sessionmaker)
+    await _set(sessionmaker, organizer.id, invoices=True)
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=3000)
+    await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
+    [session_id] = stripe_standin.sessions
+    completed = stripe_standin.complete_session(session_id)
+    invoice = stripe_standin.invoices[completed["invoice"]]
+    await factories.post_event(client, factories.event("invoice.paid", invoice))
+    await factories.post_event(client, factories.event("checkout.session.completed", completed))
+
+    refund = factories.charge(completed["payment_intent"], amount=3000, amount_refunded=3000)
+    assert (await factories.post_event(client, factories.event("charge.refunded", refund))).status == 200
+    note = stripe_standin.credit_note(invoice["id"], 3000)
+    assert (await factories.post_event(client, factories.event("credit_note.created", note))).status == 200
+    # A credit note of an invoice that is none of ours changes nothing.
+    stranger = {**note, "id": "cn_other", "invoice": "in_other", "number": "X-1"}
+    assert (await factories.post_event(client, factories.event("credit_note.created", stranger))).status == 200
+
+    order = await _order(sessionmaker, stripe_session_id=session_id)
+    assert order.status == OrderStatus.REFUNDED
+    assert (order.credit_note_number, order.credit_note_pdf) == (note["number"], note["pdf"])
+    assert order.invoice_number == invoice["number"]
+
+
+async def test_dev_mode_issues_a_local_stand_in_invoice(client, settings, sessionmaker):
+    assert settings.dev_checkout
+    organizer, _ = await factories.organizer(sessionmaker, name="Widget Academy")
+    await _set(sessionmaker, organizer.id, invoices=True, invoice_footer="Registered in Berlin")
+    webinar = await factories.webinar(sessionmaker, organizer, title="Widgets", price_amount=1200)
+    response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "2"}, allow_redirects=False)
+    path = response.headers["Location"].removeprefix(settings.base_url)
+    paid = await client.post(path, data={"email": "bea@example.com", "name": "Bea"}, allow_redirects=False)
+    assert paid.status == 303, await paid.text()
+
+    order = await _order(sessionmaker, webinar_id=webinar.id)
+    assert order.status == OrderStatus.PAID
+    assert order.invoice_id.startswith("in_test_") and order.invoice_number.startswith("TEST-")
+    assert order.invoice_url == f"{settings.base_url}/dev/invoices/{order.invoice_id}"
+    assert order.invoice_pdf is None
+    # Nothing to look up: the number came with the invoice's own event.
+    assert await _jobs(sessionmaker, KIND) == []
+
+    page = await client.get(order.invoice_url.removeprefix(settings.base_url))
+    assert page.status == 200
+    text = await page.text()
+    for expected in (order.invoice_number, "Widget Academy", "Widgets", "Bea", "Registered in Berlin", "TEST INVOICE"):
+        assert expected in text, expected
+    assert "24.00" in text or "24,00" in text
+    assert (await client.get("/dev/invoices/in_test_unknown")).status == 404
+
+
+async def test_dev_checkout_without_invoices_issues_none(client, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker)
+    response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
+    path = response.headers["Location"].removeprefix(settings.base_url)
+    await client.post(path, data={"email": "bea@example.com"}, allow_redirects=False)
+    order = await _order(sessionmaker, webinar_id=webinar.id)
+    assert order.status == OrderStatus.PAID and order.invoice_id is None
+
+
+async def test_the_invoice_job_parks_a_payload_it_cannot_read(stripe_settings, job_context):
+    ctx = await job_context(stripe_settings)
+    for payload in ({}, {"order_id": "x", "invoice_id": "in_1"}, {"order_id": "8b0e6f8e-1d7c-4f57-9d6e-5b1c1c1c1c1c"}):
+        with pytest.raises(PermanentError):
+            await fetch_invoice(ctx, payload)
