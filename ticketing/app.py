@@ -44,6 +44,7 @@ from ticketing.web.middlewares import errors, observe
 from ticketing.web.org import auth as org_auth
 from ticketing.web.org import orders as org_orders
 from ticketing.web.org import pages as org
+from ticketing.web.org import promo_codes as org_promo_codes
 from ticketing.web.ratelimit import JoinLimits, RateLimiter
 from ticketing.web.templating import create_templates
 from ticketing.workers import create_worker
@@ -113,6 +114,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(org_auth.routes)
     app.add_routes(org.routes)
     app.add_routes(org_orders.routes)
+    app.add_routes(org_promo_codes.routes)
     app.add_routes(api_keys.routes)
     app.add_routes(home.routes)
     app.add_routes(jitsi_events.routes)

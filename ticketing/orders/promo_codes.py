@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ from ticketing.db.models import Order, OrderStatus, Organizer, PromoCode, Ticket
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.inputs import whole_number
 from ticketing.orders.ticket_types import when
-from ticketing.webinars.service import get_own_webinar
+from ticketing.webinars.service import InvalidFields, get_own_webinar
 
 FIELDS = ("code", "percent_off", "amount_off", "fixed_price", "max_uses", "valid_from", "valid_until",
           "webinar_id", "ticket_type_ids")
@@ -36,38 +36,79 @@ def code_key(code: str) -> str:
 
 async def _fields(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any],
                   base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The code's fields from `data` (over `base` when changing one); InvalidFields with every
+    problem found, the first of them the error's own (what the API answers with)."""
+    fields, errors = await _read(session, organizer, data, base)
+    if errors:
+        raise InvalidFields(errors)
+    return fields
+
+
+async def code_errors(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any],
+                      base: PromoCode | None = None) -> dict[str, str]:
+    """Every problem of promo code input at once (field → message), as creating it (or, with
+    `base`, changing that code) would find them; nothing is stored. Forms report them in one go."""
+    current = None if base is None else {name: getattr(base, name) for name in (*FIELDS, "code_key")}
+    _, errors = await _read(session, organizer, data, current)
+    return errors
+
+
+async def _read(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any],
+                base: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise Invalid(f"unknown field {unknown[0]!r}; a promo code has {', '.join(FIELDS)}", field=unknown[0])
     creating = base is None
     fields: dict[str, Any] = dict(base or {})
+    errors: dict[str, str] = {}
+
+    def refuse(field: str, message: str) -> None:
+        errors.setdefault(field, message)
+
     if creating or "code" in data:
         code = data.get("code")
         if not isinstance(code, str) or not _CODE.fullmatch(code.strip()):
-            raise Invalid("code must be 2 to 64 letters, digits, '-' or '_', starting with a letter or digit",
-                          field="code")
-        fields["code"], fields["code_key"] = code.strip(), code_key(code)
+            refuse("code", "code must be 2 to 64 letters, digits, '-' or '_', starting with a letter or digit")
+        else:
+            fields["code"], fields["code_key"] = code.strip(), code_key(code)
     given = [name for name in DISCOUNTS if data.get(name) is not None]
+    discount_read = True
     if creating or any(name in data for name in DISCOUNTS):
         if len(given) != 1:
-            raise Invalid("give exactly one of percent_off, amount_off or fixed_price", field="percent_off")
-        for name in DISCOUNTS:
-            fields[name] = whole_number(data, name)
-    if fields["percent_off"] is not None and not 1 <= fields["percent_off"] <= 100:
-        raise Invalid("percent_off must be from 1 to 100", field="percent_off")
-    if fields["amount_off"] is not None and not 1 <= fields["amount_off"] <= 99_999_999:
-        raise Invalid("amount_off must be a positive whole number of minor units", field="amount_off")
-    if fields["fixed_price"] is not None and not 0 <= fields["fixed_price"] <= 99_999_999:
-        raise Invalid("fixed_price must not be negative", field="fixed_price")
+            refuse("percent_off", "give exactly one of percent_off, amount_off or fixed_price")
+            discount_read = False
+        else:
+            for name in DISCOUNTS:
+                try:
+                    fields[name] = whole_number(data, name)
+                except Invalid as error:
+                    refuse(error.field or name, error.message)
+                    discount_read = False
+    if discount_read:
+        if fields["percent_off"] is not None and not 1 <= fields["percent_off"] <= 100:
+            refuse("percent_off", "percent_off must be from 1 to 100")
+        if fields["amount_off"] is not None and not 1 <= fields["amount_off"] <= 99_999_999:
+            refuse("amount_off", "amount_off must be a positive whole number of minor units")
+        if fields["fixed_price"] is not None and not 0 <= fields["fixed_price"] <= 99_999_999:
+            refuse("fixed_price", "fixed_price must not be negative")
     if creating or "max_uses" in data:
-        fields["max_uses"] = whole_number(data, "max_uses")
-        if fields["max_uses"] is not None and not 1 <= fields["max_uses"] <= 1_000_000:
-            raise Invalid("max_uses must be from 1 to 1000000, or null for no limit", field="max_uses")
+        try:
+            fields["max_uses"] = whole_number(data, "max_uses")
+        except Invalid as error:
+            refuse("max_uses", error.message)
+        else:
+            if fields["max_uses"] is not None and not 1 <= fields["max_uses"] <= 1_000_000:
+                refuse("max_uses", "max_uses must be from 1 to 1000000, or null for no limit")
     for name in ("valid_from", "valid_until"):
         if creating or name in data:
-            fields[name] = when(data, name)
-    if fields["valid_from"] and fields["valid_until"] and fields["valid_until"] <= fields["valid_from"]:
-        raise Invalid("valid_until must be after valid_from", field="valid_until")
+            try:
+                fields[name] = when(data, name)
+            except Invalid as error:
+                refuse(name, error.message)
+    if ("valid_from" not in errors and "valid_until" not in errors and fields["valid_from"] and fields["valid_until"]
+            and fields["valid_until"] <= fields["valid_from"]):
+        refuse("valid_until", "valid_until must be after valid_from")
+    webinar_read = True
     if creating or "webinar_id" in data:
         value = data.get("webinar_id")
         if value is None:
@@ -76,36 +117,65 @@ async def _fields(session: AsyncSession, organizer: Organizer, data: Mapping[str
             try:
                 webinar_id = uuid.UUID(str(value))
             except ValueError:
-                raise Invalid("webinar_id must be a webinar's id, or null for all of yours", field="webinar_id") from None
-            # Another organizer's webinar is as unknown as one that does not exist.
-            try:
-                fields["webinar_id"] = (await get_own_webinar(session, organizer, webinar_id)).id
-            except Forbidden:
-                raise NotFound("no such webinar") from None
+                refuse("webinar_id", "webinar_id must be a webinar's id, or null for all of yours")
+                webinar_read = False
+            else:
+                # Another organizer's webinar is as unknown as one that does not exist.
+                try:
+                    fields["webinar_id"] = (await get_own_webinar(session, organizer, webinar_id)).id
+                except Forbidden:
+                    raise NotFound("no such webinar") from None
     if creating or "ticket_type_ids" in data or "webinar_id" in data:
         ids = data.get("ticket_type_ids", fields.get("ticket_type_ids") or [])
         if ids is None:
             ids = []
+        wanted: set[uuid.UUID] | None = None
         if not isinstance(ids, list) or len(ids) > 20:
-            raise Invalid("ticket_type_ids must be a list of at most 20 ticket type ids", field="ticket_type_ids")
-        try:
-            wanted = {uuid.UUID(str(value)) for value in ids}
-        except ValueError:
-            raise Invalid("ticket_type_ids must hold ticket type ids", field="ticket_type_ids") from None
-        if wanted:
+            refuse("ticket_type_ids", "ticket_type_ids must be a list of at most 20 ticket type ids")
+        else:
+            try:
+                wanted = {uuid.UUID(str(value)) for value in ids}
+            except ValueError:
+                refuse("ticket_type_ids", "ticket_type_ids must hold ticket type ids")
+        if wanted and webinar_read:
             if fields["webinar_id"] is None:
-                raise Invalid("ticket_type_ids need webinar_id: types belong to one webinar", field="ticket_type_ids")
-            found = set(await session.scalars(select(TicketType.id).where(
-                TicketType.id.in_(wanted), TicketType.webinar_id == fields["webinar_id"])))
-            if found != wanted:
-                raise Invalid("a ticket type in ticket_type_ids is not one of this webinar's", field="ticket_type_ids")
-        fields["ticket_type_ids"] = sorted(str(value) for value in wanted)
-    return fields
+                refuse("ticket_type_ids", "ticket_type_ids need webinar_id: types belong to one webinar")
+            else:
+                found = set(await session.scalars(select(TicketType.id).where(
+                    TicketType.id.in_(wanted), TicketType.webinar_id == fields["webinar_id"])))
+                if found != wanted:
+                    refuse("ticket_type_ids", "a ticket type in ticket_type_ids is not one of this webinar's")
+        if wanted is not None:
+            fields["ticket_type_ids"] = sorted(str(value) for value in wanted)
+    return fields, errors
 
 
 async def list_codes(session: AsyncSession, organizer: Organizer) -> list[PromoCode]:
     query = select(PromoCode).where(PromoCode.organizer_id == organizer.id).order_by(PromoCode.created_at, PromoCode.id)
     return list(await session.scalars(query))
+
+
+async def net_revenue(session: AsyncSession, organizer: Organizer) -> dict[uuid.UUID, dict[str, int]]:
+    """What each of the organizer's codes brought, less what was refunded since, by currency:
+    the paid orders that used it (its `revenue` counts them as paid, before any refund)."""
+    rows = await session.execute(
+        select(Order.promo_code_id, Order.currency,
+               func.sum(func.coalesce(Order.amount_total, 0) - Order.amount_refunded))
+        .join(PromoCode, PromoCode.id == Order.promo_code_id)
+        .where(PromoCode.organizer_id == organizer.id, Order.promo_use == "used")
+        .group_by(Order.promo_code_id, Order.currency))
+    figures: dict[uuid.UUID, dict[str, int]] = {}
+    for code_id, currency, amount in rows:
+        figures.setdefault(code_id, {})[currency or ""] = int(amount or 0)
+    return figures
+
+
+async def own_code(session: AsyncSession, organizer: Organizer, code_id: uuid.UUID) -> PromoCode:
+    """One of the organizer's codes; NotFound for another organizer's, as for none."""
+    code = await session.get(PromoCode, code_id)
+    if code is None or code.organizer_id != organizer.id:
+        raise NotFound("no such promo code")
+    return code
 
 
 async def _own_code(session: AsyncSession, organizer: Organizer, code_id: uuid.UUID) -> PromoCode:
@@ -120,7 +190,7 @@ async def _save(session: AsyncSession, code: PromoCode) -> None:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        raise Conflict(f"you already have the code {code.code!r}") from None
+        raise Conflict(f"you already have the code {code.code!r}", field="code") from None
 
 
 async def create_code(session: AsyncSession, organizer: Organizer, data: Mapping[str, Any]) -> PromoCode:
@@ -138,7 +208,8 @@ async def update_code(session: AsyncSession, organizer: Organizer, code_id: uuid
     current = {name: getattr(code, name) for name in (*FIELDS, "code_key")}
     fields = await _fields(session, organizer, data, current)
     if fields["max_uses"] is not None and fields["max_uses"] < code.uses_reserved + code.uses_paid:
-        raise Conflict(f"max_uses cannot go below the {code.uses_reserved + code.uses_paid} uses already taken")
+        raise Conflict(f"max_uses cannot go below the {code.uses_reserved + code.uses_paid} uses already taken",
+                       field="max_uses")
     for name, value in fields.items():
         setattr(code, name, value)
     await _save(session, code)

@@ -241,3 +241,89 @@ def blank_ticket_type_values() -> dict[str, str]:
 
 def typed_ticket_type_values(form: Any) -> dict[str, str]:
     return {name: str(form.get(name) or "") for name in TYPE_FIELDS}
+
+
+PROMO_FIELDS = ("code", "discount_kind", "discount", "webinar_id", "ticket_type_ids", "max_uses", "valid_from",
+                "valid_until")
+# The form's names for the service's fields it reports errors about.
+PROMO_FIELD_OF = {"percent_off": "discount", "amount_off": "discount", "fixed_price": "discount"}
+_PROMO_WORDS = (("percent_off, amount_off or fixed_price", "a percentage, an amount off or a fixed price"),
+                ("percent_off", "the percentage"), ("amount_off", "the amount off"), ("fixed_price", "the fixed price"),
+                ("max_uses", "the number of uses"), ("null for no limit", "empty for no limit"),
+                ("valid_until", "the end of validity"), ("valid_from", "the start of validity"),
+                ("ticket_type_ids", "the ticket types"), ("webinar_id", "the webinar"),
+                (" of minor units", ""))
+
+
+def promo_form_errors(service_errors: dict[str, str]) -> dict[str, str]:
+    """The service's errors next to the form's fields, in the form's words."""
+    errors: dict[str, str] = {}
+    for name, message in service_errors.items():
+        for words, plain_words in _PROMO_WORDS:
+            message = message.replace(words, plain_words)
+        errors.setdefault(PROMO_FIELD_OF.get(name, name), message[:1].upper() + message[1:] + ".")
+    return errors
+
+
+def promo_code_input(form: Any, webinars: dict[str, Webinar]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The API's input for a promo code from the console's form (amounts in the chosen webinar's
+    currency, times local to its zone, else UTC), and the errors of fields that cannot be read."""
+    values = typed_promo_values(form)
+    errors: dict[str, str] = {}
+    webinar = webinars.get(values["webinar_id"])
+    if values["webinar_id"] and webinar is None:
+        errors["webinar_id"] = "Choose one of your webinars, or all of them."
+    data: dict[str, Any] = {"code": values["code"], "webinar_id": str(webinar.id) if webinar else None,
+                            "ticket_type_ids": list(form.getall("ticket_type_ids", []))}
+    kind = values["discount_kind"]
+    for name in ("percent_off", "amount_off", "fixed_price"):
+        data[name] = None
+    text = values["discount"].strip()
+    if kind not in ("percent_off", "amount_off", "fixed_price"):
+        errors["discount"] = "Choose a percentage, an amount off or a fixed price."
+    elif not text:
+        errors["discount"] = "Enter the discount."
+    elif kind == "percent_off":
+        try:
+            data[kind] = int(text.rstrip("% "))
+        except ValueError:
+            errors["discount"] = "Enter a whole percentage from 1 to 100."
+    else:
+        found: dict[str, str] = {}
+        data[kind] = _price(text, webinar.currency if webinar else "", found)
+        if found:
+            errors["discount"] = found["price"].replace("a price like 25.00 (0 for free)", "an amount like 5.00")
+    uses = values["max_uses"].strip()
+    try:
+        data["max_uses"] = int(uses) if uses else None
+    except ValueError:
+        errors["max_uses"] = "Enter a whole number, or leave it empty for no limit."
+    zone_name = webinar.timezone if webinar else "UTC"
+    for name in ("valid_from", "valid_until"):
+        text = values[name].strip()
+        data[name] = _local_time(text, zone_name, name, errors) if text else None
+    return data, errors
+
+
+def promo_code_values(code: Any, webinar: Webinar | None) -> dict[str, Any]:
+    """A promo code as the console's form shows it."""
+    tz = zone(webinar.timezone) if webinar else dt.UTC
+    places = get_currency_precision(webinar.currency.upper()) if webinar else 2
+    kind = next(name for name in ("percent_off", "amount_off", "fixed_price") if getattr(code, name) is not None)
+    amount = getattr(code, kind)
+    return {"code": code.code, "discount_kind": kind,
+            "discount": str(amount) if kind == "percent_off" else f"{Decimal(amount).scaleb(-places):.{places}f}",
+            "webinar_id": str(code.webinar_id or ""), "ticket_type_ids": list(code.ticket_type_ids or []),
+            "max_uses": "" if code.max_uses is None else str(code.max_uses),
+            "valid_from": "" if code.valid_from is None else code.valid_from.astimezone(tz).strftime(LOCAL_FORMAT),
+            "valid_until": "" if code.valid_until is None else code.valid_until.astimezone(tz).strftime(LOCAL_FORMAT)}
+
+
+def blank_promo_values() -> dict[str, Any]:
+    return dict.fromkeys(PROMO_FIELDS, "") | {"discount_kind": "percent_off", "ticket_type_ids": []}
+
+
+def typed_promo_values(form: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {name: str(form.get(name) or "") for name in PROMO_FIELDS}
+    values["ticket_type_ids"] = [str(value) for value in form.getall("ticket_type_ids", [])]
+    return values
