@@ -13,6 +13,9 @@ Routes
                                       than was paid (for payment intents it knows)
   GET  /v1/charges/{id}               one charge; 404 `resource_missing` when unknown
   GET  /v1/invoices/{id}              one invoice; 404 `resource_missing` when unknown
+  POST /v1/credit_notes               `invoice` (required, known), `amount`, `refunds[i][refund]`
+                                      and `[amount_refunded]` (refunds it made, adding up to the
+                                      amount), `metadata`; 400 beyond what the invoice was paid
   POST /v1/webhook_endpoints          `url`, `enabled_events[]` (required), `api_version`,
                                       `description`; answers the endpoint with its `secret`
   GET  /v1/webhook_endpoints          oldest first, `limit`, `starting_after`; never the secret
@@ -160,6 +163,7 @@ class StripeStandin:
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.credit_notes: list[dict[str, Any]] = []
         self.webhook_endpoints: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self._idempotent: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = {}
@@ -173,6 +177,7 @@ class StripeStandin:
             web.get("/v1/checkout/sessions/{id}", self._get_session),
             web.get("/v1/charges/{id}", self._get_charge),
             web.get("/v1/invoices/{id}", self._get_invoice),
+            web.post("/v1/credit_notes", self._create_credit_note),
             web.post("/v1/webhook_endpoints", self._create_webhook_endpoint),
             web.get("/v1/webhook_endpoints", self._list_webhook_endpoints),
             web.post("/v1/refunds", self._create_refund),
@@ -244,7 +249,9 @@ class StripeStandin:
         note_id = "cn_" + secrets.token_hex(12)
         return {"id": note_id, "object": "credit_note", "amount": amount, "currency": invoice["currency"],
                 "created": int(time.time()), "invoice": invoice_id, "livemode": False, "memo": None,
-                "number": f"{invoice['number']}-CN-01", "pdf": f"https://pay.stripe.com/credit_notes/acct_test/{note_id}/pdf",
+                "number": f"{invoice['number']}-CN-{len([n for n in self.credit_notes if n['invoice'] == invoice_id]) + 1:02d}",
+                "post_payment_amount": amount, "pre_payment_amount": 0, "refunds": [],
+                "pdf": f"https://pay.stripe.com/credit_notes/acct_test/{note_id}/pdf",
                 "reason": None, "status": "issued", "total": amount, "type": "post_payment"}
 
     def queue_event(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -397,6 +404,41 @@ class StripeStandin:
             raise StripeError(404, "invalid_request_error", f"No such invoice: '{request.match_info['id']}'",
                               code="resource_missing", param="invoice")
         return invoice
+
+    async def _create_credit_note(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = request[PARAMS]
+        invoice_id = params.get("invoice")
+        if not invoice_id:
+            raise _missing("invoice")
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            raise StripeError(404, "invalid_request_error", f"No such invoice: '{invoice_id}'",
+                              code="resource_missing", param="invoice")
+        if "amount" not in params and "lines" not in params:
+            raise StripeError(400, "invalid_request_error", "One of `amount`, `lines`, or `shipping_cost` must be "
+                                                            "provided.", code="parameter_missing", param="amount")
+        amount = _integer(params.get("amount"), "amount")
+        refunds = params.get("refunds") or []
+        known = {refund["id"]: refund for refund in self.refunds}
+        for i, link in enumerate(refunds):
+            if link.get("refund") not in known:
+                raise StripeError(404, "invalid_request_error", f"No such refund: '{link.get('refund')}'",
+                                  code="resource_missing", param=f"refunds[{i}][refund]")
+        linked = sum(_integer(link.get("amount_refunded", known[link["refund"]]["amount"]),
+                              f"refunds[{i}][amount_refunded]") for i, link in enumerate(refunds))
+        if linked != amount:
+            raise _invalid("amount", "The sum of refunds, credit and out of band amounts must equal the credit "
+                                     "note's post-payment amount.")
+        credited = sum(note["amount"] for note in self.credit_notes if note["invoice"] == invoice_id)
+        if credited + amount > invoice["amount_paid"]:
+            raise _invalid("amount", "The credit note amount cannot exceed the amount paid on the invoice.")
+        note = self.credit_note(invoice_id, amount)
+        note.update(metadata=params.get("metadata") or {},
+                    refunds=[{"refund": link["refund"], "amount_refunded": _integer(
+                        link.get("amount_refunded", known[link["refund"]]["amount"]), "amount_refunded")}
+                             for link in refunds])
+        self.credit_notes.append(note)
+        return note
 
     async def _get_session(self, request: web.Request) -> dict[str, Any]:
         session = self.sessions.get(request.match_info["id"])

@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 import ticketing.workers  # noqa: F401  (registers every job kind the worker runs)
 from tests import factories
-from ticketing.db.models import Job, Order, OrderStatus, Organizer
+from ticketing.db.models import Job, Order, OrderStatus, Organizer, Ticket
 from ticketing.jobs.registry import JobContext, PermanentError
-from ticketing.payments.invoices import KIND, fetch_invoice
+from ticketing.payments.invoices import CREDIT_NOTE_KIND, KIND, fetch_invoice, issue_credit_note
+from ticketing.payments.refunds import refund
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 
 
@@ -241,3 +242,70 @@ async def test_the_invoice_job_parks_a_payload_it_cannot_read(stripe_settings, j
     for payload in ({}, {"order_id": "x", "invoice_id": "in_1"}, {"order_id": "8b0e6f8e-1d7c-4f57-9d6e-5b1c1c1c1c1c"}):
         with pytest.raises(PermanentError):
             await fetch_invoice(ctx, payload)
+
+
+async def _paid_invoiced_order(client, stripe_standin, sessionmaker, price: int = 3000):
+    organizer, key = await factories.organizer(sessionmaker)
+    await _set(sessionmaker, organizer.id, invoices=True)
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=price)
+    await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "2"}, allow_redirects=False)
+    [session_id] = stripe_standin.sessions
+    completed = stripe_standin.complete_session(session_id)
+    invoice = stripe_standin.invoices[completed["invoice"]]
+    await factories.post_event(client, factories.event("invoice.paid", invoice))
+    await factories.post_event(client, factories.event("checkout.session.completed", completed))
+    return key, await _order(sessionmaker, stripe_session_id=session_id), invoice
+
+
+async def test_a_refund_this_service_makes_asks_stripe_for_its_credit_note(start_client, stripe_settings,
+                                                                          stripe_standin, sessionmaker, job_context):
+    client = await start_client(stripe_settings)
+    key, order, invoice = await _paid_invoiced_order(client, stripe_standin, sessionmaker)
+    async with sessionmaker() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.order_id == order.id).order_by(Ticket.seq))
+    response = await client.post(f"/api/tickets/{ticket.id}/revoke", json={"refund": True},
+                                 headers={"Authorization": f"Bearer {key}"})
+    assert response.status == 200, await response.text()
+    ctx = await job_context(stripe_settings)
+    [refund_job] = await _jobs(sessionmaker, "payment.refund")
+    await refund(ctx, refund_job.payload)
+    [stripe_refund] = stripe_standin.refunds
+    [job] = await _jobs(sessionmaker, CREDIT_NOTE_KIND)
+    assert job.payload == {"order_id": str(order.id), "invoice_id": invoice["id"], "refund_id": stripe_refund["id"],
+                           "amount": 3000}
+
+    await issue_credit_note(ctx, job.payload)
+    await issue_credit_note(ctx, job.payload)  # a retry: Stripe answers the same note again
+    calls = stripe_standin.calls_to("POST", "/v1/credit_notes")
+    assert [c.idempotency_key for c in calls] == [f"credit-note-{stripe_refund['id']}"] * 2
+    assert calls[0].params["refunds"] == [{"refund": stripe_refund["id"], "amount_refunded": "3000"}]
+    [note] = stripe_standin.credit_notes
+    assert (note["invoice"], note["amount"]) == (invoice["id"], 3000)
+    stored = await _order(sessionmaker, id=order.id)
+    assert (stored.credit_note_number, stored.credit_note_pdf) == (note["number"], note["pdf"])
+
+    # Stripe's own event for the same note afterwards changes nothing.
+    assert (await factories.post_event(client, factories.event("credit_note.created", note))).status == 200
+    assert (await _order(sessionmaker, id=order.id)).credit_note_number == note["number"]
+
+
+async def test_a_test_refund_in_dev_mode_gets_a_stand_in_credit_note(client, settings, sessionmaker, make_worker):
+    organizer, key = await factories.organizer(sessionmaker)
+    await _set(sessionmaker, organizer.id, invoices=True)
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=1200)
+    response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1"}, allow_redirects=False)
+    path = response.headers["Location"].removeprefix(settings.base_url)
+    await client.post(path, data={"email": "bea@example.com"}, allow_redirects=False)
+    order = await _order(sessionmaker, webinar_id=webinar.id)
+    async with sessionmaker() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.order_id == order.id))
+    response = await client.post(f"/api/tickets/{ticket.id}/revoke", json={"refund": True},
+                                 headers={"Authorization": f"Bearer {key}"})
+    assert response.status == 200
+    await make_worker(settings).run_until_idle()
+    stored = await _order(sessionmaker, id=order.id)
+    assert stored.amount_refunded == 1200
+    assert stored.credit_note_number == f"{stored.invoice_number}-C1"
+    page = await client.get(f"/dev/invoices/{stored.invoice_id}")
+    assert f"Credit note {stored.credit_note_number}" in await page.text()
+    assert await _jobs(sessionmaker, CREDIT_NOTE_KIND) == []

@@ -3,8 +3,10 @@
 A completed checkout names its invoice by id; the number and links come with the invoice's own
 events (`invoice.finalized`, `invoice.paid`), or from the `payment.invoice` job, which asks
 Stripe once for an invoice the order knows only by id, so the webhook never waits on Stripe.
-A refund of an invoiced payment leaves Stripe to issue a credit note (`credit_note.created`),
-which the order then shows. Every fact is set once and kept, so events converge in any order.
+A refund of an invoiced payment leaves Stripe to issue a credit note: for the refunds this
+service makes, the `payment.credit_note` job asks Stripe for one linked to the refund; for
+those made in the Dashboard, the organizer chooses there. Either way `credit_note.created`
+tells the order, which then shows it. Every fact is set once and kept, so events converge in any order.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ticketing.orders.service import lock_order, lock_order_by_invoice
 logger = logging.getLogger(__name__)
 
 KIND = "payment.invoice"
+CREDIT_NOTE_KIND = "payment.credit_note"
 INVOICE_TYPES = ("invoice.finalized", "invoice.paid")
 CREDIT_NOTE_TYPES = ("credit_note.created",)
 
@@ -92,9 +95,14 @@ async def credit_note_event(session: AsyncSession, obj: dict[str, Any]) -> str:
     order = await lock_order_by_invoice(session, invoice_id)
     if order is None:
         return "ignored"
-    order.credit_note_number = order.credit_note_number or _text(obj.get("number"), 100)
-    order.credit_note_pdf = order.credit_note_pdf or _https(obj.get("pdf"))
+    record_credit_note(order, obj)
     return "credit_note_recorded"
+
+
+def record_credit_note(order: Order, note: dict[str, Any]) -> None:
+    """The order's credit note: the first one issued is the one it shows."""
+    order.credit_note_number = order.credit_note_number or _text(note.get("number"), 100)
+    order.credit_note_pdf = order.credit_note_pdf or _https(note.get("pdf"))
 
 
 @job(KIND, max_attempts=12)
@@ -117,3 +125,43 @@ async def fetch_invoice(ctx: JobContext, payload: dict[str, Any]) -> None:
         if order is None:
             raise PermanentError(f"no order {order_id}")
         record_invoice(order, invoice.to_dict())
+
+
+async def credit_refund(session: AsyncSession, order: Order, refund_id: str, amount: int, *, test: bool) -> None:
+    """After a refund of an invoiced order: queue the credit note Stripe is to issue for it (once
+    per refund). A test refund of dev mode gets a stand-in credit note at once."""
+    if not order.invoice_id or amount <= 0:
+        return
+    if test:
+        order.credit_note_number = order.credit_note_number or f"{order.invoice_number or order.invoice_id}-C1"
+        return
+    await enqueue(session, CREDIT_NOTE_KIND, {"order_id": str(order.id), "invoice_id": order.invoice_id,
+                                              "refund_id": refund_id, "amount": amount},
+                  dedupe_key=f"{CREDIT_NOTE_KIND}:{refund_id}")
+
+
+@job(CREDIT_NOTE_KIND, max_attempts=12)
+async def issue_credit_note(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Ask Stripe for the credit note of one refund against the order's invoice, and keep it."""
+    order_id, invoice_id, refund_id = _uuid(payload.get("order_id")), payload.get("invoice_id"), payload.get("refund_id")
+    amount = payload.get("amount")
+    if (order_id is None or not isinstance(invoice_id, str) or not isinstance(refund_id, str)
+            or not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0):
+        raise PermanentError(f"payload names no order, invoice, refund and amount: {payload!r}")
+    if ctx.stripe is None:
+        raise PermanentError("no Stripe key configured to issue the credit note with")
+    params = {"invoice": invoice_id, "amount": amount, "refunds": [{"refund": refund_id, "amount_refunded": amount}],
+              "metadata": {"order_id": str(order_id)}}
+    try:
+        # One key per refund: a retry after Stripe answered gets that same credit note back.
+        note = await ctx.stripe.v1.credit_notes.create_async(params, {"idempotency_key": f"credit-note-{refund_id}"})
+    except stripe.StripeError as error:
+        status = error.http_status
+        if status is not None and status < 500 and status not in (409, 429):
+            raise PermanentError(f"Stripe refused the credit note ({status})") from error
+        raise
+    async with ctx.sessionmaker.begin() as session:
+        order = await lock_order(session, order_id)
+        if order is None:
+            raise PermanentError(f"no order {order_id}")
+        record_credit_note(order, note.to_dict())

@@ -24,6 +24,7 @@ from ticketing.db.models import Order, OrderLine, Refund, Ticket
 from ticketing.jobs import enqueue
 from ticketing.jobs.registry import JobContext, PermanentError, job
 from ticketing.orders.service import lock_order, settle
+from ticketing.payments.invoices import credit_refund
 from ticketing.tickets.service import order_tickets
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ async def _record(ctx: JobContext, order_id: uuid.UUID, ticket_id: uuid.UUID | N
             )
             total = await session.scalar(select(func.coalesce(func.sum(Refund.amount), 0)).where(Refund.order_id == order_id))
             order.amount_refunded = max(order.amount_refunded, int(total))
+            await credit_refund(session, order, refund_id, amount, test=test)
             fully_refunded = fully_refunded or ticket_id is None
             logger.info("refund recorded", extra={"order_id": str(order_id), "refund_id": refund_id, "amount": amount,
                                                   "test": test})
