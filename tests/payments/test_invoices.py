@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 import ticketing.workers  # noqa: F401  (registers every job kind the worker runs)
 from tests import factories
+from tests.org.conftest import sign_in
+from tests.seats import order_codes
 from ticketing.db.models import Job, Order, OrderStatus, Organizer, Ticket
 from ticketing.jobs.registry import JobContext, PermanentError
 from ticketing.payments.invoices import CREDIT_NOTE_KIND, KIND, fetch_invoice, issue_credit_note
@@ -309,3 +311,33 @@ async def test_a_test_refund_in_dev_mode_gets_a_stand_in_credit_note(client, set
     page = await client.get(f"/dev/invoices/{stored.invoice_id}")
     assert f"Credit note {stored.credit_note_number}" in await page.text()
     assert await _jobs(sessionmaker, CREDIT_NOTE_KIND) == []
+
+
+async def test_the_order_page_the_api_the_csv_and_the_console_show_the_invoice(start_client, stripe_settings,
+                                                                              stripe_standin, sessionmaker):
+    client = await start_client(stripe_settings)
+    key, order, invoice = await _paid_invoiced_order(client, stripe_standin, sessionmaker)
+    [code] = (await order_codes(sessionmaker)).values()
+    page = await (await client.get(f"/o/{code}")).text()
+    assert f'<a href="{invoice["hosted_invoice_url"]}">{invoice["number"]}</a>' in page
+    assert f'href="{invoice["invoice_pdf"]}"' in page
+    assert 'id="order-credit-note"' not in page
+
+    note = stripe_standin.credit_note(invoice["id"], 3000)
+    await factories.post_event(client, factories.event("credit_note.created", note))
+    page = await (await client.get(f"/o/{code}")).text()
+    assert f'<a href="{note["pdf"]}">{note["number"]}</a>' in page
+
+    headers = {"Authorization": f"Bearer {key}"}
+    listed = await (await client.get(f"/api/webinars/{order.webinar_id}/tickets", headers=headers)).json()
+    assert [t["invoice_number"] for t in listed["tickets"]] == [invoice["number"]] * 2
+    csv_text = await (await client.get(f"/api/webinars/{order.webinar_id}/tickets",
+                                       headers={**headers, "Accept": "text/csv"})).text()
+    header, *rows = csv_text.splitlines()
+    column = header.split(",").index("invoice_number")
+    assert [row.split(",")[column] for row in rows] == [invoice["number"]] * 2
+
+    await sign_in(client, sessionmaker, "ada@example.com")
+    console = await (await client.get(f"/org/webinars/{order.webinar_id}")).text()
+    assert f'<a href="{invoice["hosted_invoice_url"]}">{invoice["number"]}</a>' in console
+    assert f"credit note {note['number']}" in console

@@ -246,13 +246,13 @@ async def list_tickets(request: web.Request) -> web.Response:
         disputes = await order_lifecycle.ticket_disputes(session, tickets)
         names = await ticket_types.type_names(session, webinar_id)
         invoices = await order_lifecycle.ticket_invoices(session, tickets)
+    def order_fields(ticket: Ticket) -> dict[str, Any]:
+        return {"order_dispute": disputes.get(ticket.order_id), "invoice_number": invoices.get(ticket.order_id)}
+
     if "text/csv" in request.headers.get("Accept", ""):
-        return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id),
-                                                    "invoice_number": invoices.get(t.order_id)}
-                     | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
-                    filename=f"tickets-{webinar_id}.csv")
-    return json_response({"tickets": [ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id),
-                                                    "invoice_number": invoices.get(t.order_id)}
+        return _csv([ticket_json(t, names) | order_fields(t) | attendance.ticket_fields(attended.get(t.id), csv=True)
+                     for t in tickets], filename=f"tickets-{webinar_id}.csv")
+    return json_response({"tickets": [ticket_json(t, names) | order_fields(t)
                                       | attendance.ticket_fields(attended.get(t.id)) for t in tickets]})
 
 

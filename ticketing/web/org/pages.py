@@ -316,7 +316,7 @@ async def attendees_csv(request: web.Request) -> web.Response:
         names = await ticket_types.type_names(db, webinar_id)
         invoices = await order_lifecycle.ticket_invoices(db, tickets)
     return _csv([ticket_json(t, names) | {"order_dispute": disputes.get(t.order_id),
-                                                    "invoice_number": invoices.get(t.order_id)}
+                                          "invoice_number": invoices.get(t.order_id)}
                  | attendance.ticket_fields(attended.get(t.id), csv=True) for t in tickets],
                 filename=f"tickets-{webinar_id}.csv")
 
