@@ -27,7 +27,7 @@ from ticketing.db.models import (
     Webinar,
     WebinarStatus,
 )
-from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.errors import N_, Conflict, Forbidden, Invalid, NotFound, Text
 from ticketing.inputs import email_address
 from ticketing.jobs import NewJob, enqueue, enqueue_many
 from ticketing.tickets import sealing
@@ -267,7 +267,7 @@ async def update_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
     ticket, _ = await _own_valid_ticket(session, organizer, ticket_id, "changed")
     email = data.get("email")
     if not isinstance(email, str) or not email.strip():
-        raise Invalid("email is required: the address the ticket's mails go to", field="email")
+        raise Invalid(Text(N_("email is required: the address the ticket's mails go to")), field="email")
     email = email_address(email)
     ticket.email = email
     await session.flush()
