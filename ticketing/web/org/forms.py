@@ -46,8 +46,8 @@ def in_form_words(message: str, lang: str = i18n.DEFAULT) -> str:
     if i18n.language(lang) != i18n.DEFAULT:
         t = i18n.translations(lang)
         if isinstance(message, Text):
-            values = {key: t.gettext(FIELD_WORDS[value]) if key == "name" and value in FIELD_WORDS else value
-                      for key, value in message.params.items()}
+            values = {key: t.gettext(FIELD_WORDS[value]) if key == "name" and value in FIELD_WORDS
+                      else t.gettext(value) if key == "state" else value for key, value in message.params.items()}
             message = t.gettext(message.template) % values if values else t.gettext(message.template)
         else:
             message = t.gettext(message)

@@ -452,20 +452,27 @@ async def ticket_action(request: web.Request) -> web.Response:
     await checked_form(request)
     action = request.match_info["action"]
     t = words(request, organizer)
-    async with request.app[SESSIONMAKER].begin() as db:
-        if action == "resend":
-            await ticket_service.resend_ticket(db, organizer, ticket.id)
-            message = t.gettext("A new link is on its way to %(email)s.")
-        elif action == "restore":
-            await ticket_lifecycle.restore_ticket(db, organizer, ticket.id,
-                                                  grace_minutes=request.app[SETTINGS].join_grace_minutes)
-            message = t.gettext("The ticket of %(email)s is valid again; a new link is on its way.")
-        else:
-            _, refunded = await ticket_lifecycle.revoke_ticket(db, organizer, ticket.id, refund=action == "refund")
-            message = (t.gettext("The ticket of %(email)s is revoked; the refund is on its way.") if refunded
-                       else t.gettext("The ticket of %(email)s is revoked."))
-    message = message % {"email": ticket.email}
-    return await _flash_and_go(request, message, f"/org/webinars/{webinar.id}#attendees")
+    back = f"/org/webinars/{webinar.id}#attendees"
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            if action == "resend":
+                await ticket_service.resend_ticket(db, organizer, ticket.id)
+                message = t.gettext("A new link is on its way to %(email)s.")
+            elif action == "restore":
+                await ticket_lifecycle.restore_ticket(db, organizer, ticket.id,
+                                                      grace_minutes=request.app[SETTINGS].join_grace_minutes)
+                message = t.gettext("The ticket of %(email)s is valid again; a new link is on its way.")
+            else:
+                _, refunded = await ticket_lifecycle.revoke_ticket(db, organizer, ticket.id, refund=action == "refund",
+                                                                   refund_required=action == "refund")
+                message = (t.gettext("The ticket of %(email)s is revoked; the refund is on its way.") if refunded
+                           else t.gettext("The ticket of %(email)s is revoked."))
+    except (Conflict, Invalid) as error:
+        # Refused, with nothing changed: back to the list, which shows the ticket as it is now.
+        refusal = forms.in_form_words(error.message, console_language(request, organizer))
+        return await _flash_and_go(request, t.gettext("Nothing was changed for %(email)s: %(why)s")
+                                   % {"email": ticket.email, "why": refusal}, back)
+    return await _flash_and_go(request, message % {"email": ticket.email}, back)
 
 
 @routes.get("/org/settings")
