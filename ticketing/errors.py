@@ -3,6 +3,25 @@
 from __future__ import annotations
 
 
+def N_(text: str) -> str:
+    """Marks a message for the catalog; it is translated where it is shown, in its reader's language."""
+    return text
+
+
+class Text(str):
+    """An English message that keeps its catalog template and values, so that a page can say it
+    again in its reader's language; everywhere else it is the plain English string."""
+
+    template: str
+    params: dict[str, object]
+
+    def __new__(cls, template: str, **params: object) -> Text:
+        text = super().__new__(cls, template % params if params else template)
+        text.template = template
+        text.params = params
+        return text
+
+
 class DomainError(Exception):
     """Something the caller asked for cannot be done."""
 

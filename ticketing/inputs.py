@@ -11,7 +11,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from ticketing.errors import Invalid, NotFound
+from ticketing.errors import N_, Invalid, NotFound, Text
 
 # Far enough from datetime's limits that windows, reminders and tokens never overflow.
 YEARS = (2000, 9000)
@@ -38,13 +38,14 @@ def email_address(value: str, *, field: str = "email") -> str:
     non-ASCII local parts (which need SMTPUTF8) are refused, as the mail composer would."""
     value = value.strip()
     if len(value) > 320 or has_control(value):
-        raise Invalid(f"not an email address: {value[:320]!r}", field=field)
+        raise Invalid(Text(N_("not an email address: %(value)r"), value=value[:320]), field=field)
     try:
         checked = validate_email(value, check_deliverability=False, allow_smtputf8=False,
                                  allow_quoted_local=False, allow_domain_literal=False, allow_display_name=False)
     except EmailNotValidError as error:
         reason = str(error).rstrip(".")
-        raise Invalid(f"not an email address: {value!r} ({reason[:1].lower()}{reason[1:]})", field=field) from None
+        raise Invalid(Text(N_("not an email address: %(value)r (%(reason)s)"), value=value,
+                           reason=reason[:1].lower() + reason[1:]), field=field) from None
     return checked.ascii_email or checked.normalized
 
 
@@ -101,10 +102,10 @@ def whole_number(data: Mapping[str, Any], name: str, *, required: bool = False) 
     value = data.get(name)
     if value is None:
         if required:
-            raise Invalid(f"{name} is required", field=name)
+            raise Invalid(Text(N_("%(name)s is required"), name=name), field=name)
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"{name} must be a whole number", field=name)
+        raise Invalid(Text(N_("%(name)s must be a whole number"), name=name), field=name)
     return value
 
 
@@ -113,13 +114,15 @@ def iso_time(value: str, name: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise Invalid(f"{name} is not an ISO 8601 time: {value!r}", field=name) from None
+        raise Invalid(Text(N_("%(name)s is not an ISO 8601 time: %(value)r"), name=name, value=value), field=name) from None
     if parsed.tzinfo is None:
-        raise Invalid(f"{name} needs a UTC offset, e.g. {value}+00:00 or {value}Z", field=name)
+        raise Invalid(Text(N_("%(name)s needs a UTC offset, e.g. %(value)s+00:00 or %(value)sZ"), name=name, value=value),
+                      field=name)
     try:
         in_range = YEARS[0] <= parsed.astimezone(dt.UTC).year <= YEARS[1]
     except OverflowError:
         in_range = False
     if not in_range:
-        raise Invalid(f"{name} must be between the years {YEARS[0]} and {YEARS[1]}", field=name)
+        raise Invalid(Text(N_("%(name)s must be between the years %(first)d and %(last)d"), name=name, first=YEARS[0],
+                           last=YEARS[1]), field=name)
     return parsed

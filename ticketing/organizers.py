@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.accounts.apikeys import KEY_PREFIX, hash_api_key, is_plausible_key, organizer_for_named_key
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.errors import N_, Conflict, Invalid, NotFound, Text
 from ticketing.inputs import email_address, has_control
 
 
@@ -53,7 +53,7 @@ async def create_organizer(session: AsyncSession, name: str, email: str) -> tupl
     when the address signs in an organizer already."""
     name = name.strip()
     if not name or len(name) > 200 or has_control(name):
-        raise Invalid("name must be 1 to 200 plain characters", field="name")
+        raise Invalid(Text(N_("name must be 1 to 200 plain characters")), field="name")
     email = sign_in_address(email)
     await _claim_address(session, email)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -161,7 +161,7 @@ FOOTER_MAX = 500
 
 def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > 200 or has_control(value):
-        raise Invalid("name must be 1 to 200 plain characters", field="name")
+        raise Invalid(Text(N_("name must be 1 to 200 plain characters")), field="name")
     return value.strip()
 
 
@@ -177,7 +177,8 @@ def _link(value: object, field: str) -> str | None:
     except ValueError:  # a host in brackets that is no IP address, or a bracket left open
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid(f"{field} must be an http:// or https:// URL of at most 500 characters", field=field)
+        raise Invalid(Text(N_("%(name)s must be an http:// or https:// URL of at most 500 characters"), name=field),
+                      field=field)
     return value
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ticketing.db.models import Order, OrderStatus, Ticket, TicketStatus, Webinar
 from ticketing.orders.ticket_types import default_type
+from ticketing.tickets.capacity import take_seats
 from ticketing.tickets.service import new_code
 
 SECRET = "s" * 40
@@ -50,7 +51,8 @@ def rs256(key_dir: Path) -> dict[str, str]:
 async def add_ticket(sessionmaker: async_sessionmaker[AsyncSession], webinar: Webinar, *, name: str = "Bea Buyer",
                      email: str = "bea@example.com", status: TicketStatus = TicketStatus.VALID,
                      revoked_reason: str | None = None) -> tuple[Ticket, str]:
-    """A paid order with one ticket; returns the ticket and its plain join code."""
+    """A paid order with one ticket; returns the ticket and its plain join code. A valid ticket
+    takes its seat as a sale does, so that revoking it later gives back a seat that was counted."""
     code, code_hash = new_code()
     async with sessionmaker.begin() as session:
         order = Order(id=uuid.uuid4(), webinar_id=webinar.id, quantity=1, email=email, expected_amount=webinar.price_amount,
@@ -59,6 +61,8 @@ async def add_ticket(sessionmaker: async_sessionmaker[AsyncSession], webinar: We
         session.add(order)
         await session.flush()
         default = await default_type(session, webinar.id)
+        if status == TicketStatus.VALID:
+            assert await take_seats(session, webinar.id, {default.id: 1}), "the webinar is full"
         ticket = Ticket(id=uuid.uuid4(), order_id=order.id, webinar_id=webinar.id, ticket_type_id=default.id, seq=0,
                         email=email, name=name,
                         code_hash=code_hash, status=status, revoked_reason=revoked_reason, join_count=0)

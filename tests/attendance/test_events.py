@@ -19,6 +19,7 @@ from tests.access.conftest import add_ticket, move_webinar
 from tests.attendance import prosody as p
 from ticketing.db import utcnow
 from ticketing.db.models import AttendanceSession, JitsiEvent
+from ticketing.orders.references import order_reference
 
 MIN = dt.timedelta(minutes=1)
 
@@ -166,9 +167,9 @@ async def test_csv_appends_the_attendance_columns(client, settings, sessionmaker
                        "last_joined_at", "join_count", "delivery_status", "delivery_error", "order_dispute",
                        "session_count", "first_join_at", "last_leave_at",
                        "minutes_present", "percent_of_scheduled", "present_now", "devices", "shared_link",
-                       "ticket_type_id", "ticket_type"]
+                       "ticket_type_id", "ticket_type", "reference"]
     assert rows[1][13:21] == ["1", factories_iso(s + 5 * MIN), factories_iso(s + 35 * MIN), "30", "50", "no", "0", ""]
-    assert rows[1][22] == "Ticket"
+    assert rows[1][22] == "Ticket" and rows[1][23] == order_reference(ann.order_id)
 
 
 async def test_open_stay_counts_until_now_and_shows_present(client, settings, sessionmaker):

@@ -134,7 +134,7 @@ async def test_a_bad_trusted_proxies_value_stops_the_start_with_one_line(cli, cl
 async def test_a_whole_office_behind_one_address_joins_at_once(make_settings, start_client, sessionmaker):
     client = await start_client(make_settings(join_rate_per_address="3", join_rate_per_code="5",
                                               jitsi_url="https://meet.example.org"))
-    webinar = await factories.webinar(sessionmaker)
+    webinar = await factories.webinar(sessionmaker, capacity=20)
     codes = [(await add_ticket(sessionmaker, webinar, email=f"p{i}@example.com"))[1] for i in range(12)]
     statuses = [(await client.get(f"/j/{code}", allow_redirects=False)).status for code in codes]
     assert statuses == [200] * 12  # waiting pages: the webinar starts in two days

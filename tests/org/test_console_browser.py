@@ -57,7 +57,7 @@ async def sign_in_from_mail(page, url: str, email: str, screenshot_dir=None) -> 
     await tab_to(page, "#email")
     await page.keyboard.type(email)
     await page.keyboard.press("Enter")
-    await page.wait_for_selector("h1:has-text('Check your mail')")
+    await page.wait_for_selector("main p[role=status]")  # "check your mail", in the console's language
     if screenshot_dir:
         await check(page, screenshot_dir)
 
@@ -67,7 +67,7 @@ async def sign_in_from_mail(page, url: str, email: str, screenshot_dir=None) -> 
 
     await (await until(mail_listed)).click()
     await page.click("a.button[href*='/org/login/']")
-    await page.wait_for_selector("h1:has-text('Sign in to the organizer console')")
+    await page.wait_for_selector("form[action^='/org/login/'] button[type=submit]")
     if screenshot_dir:
         await check(page, screenshot_dir, "console-login-confirm")
     await tab_to(page, "button[type=submit]")

@@ -175,7 +175,7 @@ async def test_a_time_change_is_confirmed_first(client, sessionmaker, ada, free_
     asked = await client.post(f"/org/webinars/{webinar.id}/edit", data=values)
     assert asked.status == 200
     text = await asked.text()
-    assert "Every attendee (1) gets a new mail" in text and 'name="confirm" value="time"' in text
+    assert "The attendee gets a new mail" in text and 'name="confirm" value="time"' in text
     async with sessionmaker() as session:
         unchanged = await session.get(Webinar, webinar.id)
         assert (unchanged.starts_at, unchanged.sequence) == (webinar.starts_at, 0)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import SessionTransactionOrigin
 
 from ticketing.db import utcnow
 from ticketing.db.models import ApiKey, Organizer
-from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.errors import N_, Conflict, Invalid, NotFound, Text
 from ticketing.inputs import has_control
 
 KEY_PREFIX = "tk_"
@@ -40,7 +40,7 @@ def is_plausible_key(key: str) -> bool:
 
 def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > 100 or has_control(value):
-        raise Invalid("name must be 1 to 100 plain characters", field="name")
+        raise Invalid(Text(N_("name must be 1 to 100 plain characters")), field="name")
     return value.strip()
 
 
@@ -55,7 +55,7 @@ async def create_key(session: AsyncSession, organizer: Organizer, name: object) 
     """A new named key; returns it with the plain key, which is not kept anywhere."""
     name = _name(name)
     if len(await list_keys(session, organizer)) >= MAX_KEYS:
-        raise Conflict(f"at most {MAX_KEYS} keys at once; revoke one first")
+        raise Conflict(Text(N_("at most %(num)d keys at once; revoke one first"), num=MAX_KEYS))
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(organizer_id=organizer.id, name=name, prefix=key[:PREFIX_LENGTH], key_hash=hash_api_key(key),
                  created_at=utcnow())

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, Organizer, Refund, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Forbidden, Invalid, NotFound, SoldOut
+from ticketing.errors import N_, Conflict, Forbidden, Invalid, NotFound, SoldOut, Text
 from ticketing.jobs import enqueue
 from ticketing.orders.service import dispute_state, lock_order, seat_price, settle
 from ticketing.tickets.capacity import take_seats
@@ -169,7 +169,7 @@ async def take_refunded_seats(session: AsyncSession, organizer: Organizer, order
         raise Invalid(f"choose {refunded.to_choose} seat{'' if refunded.to_choose == 1 else 's'}", field="seats")
     valid = {t.id: t for t in await order_tickets(session, order.id) if t.status == TicketStatus.VALID}
     if not chosen <= valid.keys():
-        raise Invalid("choose among this order's valid seats", field="seats")
+        raise Invalid(Text(N_("choose among this order's valid seats")), field="seats")
     tickets = [valid[i] for i in sorted(chosen, key=lambda i: valid[i].seq)]
     await revoke_tickets(session, tickets, REFUNDED, refund_amount=refunded.price)
     await settle(session, order)

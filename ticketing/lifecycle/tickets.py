@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Forbidden, NotFound, SoldOut
+from ticketing.errors import N_, Conflict, Forbidden, NotFound, SoldOut, Text
 from ticketing.jobs import enqueue
 from ticketing.orders.service import lock_order, settle
 from ticketing.payments.refunds import request_ticket_refund, ticket_share
@@ -36,16 +36,22 @@ async def _own_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uu
 
 
 async def revoke_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID, *,
-                        refund: bool = False) -> tuple[Ticket, bool]:
+                        refund: bool = False, refund_required: bool = False) -> tuple[Ticket, bool]:
     """Revoke one ticket (reason "organizer"), free its seat and queue the buyer's notice;
     with `refund`, also queue the refund of its share. Returns the ticket and whether a
-    refund was queued. Raises Conflict when the ticket is not valid any more."""
+    refund was queued. Raises Conflict when the ticket is not valid any more, and with
+    `refund_required` when there is nothing to refund (nothing is revoked then)."""
     ticket, order, _ = await _own_ticket(session, organizer, ticket_id)
     if ticket.status == TicketStatus.REVOKED:
-        raise Conflict("this ticket is already revoked")
+        raise Conflict(Text(N_("this ticket is already revoked")))
     if ticket.status == TicketStatus.EXPIRED:
-        raise Conflict("this ticket has expired with its webinar")
+        raise Conflict(Text(N_("this ticket has expired with its webinar")))
     refund_queued = await request_ticket_refund(session, order, ticket, "organizer") if refund else False
+    if refund_required and not refund_queued:
+        # An order not paid through Stripe (made by hand, free) or already refunded: the
+        # organizer asked for money back, so revoking alone would not be what was asked.
+        raise Conflict(Text(N_("nothing of this ticket's order can be refunded (it was not paid through Stripe, "
+                               "or its money has gone back already); revoke the ticket without a refund instead")))
     # The notice says how much comes back (one seat's share), so it is queued knowing that.
     share = await ticket_share(session, order, ticket) if refund_queued else None
     await revoke_tickets(session, [ticket], "organizer", refund_amount=share)

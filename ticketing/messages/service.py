@@ -25,7 +25,7 @@ from ticketing.db.models import (
     TicketStatus,
     WebinarStatus,
 )
-from ticketing.errors import Conflict, Invalid, RateLimited
+from ticketing.errors import N_, Conflict, Invalid, RateLimited, Text
 from ticketing.inputs import has_control
 from ticketing.jobs import NewJob, enqueue_many
 from ticketing.webinars.service import get_own_webinar
@@ -58,12 +58,12 @@ class SentMessage:
 def _text(data: Mapping[str, Any], name: str, limit: int, *, newlines: bool) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value.strip():
-        raise Invalid(f"{name} is required", field=name)
+        raise Invalid(Text(N_("%(name)s is required"), name=name), field=name)
     value = value.replace("\r\n", "\n").strip()
     if len(value) > limit:
-        raise Invalid(f"{name} must be at most {limit} characters", field=name)
+        raise Invalid(Text(N_("%(name)s must be at most %(limit)d characters"), name=name, limit=limit), field=name)
     if has_control(value, allow_newlines=newlines):
-        raise Invalid(f"{name} must not contain control characters", field=name)
+        raise Invalid(Text(N_("%(name)s must not contain control characters"), name=name), field=name)
     return value
 
 
@@ -96,7 +96,7 @@ async def send_message(session: AsyncSession, organizer: Organizer, webinar_id: 
     # The row lock makes the count below and the insert one step, however many requests race.
     webinar = await get_own_webinar(session, organizer, webinar_id, for_update=True)
     if webinar.status == WebinarStatus.CANCELLED:
-        raise Conflict("this webinar is cancelled; its buyers have been told")
+        raise Conflict(Text(N_("this webinar is cancelled; its buyers have been told")))
     recent = list(await session.scalars(
         select(Message.created_at).where(Message.webinar_id == webinar.id, Message.created_at > now - WINDOW)
         .order_by(Message.created_at)))
@@ -106,7 +106,7 @@ async def send_message(session: AsyncSession, organizer: Organizer, webinar_id: 
                       f" {max(1, -(-wait // 60))} minutes", retry_after=max(1, wait))
     holders = (await session.execute(_holders(webinar.id).order_by(Ticket.created_at, Ticket.seq))).all()
     if not holders:
-        raise Conflict("nobody holds a ticket to this webinar yet")
+        raise Conflict(Text(N_("nobody holds a ticket to this webinar yet")))
     message = Message(id=uuid.uuid4(), webinar_id=webinar.id, subject=subject, body=body, created_at=now)
     session.add(message)
     await session.flush()

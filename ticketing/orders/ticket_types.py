@@ -20,7 +20,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.models import OrderLine, Organizer, Ticket, TicketType, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.errors import N_, Conflict, Invalid, NotFound, Text
 from ticketing.inputs import has_control, iso_time, whole_number
 from ticketing.webinars.minimums import describe as describe_amount
 from ticketing.webinars.minimums import minimum_charge
@@ -117,7 +117,7 @@ def when(data: Mapping[str, Any], name: str) -> dt.datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise Invalid(f"{name} must be an ISO 8601 time with offset, or null", field=name)
+        raise Invalid(Text(N_("%(name)s must be an ISO 8601 time with offset, or null"), name=name), field=name)
     return iso_time(value, name).astimezone(dt.UTC)
 
 
@@ -126,13 +126,13 @@ def _text(data: Mapping[str, Any], name: str, *, limit: int, required: bool) -> 
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise Invalid(f"{name} is required as a non-empty string" if required else f"{name} must be a string",
-                      field=name)
+        raise Invalid(Text(N_("%(name)s is required as a non-empty string"), name=name) if required
+                      else Text(N_("%(name)s must be a string"), name=name), field=name)
     value = value.strip()
     if len(value) > limit:
-        raise Invalid(f"{name} must be at most {limit} characters", field=name)
+        raise Invalid(Text(N_("%(name)s must be at most %(limit)d characters"), name=name, limit=limit), field=name)
     if has_control(value, allow_newlines=name == "description"):
-        raise Invalid(f"{name} must not contain control characters", field=name)
+        raise Invalid(Text(N_("%(name)s must not contain control characters"), name=name), field=name)
     return value
 
 
@@ -157,7 +157,7 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str
     if creating or "hidden" in data:
         hidden = data.get("hidden", False)
         if not isinstance(hidden, bool):
-            raise Invalid("hidden must be true or false", field="hidden")
+            raise Invalid(Text(N_("hidden must be true or false")), field="hidden")
         fields["hidden"] = hidden
     if creating or "position" in data:
         position = whole_number(data, "position", required=False)
@@ -168,32 +168,34 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str
 def _check(fields: Mapping[str, Any], webinar: Webinar, kind: TicketType | None) -> None:
     price = fields["price_amount"]
     if price < 0:
-        raise Invalid("price_amount must not be negative", field="price_amount")
+        raise Invalid(Text(N_("price_amount must not be negative")), field="price_amount")
     if price > 99_999_999:
-        raise Invalid("price_amount is larger than Stripe accepts", field="price_amount")
+        raise Invalid(Text(N_("price_amount is larger than Stripe accepts")), field="price_amount")
     minimum = minimum_charge(webinar.currency)
     if 0 < price and minimum is not None and price < minimum:
-        raise Invalid(f"price_amount is below Stripe's minimum charge of {describe_amount(minimum, webinar.currency)};"
-                      " use at least that, or 0 for a free type", field="price_amount")
+        raise Invalid(Text(N_("price_amount is below Stripe's minimum charge of %(least)s; use at least that, or 0 for "
+                              "a free type"), least=describe_amount(minimum, webinar.currency)), field="price_amount")
     capacity = fields["capacity"]
     if capacity is not None:
         if not 1 <= capacity <= 1_000_000:
-            raise Invalid("capacity must be between 1 and 1000000, or null for the webinar's", field="capacity")
+            raise Invalid(Text(N_("capacity must be between 1 and 1000000, or null for the webinar's")), field="capacity")
         if webinar.capacity is not None and capacity > webinar.capacity:
-            raise Invalid(f"capacity must not exceed the webinar's capacity of {webinar.capacity}", field="capacity")
+            raise Invalid(Text(N_("capacity must not exceed the webinar's capacity of %(num)d"), num=webinar.capacity),
+                          field="capacity")
         # Before the webinar is typed, every seat sold is of its default type.
         taken = 0 if kind is None else kind.seats_taken if webinar.typed else webinar.seats_taken
         if capacity < taken:
-            raise Invalid(f"capacity cannot go below the {taken} seats of this type already sold", field="capacity")
+            raise Invalid(Text(N_("capacity cannot go below the %(num)d seats of this type already sold"), num=taken),
+                          field="capacity")
     start, end = fields["sales_start"], fields["sales_end"]
     if end is not None and end > sales_end(webinar):
-        raise Invalid("sales_end must not be after the webinar's sales end (or its end)", field="sales_end")
+        raise Invalid(Text(N_("sales_end must not be after the webinar's sales end (or its end)")), field="sales_end")
     if start is not None and start >= sales_end(webinar):
-        raise Invalid("sales_start must be before the webinar's sales end", field="sales_start")
+        raise Invalid(Text(N_("sales_start must be before the webinar's sales end")), field="sales_start")
     if start is not None and end is not None and end <= start:
-        raise Invalid("sales_end must be after sales_start", field="sales_end")
+        raise Invalid(Text(N_("sales_end must be after sales_start")), field="sales_end")
     if not 0 <= fields["position"] <= 10_000:
-        raise Invalid("position must be between 0 and 10000", field="position")
+        raise Invalid(Text(N_("position must be between 0 and 10000")), field="position")
 
 
 async def _own_type(session: AsyncSession, organizer: Organizer, type_id: uuid.UUID) -> tuple[TicketType, Webinar]:

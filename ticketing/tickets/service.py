@@ -27,7 +27,7 @@ from ticketing.db.models import (
     Webinar,
     WebinarStatus,
 )
-from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.errors import N_, Conflict, Forbidden, Invalid, NotFound, Text
 from ticketing.inputs import email_address
 from ticketing.jobs import NewJob, enqueue, enqueue_many
 from ticketing.tickets import sealing
@@ -229,7 +229,7 @@ async def resend_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
     ticket no longer admits anyone.
     """
     now = now or utcnow()
-    ticket, webinar = await _own_valid_ticket(session, organizer, ticket_id, "sent again")
+    ticket, webinar = await _own_valid_ticket(session, organizer, ticket_id, "resend")
     # The dedupe key names the new code, so each resend is one mail and a retry is not a second.
     nonce = secrets.token_hex(8)
     order = await session.scalar(select(Order).where(Order.id == ticket.order_id))
@@ -239,6 +239,15 @@ async def resend_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
                   reason="resent", order=order)
     await session.flush()
     return ticket
+
+
+# Why a ticket cannot be acted on, by action: (the ticket no longer valid, its webinar no longer scheduled).
+_NOT_NOW = {
+    "resend": (N_("this ticket is %(state)s; it cannot be sent again"),
+               N_("this webinar is %(state)s; its tickets cannot be sent again")),
+    "change": (N_("this ticket is %(state)s; it cannot be changed"),
+               N_("this webinar is %(state)s; its tickets cannot be changed")),
+}
 
 
 async def _own_valid_ticket(session: AsyncSession, organizer: Organizer, ticket_id: uuid.UUID,
@@ -252,10 +261,11 @@ async def _own_valid_ticket(session: AsyncSession, organizer: Organizer, ticket_
         raise NotFound("no such ticket")
     if webinar.organizer_id != organizer.id:
         raise Forbidden("this ticket belongs to another organizer's webinar")
+    ticket_gone, webinar_gone = _NOT_NOW[action]
     if ticket.status != TicketStatus.VALID:
-        raise Conflict(f"this ticket is {ticket.status.value}; it cannot be {action}")
+        raise Conflict(Text(ticket_gone, state=ticket.status.value))
     if webinar.status != WebinarStatus.SCHEDULED:
-        raise Conflict(f"this webinar is {webinar.status.value}; its tickets cannot be {action}")
+        raise Conflict(Text(webinar_gone, state=webinar.status.value))
     return ticket, webinar
 
 
@@ -264,10 +274,10 @@ async def update_ticket(session: AsyncSession, organizer: Organizer, ticket_id: 
     """Correct a ticket's address (e.g. after the mail server refused it); the organizer then
     resends, which mails a new link there. Invalid for a missing or malformed `email`;
     NotFound, Forbidden, or Conflict for a ticket that no longer admits anyone."""
-    ticket, _ = await _own_valid_ticket(session, organizer, ticket_id, "changed")
+    ticket, _ = await _own_valid_ticket(session, organizer, ticket_id, "change")
     email = data.get("email")
     if not isinstance(email, str) or not email.strip():
-        raise Invalid("email is required: the address the ticket's mails go to", field="email")
+        raise Invalid(Text(N_("email is required: the address the ticket's mails go to")), field="email")
     email = email_address(email)
     ticket.email = email
     await session.flush()

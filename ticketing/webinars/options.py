@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ticketing.errors import Invalid
+from ticketing.errors import N_, Invalid, Text
 
 FIELDS = ("one_device", "certificate_min_percent")
 
@@ -19,13 +19,13 @@ def parsers(data: Mapping[str, Any], *, creating: bool) -> list[tuple[str, Calla
         if value is None and creating:
             value = False
         if not isinstance(value, bool):
-            raise Invalid("one_device must be true or false", field="one_device")
+            raise Invalid(Text(N_("one_device must be true or false")), field="one_device")
         return value
 
     def certificate_min_percent() -> int | None:
         value = data.get("certificate_min_percent")
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100):
-            raise Invalid("certificate_min_percent must be a whole number from 1 to 100, or null for no certificates",
+            raise Invalid(Text(N_("certificate_min_percent must be a whole number from 1 to 100, or null for no certificates")),
                           field="certificate_min_percent")
         return value
 

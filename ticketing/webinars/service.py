@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketType, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.errors import N_, Conflict, Forbidden, Invalid, NotFound, Text
 from ticketing.i18n import zone
 from ticketing.inputs import has_control, iso_time, whole_number
 from ticketing.jobs import enqueue
@@ -50,24 +50,25 @@ def _text(data: Mapping[str, Any], name: str, *, limit: int, required: bool) -> 
     value = data.get(name)
     if value is None:
         if required:
-            raise Invalid(f"{name} is required", field=name)
+            raise Invalid(Text(N_("%(name)s is required"), name=name), field=name)
         return None
     if not isinstance(value, str):
-        raise Invalid(f"{name} must be a string", field=name)
+        raise Invalid(Text(N_("%(name)s must be a string"), name=name), field=name)
     value = value.strip()
     if required and not value:
-        raise Invalid(f"{name} must not be empty", field=name)
+        raise Invalid(Text(N_("%(name)s must not be empty"), name=name), field=name)
     if len(value) > limit:
-        raise Invalid(f"{name} must be at most {limit} characters", field=name)
+        raise Invalid(Text(N_("%(name)s must be at most %(limit)d characters"), name=name, limit=limit), field=name)
     if has_control(value, allow_newlines=name == "description"):
-        raise Invalid(f"{name} must not contain control characters", field=name)
+        raise Invalid(Text(N_("%(name)s must not contain control characters"), name=name), field=name)
     return value
 
 
 def _when(data: Mapping[str, Any], name: str) -> dt.datetime:
     value = data.get(name)
     if not isinstance(value, str):
-        raise Invalid(f"{name} is required as an ISO 8601 time with offset, e.g. 2030-01-31T18:00:00+01:00", field=name)
+        raise Invalid(Text(N_("%(name)s is required as an ISO 8601 time with offset, e.g. 2030-01-31T18:00:00+01:00"),
+                           name=name), field=name)
     return iso_time(value, name)
 
 
@@ -103,44 +104,47 @@ def _rules(fields: dict[str, Any], now: dt.datetime):
 
     def when() -> None:
         if fields["ends_at"] <= fields["starts_at"]:
-            raise Invalid("ends_at must be after starts_at", field="ends_at")
+            raise Invalid(Text(N_("ends_at must be after starts_at")), field="ends_at")
         if fields["ends_at"] <= now:
-            raise Invalid("ends_at is in the past", field="ends_at")
+            raise Invalid(Text(N_("ends_at is in the past")), field="ends_at")
 
     def price() -> None:
         if fields["price_amount"] < 0:
-            raise Invalid("price_amount must not be negative", field="price_amount")
+            raise Invalid(Text(N_("price_amount must not be negative")), field="price_amount")
         if fields["price_amount"] > 99_999_999:
-            raise Invalid("price_amount is larger than Stripe accepts", field="price_amount")
+            raise Invalid(Text(N_("price_amount is larger than Stripe accepts")), field="price_amount")
 
     def currency() -> None:
         if fields["currency"].upper() not in CURRENCIES:
-            raise Invalid(f"unknown currency {fields['currency']!r}; use an ISO 4217 code like EUR", field="currency")
+            raise Invalid(Text(N_("unknown currency %(code)r; use an ISO 4217 code like EUR"), code=fields["currency"]),
+                          field="currency")
 
     def minimum() -> None:
         least = minimum_charge(fields["currency"])
         if 0 < fields["price_amount"] and least is not None and fields["price_amount"] < least:
-            raise Invalid(f"price_amount is below Stripe's minimum charge of {describe_amount(least, fields['currency'])};"
-                          " use at least that, or 0 for a free webinar", field="price_amount")
+            raise Invalid(Text(N_("price_amount is below Stripe's minimum charge of %(least)s; use at least that, or 0 "
+                                  "for a free webinar"), least=describe_amount(least, fields["currency"])),
+                          field="price_amount")
 
     def sales_end() -> None:
         if fields.get("sales_end") is not None and fields["sales_end"] > fields["ends_at"]:
-            raise Invalid("sales_end must not be after ends_at", field="sales_end")
+            raise Invalid(Text(N_("sales_end must not be after ends_at")), field="sales_end")
 
     def capacity() -> None:
         if fields["capacity"] is not None and not 1 <= fields["capacity"] <= 1_000_000:
-            raise Invalid("capacity must be between 1 and 1000000, or null for no limit", field="capacity")
+            raise Invalid(Text(N_("capacity must be between 1 and 1000000, or null for no limit")), field="capacity")
 
     def room() -> None:
         if not ROOM_PATTERN.fullmatch(fields["room"]):
-            raise Invalid("room must be 2 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit", field="room")
+            raise Invalid(Text(N_("room must be 2 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit")),
+                          field="room")
 
     def timezone() -> None:
         try:
             zone(fields["timezone"])
         # OSError: a folder of the zone database ("America") or a name the file system refuses.
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            raise Invalid(f"unknown time zone {fields['timezone']!r}; use an IANA name like Europe/Berlin",
+            raise Invalid(Text(N_("unknown time zone %(zone)r; use an IANA name like Europe/Berlin"), zone=fields["timezone"]),
                           field="timezone") from None
 
     return [(("starts_at", "ends_at"), when), (("price_amount",), price), (("currency",), currency),
@@ -242,7 +246,7 @@ async def create_webinar(session: AsyncSession, organizer: Organizer, data: Mapp
     fields, errors = _fields(data, None)
     _check(fields, errors, now=utcnow())
     if await _room_taken(session, fields["room"], None):
-        raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room")
+        raise Conflict(Text(N_("room %(room)r is already used by another webinar"), room=fields["room"]), field="room")
     webinar = Webinar(id=uuid.uuid4(), organizer_id=organizer.id, seats_taken=0, status=WebinarStatus.SCHEDULED,
                       sequence=0, typed=False, **fields)
     session.add(webinar)
@@ -250,7 +254,8 @@ async def create_webinar(session: AsyncSession, organizer: Organizer, data: Mapp
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room") from None
+        raise Conflict(Text(N_("room %(room)r is already used by another webinar"), room=fields["room"]),
+                       field="room") from None
     # Its price is its default ticket type; more types make the webinar `typed`.
     session.add(TicketType(webinar_id=webinar.id, name=DEFAULT_TYPE_NAME, description="",
                            price_amount=webinar.price_amount, seats_taken=0, hidden=False, position=0,
@@ -292,10 +297,11 @@ async def update_webinar(session: AsyncSession, organizer: Organizer, webinar_id
     fields, errors = _fields({k: v for k, v in data.items() if k in EDITABLE}, current)
     _check(fields, errors, now=utcnow())
     if fields["capacity"] is not None and fields["capacity"] < webinar.seats_taken:
-        raise Invalid(f"capacity cannot go below the {webinar.seats_taken} tickets already sold", field="capacity")
+        raise Invalid(Text(N_("capacity cannot go below the %(num)d tickets already sold"), num=webinar.seats_taken),
+                      field="capacity")
     await _check_types_fit(session, webinar, fields)
     if fields["room"] != webinar.room and await _room_taken(session, fields["room"], webinar.id):
-        raise Conflict(f"room {fields['room']!r} is already used by another webinar", field="room")
+        raise Conflict(Text(N_("room %(room)r is already used by another webinar"), room=fields["room"]), field="room")
     time_changed = (fields["starts_at"], fields["ends_at"]) != (webinar.starts_at, webinar.ends_at)
     changed = {k: v for k, v in fields.items() if v != current[k]}
     if not changed:

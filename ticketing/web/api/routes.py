@@ -18,6 +18,7 @@ from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
 from ticketing.messages import service as messages
 from ticketing.orders import promo_codes, ticket_types
+from ticketing.orders.references import order_reference
 from ticketing.organizers import BILLING_FIELDS, update_profile
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.auth import organizer_of_request
@@ -34,6 +35,8 @@ TICKET_COLUMNS = ("id", "order_id", "email", "name", "status", "revoked_reason",
 # Added after every earlier column (the attendance ones included), so CSV readers that count
 # columns keep working.
 TYPE_COLUMNS = ("ticket_type_id", "ticket_type")
+# The order's reference people read aloud (ticketing.orders.references), last for the same reason.
+REFERENCE_COLUMNS = ("reference",)
 
 
 async def authenticate(request: web.Request) -> Organizer:
@@ -73,6 +76,7 @@ def ticket_json(ticket: Ticket, type_names: dict[Any, str] | None = None) -> dic
     data["status"] = ticket.status.value
     data["ticket_type_id"] = ticket.ticket_type_id
     data["ticket_type"] = (type_names or {}).get(ticket.ticket_type_id)
+    data["reference"] = order_reference(ticket.order_id)
     return data
 
 
@@ -297,6 +301,7 @@ def order_json(note: order_lifecycle.OrderNote) -> dict[str, Any]:
     "inquiry_closed", "open", "won", "lost" or null) and a refund made in Stripe's dashboard."""
     order, refunded = note.order, note.refunded
     return {name: getattr(order, name) for name in ORDER_COLUMNS} | {
+        "reference": order_reference(order.id),
         "status": order.status.value, "currency": (order.currency or "").upper() or None,
         "dispute": note.dispute, "can_restore": note.can_restore,
         "refunded_outside": None if refunded is None else {
@@ -386,7 +391,7 @@ async def update_ticket(request: web.Request) -> web.Response:
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", "invoice_number", *attendance.TICKET_COLUMNS,
-                                             *TYPE_COLUMNS), lineterminator="\r\n")
+                                             *TYPE_COLUMNS, *REFERENCE_COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})

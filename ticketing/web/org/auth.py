@@ -161,10 +161,13 @@ async def login_request(request: web.Request) -> web.Response:
     per_address, per_email = request.app[SIGNIN_LIMITS]
     db = request.app[SESSIONMAKER]
     wait = await per_address.hit(db, client_address(request)) or (await per_email.hit(db, email.lower()) if email else 0)
+    t = i18n.translations(console_language(request))
     if wait:
         response = await page(request, "login.html", {
             "email": email, "next": next_path,
-            "error": f"Too many sign-in links asked for; try again in {wait} seconds."}, status=429)
+            "error": t.ngettext("Too many sign-in links asked for; try again in %(num)d second.",
+                                "Too many sign-in links asked for; try again in %(num)d seconds.", wait) % {"num": wait}},
+            status=429)
         response.headers["Retry-After"] = str(wait)
         return response
     (await session_of(request))[AFTER_SIGNIN] = next_path
@@ -173,7 +176,7 @@ async def login_request(request: web.Request) -> web.Response:
             await signin.request_link(db, email)
     except Invalid:
         return await page(request, "login.html", {"email": email, "next": next_path,
-                                                  "error": "Enter your email address, like name@example.com."},
+                                                  "error": t.gettext("Enter your email address, like name@example.com.")},
                           status=422)
     return await page(request, "login_sent.html", {"email": email})
 
@@ -217,5 +220,5 @@ async def logout(request: web.Request) -> web.Response:
             await sessions.end(db, session_id)
     session.invalidate()
     session = await aiohttp_session.new_session(request)
-    sessions.flash(session, "You are signed out.")
+    sessions.flash(session, i18n.translations(console_language(request)).gettext("You are signed out."))
     raise web.HTTPSeeOther("/org/login")

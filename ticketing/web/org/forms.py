@@ -14,7 +14,9 @@ from typing import Any
 
 from babel.numbers import get_currency_precision
 
+from ticketing import i18n
 from ticketing.db.models import Webinar
+from ticketing.errors import N_, Text
 from ticketing.i18n import zone
 
 FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room",
@@ -29,8 +31,26 @@ _WORDS = (("ends_at", "the end"), ("starts_at", "the start"), ("price_amount", "
           ("one_device", "one device per ticket"), ("or null for no certificates", "or empty for no certificates"))
 
 
-def in_form_words(message: str) -> str:
-    """A service message with the form's labels for the API's field names, as a sentence."""
+# The form's labels for the names a service message puts in its values, in other languages.
+FIELD_WORDS = {"title": N_("the title"), "description": N_("the description"), "name": N_("the name"),
+               "subject": N_("the subject"), "body": N_("the text"), "email": N_("the address"),
+               "contact_email": N_("the contact email"), "imprint_url": N_("the imprint link"),
+               "terms_url": N_("the terms link"), "starts_at": N_("the start"), "ends_at": N_("the end"),
+               "sales_start": N_("the start of sales"), "sales_end": N_("the end of sales"), "position": N_("the place"),
+               "price_amount": N_("the price"), "capacity": N_("the number of seats"), "timezone": N_("the time zone")}
+
+
+def in_form_words(message: str, lang: str = i18n.DEFAULT) -> str:
+    """A service or form message as a sentence in the console's language, with the form's labels
+    for the API's field names."""
+    if i18n.language(lang) != i18n.DEFAULT:
+        t = i18n.translations(lang)
+        if isinstance(message, Text):
+            values = {key: t.gettext(FIELD_WORDS[value]) if key == "name" and value in FIELD_WORDS
+                      else t.gettext(value) if key == "state" else value for key, value in message.params.items()}
+            message = t.gettext(message.template) % values if values else t.gettext(message.template)
+        else:
+            message = t.gettext(message)
     for name, words in _WORDS:
         message = message.replace(name, words)
     return message[:1].upper() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")
@@ -55,7 +75,7 @@ class FormErrors(Exception):
         self.data = data or {}
 
 
-def form_errors(service_errors: dict[str, str]) -> tuple[dict[str, str], str | None]:
+def form_errors(service_errors: dict[str, str], lang: str = i18n.DEFAULT) -> tuple[dict[str, str], str | None]:
     """The service's errors next to the form fields they are about, in the form's words; one
     about no field of the form stands above it."""
     errors: dict[str, str] = {}
@@ -63,21 +83,21 @@ def form_errors(service_errors: dict[str, str]) -> tuple[dict[str, str], str | N
     for name, message in service_errors.items():
         field = FORM_FIELD_OF.get(name, name)
         if field in FIELDS:
-            errors.setdefault(field, in_form_words(message))
+            errors.setdefault(field, in_form_words(message, lang))
         else:
-            general = general or in_form_words(message)
+            general = general or in_form_words(message, lang)
     return errors, general
 
 
 def _local_time(text: str, zone_name: str, field: str, errors: dict[str, str]) -> str | None:
     text = text.strip()
     if not text:
-        errors[field] = "Enter a date and time."
+        errors[field] = Text(N_("Enter a date and time."))
         return None
     try:
         local = dt.datetime.fromisoformat(text)
     except ValueError:
-        errors[field] = "Enter a date and time like 2030-01-31 18:00."
+        errors[field] = Text(N_("Enter a date and time like 2030-01-31 18:00."))
         return None
     if local.tzinfo is not None:
         return local.isoformat()
@@ -85,12 +105,13 @@ def _local_time(text: str, zone_name: str, field: str, errors: dict[str, str]) -
         tz = zone(zone_name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, KeyError):
         # Without a zone the local time cannot be read at all.
-        errors["time_zone"] = f"Unknown time zone {zone_name!r}; use an IANA name like Europe/Berlin."
+        errors["time_zone"] = Text(N_("Unknown time zone %(zone)r; use an IANA name like Europe/Berlin."), zone=zone_name)
         return None
     aware = local.replace(tzinfo=tz)
     # A wall time skipped by a clock change does not survive the round trip through UTC.
     if aware.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) != local:
-        errors[field] = f"{local:%Y-%m-%d %H:%M} does not exist in {zone_name} (the clocks change then)."
+        errors[field] = Text(N_("%(time)s does not exist in %(zone)s (the clocks change then)."),
+                             time=f"{local:%Y-%m-%d %H:%M}", zone=zone_name)
         return None
     return aware.isoformat()
 
@@ -102,15 +123,16 @@ def _price(text: str, currency: str, errors: dict[str, str]) -> int | None:
     try:
         amount = Decimal(text or "x")
     except InvalidOperation:
-        errors["price"] = "Enter a price like 25.00 (0 for free)."
+        errors["price"] = Text(N_("Enter a price like 25.00 (0 for free)."))
         return None
     if not amount.is_finite():
-        errors["price"] = "Enter a price like 25.00 (0 for free)."
+        errors["price"] = Text(N_("Enter a price like 25.00 (0 for free)."))
         return None
     places = get_currency_precision(currency.upper()) if currency.strip() else 2
     minor = amount.scaleb(places)
     if minor != minor.to_integral_value():
-        errors["price"] = f"{currency.upper() or 'This currency'} has {places} decimal places at most."
+        errors["price"] = (Text(N_("%(currency)s has %(num)d decimal places at most."), currency=currency.upper(), num=places)
+                           if currency.strip() else Text(N_("This currency has %(num)d decimal places at most."), num=places))
         return None
     return int(minor)
 
@@ -140,7 +162,7 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
         try:
             data["capacity"] = int(capacity)
         except ValueError:
-            errors["capacity"] = "Enter a whole number of seats, or leave it empty for no limit."
+            errors["capacity"] = Text(N_("Enter a whole number of seats, or leave it empty for no limit."))
     else:
         data["capacity"] = None
     # A checkbox sends its value only when ticked; the move confirmation resends it as "on" or "".
@@ -151,7 +173,8 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
         try:
             data["certificate_min_percent"] = int(percent)
         except ValueError:
-            errors["certificate_min_percent"] = "Enter a whole percent from 1 to 100, or leave it empty for no certificates."
+            errors["certificate_min_percent"] = Text(
+                N_("Enter a whole percent from 1 to 100, or leave it empty for no certificates."))
     room = values["room"].strip()
     if room:
         data["room"] = room
@@ -214,7 +237,7 @@ def ticket_type_input(form: Any, webinar: Webinar) -> dict[str, Any]:
         try:
             data[name] = int(text) if text else empty
         except ValueError:
-            errors[name] = "Enter a whole number, or leave it empty."
+            errors[name] = Text(N_("Enter a whole number, or leave it empty."))
     if errors:
         raise FormErrors(errors)
     return data

@@ -7,13 +7,14 @@ import uuid
 
 from aiohttp import web
 
-from ticketing.errors import Invalid
+from ticketing import i18n
+from ticketing.errors import N_, Invalid, Text
 from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.tickets.service import order_tickets
 from ticketing.web.keys import SESSIONMAKER, SETTINGS
-from ticketing.web.org.auth import checked_form, organizer_of, page
+from ticketing.web.org import forms
+from ticketing.web.org.auth import checked_form, console_language, organizer_of, page
 from ticketing.web.org.pages import _flash_and_go, words
-from ticketing.web.templating import money
 from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
@@ -66,7 +67,8 @@ async def _seats_page(request: web.Request, *, error: str | None = None, status:
     refunded = note.refunded
     return await page(request, "order_seats.html", {
         "order": note.order, "webinar": webinar, "refunded": refunded, "error": error,
-        "amount": money(refunded.amount, note.order.currency or webinar.currency) if refunded else None,
+        "amount": i18n.money(refunded.amount, note.order.currency or webinar.currency,
+                             console_language(request, organizer)) if refunded else None,
         "seats": [t for t in tickets if t.status.value == "valid"],
     }, status=status, organizer=organizer)
 
@@ -87,11 +89,12 @@ async def seats_take(request: web.Request) -> web.Response:
         chosen = None
     try:
         if chosen is None:
-            raise Invalid("choose among this order's valid seats", field="seats")
+            raise Invalid(Text(N_("choose among this order's valid seats")), field="seats")
         async with request.app[SESSIONMAKER].begin() as db:
             tickets = await order_lifecycle.take_refunded_seats(db, organizer, order_id, chosen)
     except Invalid as error:
-        return await _seats_page(request, error=error.message[:1].upper() + error.message[1:] + ".", status=422)
+        return await _seats_page(request, error=forms.in_form_words(error.message, console_language(request, organizer)),
+                                 status=422)
     who = ", ".join(t.email for t in tickets)
     return await _flash_and_go(request, words(request, organizer).ngettext(
         "Access withdrawn for the refunded seat (%(who)s); its holder is told.",

@@ -12,7 +12,7 @@ from ticketing.accounts import apikeys, sessions
 from ticketing.attendance import figures as attendance
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, Ticket, TicketType, Webinar, WebinarStatus
-from ticketing.errors import Conflict, DomainError, Invalid, NotFound, RateLimited
+from ticketing.errors import Conflict, DomainError, Invalid, NotFound, RateLimited, Text
 from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.lifecycle import tickets as ticket_lifecycle
 from ticketing.lifecycle import webinars as webinar_lifecycle
@@ -86,16 +86,16 @@ def _form_page(request, organizer, *, webinar: Webinar | None, values: dict[str,
     }, status=status, organizer=organizer)
 
 
-def _field_errors(error: DomainError) -> tuple[dict[str, str], str | None]:
+def _field_errors(error: DomainError, lang: str) -> tuple[dict[str, str], str | None]:
     """A service error next to the form field it is about (every field, when several are at
     fault), or above the form, in the form's words."""
-    return forms.form_errors(getattr(error, "errors", None) or {error.field or "": error.message})
+    return forms.form_errors(getattr(error, "errors", None) or {error.field or "": error.message}, lang)
 
 
-def _all_errors(error: forms.FormErrors, base: dict | None = None) -> dict[str, str]:
+def _all_errors(error: forms.FormErrors, lang: str, base: dict | None = None) -> dict[str, str]:
     """The fields the form could not read, and whatever the service finds in the rest."""
-    found, _ = forms.form_errors(webinars.webinar_errors(error.data, base))
-    return {**found, **error.errors}
+    found, _ = forms.form_errors(webinars.webinar_errors(error.data, base), lang)
+    return {**found, **{field: forms.in_form_words(message, lang) for field, message in error.errors.items()}}
 
 
 @routes.get("/org/webinars/new")
@@ -115,9 +115,9 @@ async def create_webinar(request: web.Request) -> web.Response:
             webinar = await webinars.create_webinar(db, organizer, data)
     except forms.FormErrors as error:
         return await _form_page(request, organizer, webinar=None, values=forms.typed_values(form),
-                                errors=_all_errors(error), status=422)
+                                errors=_all_errors(error, console_language(request, organizer)), status=422)
     except (Invalid, Conflict) as error:
-        errors, general = _field_errors(error)
+        errors, general = _field_errors(error, console_language(request, organizer))
         return await _form_page(request, organizer, webinar=None, values=forms.typed_values(form), errors=errors,
                                 general=general, status=422)
     return await _flash_and_go(request, words(request, organizer).gettext("“%(title)s” is on sale.")
@@ -161,9 +161,10 @@ async def update_webinar(request: web.Request) -> web.Response:
                         "values": forms.typed_values(form)}, organizer=organizer)
         except forms.FormErrors as error:
             return await _form_page(request, organizer, webinar=current, values=forms.typed_values(form),
-                                    errors=_all_errors(error, webinars.editable_fields(current)), status=422)
+                                    errors=_all_errors(error, console_language(request, organizer),
+                                                       webinars.editable_fields(current)), status=422)
         except (Invalid, Conflict) as error:
-            errors, general = _field_errors(error)
+            errors, general = _field_errors(error, console_language(request, organizer))
             return await _form_page(request, organizer, webinar=current, values=forms.typed_values(form),
                                     errors=errors, general=general, status=422 if isinstance(error, Invalid) else 409)
     t = words(request, organizer)
@@ -216,11 +217,14 @@ def _type_form_refused(request, organizer, form, error: forms.FormErrors | Domai
     field errors, or the service's refusal next to its field (or above the form)."""
     errors: dict[str, str]
     general = None
+    lang = console_language(request, organizer)
     if isinstance(error, forms.FormErrors):
-        errors = error.errors
+        errors = {field: forms.in_form_words(message, lang) for field, message in error.errors.items()}
     else:
         field = {"price_amount": "price"}.get(error.field or "", error.field)
-        message = forms.in_form_words(error.message.replace("sales_start", "the start of sales"))
+        message = error.message if isinstance(error.message, Text) else error.message.replace("sales_start",
+                                                                                                "the start of sales")
+        message = forms.in_form_words(message, lang)
         errors, general = ({field: message}, None) if field in forms.TYPE_FIELDS else ({}, message)
     return _type_form_page(request, organizer, webinar=webinar, kind=kind, errors=errors, general=general,
                            values=forms.typed_ticket_type_values(form), status=422)
@@ -421,7 +425,7 @@ async def address_save(request: web.Request) -> web.Response:
         async with request.app[SESSIONMAKER]() as db:
             ticket, webinar = await figures.own_ticket(db, organizer, ticket_id)
         return await _address_page(request, organizer, ticket, webinar, email=email,
-                                   error=forms.in_form_words(error.message), status=422)
+                                   error=forms.in_form_words(error.message, console_language(request, organizer)), status=422)
     return await _flash_and_go(request, words(request, organizer).gettext(
                                "The ticket's address is now %(email)s. Send the link there?") % {"email": ticket.email},
                                f"/org/tickets/{ticket.id}/resend")
@@ -450,20 +454,27 @@ async def ticket_action(request: web.Request) -> web.Response:
     await checked_form(request)
     action = request.match_info["action"]
     t = words(request, organizer)
-    async with request.app[SESSIONMAKER].begin() as db:
-        if action == "resend":
-            await ticket_service.resend_ticket(db, organizer, ticket.id)
-            message = t.gettext("A new link is on its way to %(email)s.")
-        elif action == "restore":
-            await ticket_lifecycle.restore_ticket(db, organizer, ticket.id,
-                                                  grace_minutes=request.app[SETTINGS].join_grace_minutes)
-            message = t.gettext("The ticket of %(email)s is valid again; a new link is on its way.")
-        else:
-            _, refunded = await ticket_lifecycle.revoke_ticket(db, organizer, ticket.id, refund=action == "refund")
-            message = (t.gettext("The ticket of %(email)s is revoked; the refund is on its way.") if refunded
-                       else t.gettext("The ticket of %(email)s is revoked."))
-    message = message % {"email": ticket.email}
-    return await _flash_and_go(request, message, f"/org/webinars/{webinar.id}#attendees")
+    back = f"/org/webinars/{webinar.id}#attendees"
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            if action == "resend":
+                await ticket_service.resend_ticket(db, organizer, ticket.id)
+                message = t.gettext("A new link is on its way to %(email)s.")
+            elif action == "restore":
+                await ticket_lifecycle.restore_ticket(db, organizer, ticket.id,
+                                                      grace_minutes=request.app[SETTINGS].join_grace_minutes)
+                message = t.gettext("The ticket of %(email)s is valid again; a new link is on its way.")
+            else:
+                _, refunded = await ticket_lifecycle.revoke_ticket(db, organizer, ticket.id, refund=action == "refund",
+                                                                   refund_required=action == "refund")
+                message = (t.gettext("The ticket of %(email)s is revoked; the refund is on its way.") if refunded
+                           else t.gettext("The ticket of %(email)s is revoked."))
+    except (Conflict, Invalid) as error:
+        # Refused, with nothing changed: back to the list, which shows the ticket as it is now.
+        refusal = forms.in_form_words(error.message, console_language(request, organizer))
+        return await _flash_and_go(request, t.gettext("Nothing was changed for %(email)s: %(why)s")
+                                   % {"email": ticket.email, "why": refusal}, back)
+    return await _flash_and_go(request, message % {"email": ticket.email}, back)
 
 
 @routes.get("/org/settings")
@@ -492,7 +503,7 @@ async def settings_save(request: web.Request) -> web.Response:
             await set_console_language(db, organizer.id, language)
     except Invalid as error:
         field = error.field if error.field in (*PROFILE_FIELDS, *BILLING_FIELDS, "console_language") else "name"
-        message = error.message[:1].upper() + error.message[1:]
+        message = forms.in_form_words(error.message, console_language(request, organizer))
         return await page(request, "settings.html", {"values": {**data, "console_language": language},
                                                      "errors": {field: message}, "languages": LANGUAGE_NAMES},
                           status=422, organizer=organizer)
@@ -523,8 +534,8 @@ async def create_key(request: web.Request) -> web.Response:
         async with request.app[SESSIONMAKER].begin() as db:
             _, key = await apikeys.create_key(db, organizer, name)
     except (Invalid, Conflict) as error:
-        return await _keys_page(request, organizer, new_name=name, error=error.message[:1].upper() + error.message[1:],
-                                status=422)
+        return await _keys_page(request, organizer, new_name=name, status=422,
+                                error=forms.in_form_words(error.message, console_language(request, organizer)))
     return await _keys_page(request, organizer, new_key=key)
 
 
@@ -591,8 +602,8 @@ async def message_preview(request: web.Request) -> web.Response:
         async with request.app[SESSIONMAKER]() as db:
             draft = await messages.preview(db, organizer, webinar_id, values)
     except Invalid as error:
-        return await _messages_page(request, organizer, webinar_id, values=values, status=422,
-                                    errors={error.field or "body": forms.in_form_words(error.message)})
+        return await _messages_page(request, organizer, webinar_id, values=values, status=422, errors={
+            error.field or "body": forms.in_form_words(error.message, console_language(request, organizer))})
     return await _messages_page(request, organizer, webinar_id, values=values, draft=draft)
 
 
@@ -606,11 +617,11 @@ async def message_send(request: web.Request) -> web.Response:
             sent = await messages.send_message(db, organizer, webinar_id, values,
                                                per_hour=request.app[SETTINGS].messages_per_hour)
     except Invalid as error:
-        return await _messages_page(request, organizer, webinar_id, values=values, status=422,
-                                    errors={error.field or "body": forms.in_form_words(error.message)})
+        return await _messages_page(request, organizer, webinar_id, values=values, status=422, errors={
+            error.field or "body": forms.in_form_words(error.message, console_language(request, organizer))})
     except (Conflict, RateLimited) as error:
         return await _messages_page(request, organizer, webinar_id, values=values,
                                     status=429 if isinstance(error, RateLimited) else 409,
-                                    general=forms.in_form_words(error.message))
+                                    general=forms.in_form_words(error.message, console_language(request, organizer)))
     return await _flash_and_go(request, _sent_notice(console_language(request, organizer), sent.recipients),
                                f"/org/webinars/{webinar_id}/messages")
