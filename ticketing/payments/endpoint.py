@@ -54,8 +54,9 @@ def compare(endpoint: dict[str, Any], settings: Settings) -> Comparison:
         # An endpoint made before invoices were handled: they still arrive, later, through the
         # worker's sweep of Stripe's event list and the invoice lookup.
         if missing_billing := sorted(set(BILLING_TYPES) - enabled):
-            notes.append(f"it does not send {', '.join(missing_billing)} (invoices and credit notes then show a "
-                         f"sweep later); `ticketing stripe webhook create` after deleting it makes one that does")
+            notes.append(f"it does not send {', '.join(missing_billing)} (invoices and credit notes then come "
+                         f"with the worker's sweep, a little later); delete it and run `ticketing stripe webhook "
+                         f"create` for one that does")
         extra = sorted(enabled - set(HANDLED_TYPES))
         if extra:
             notes.append(f"it also sends {', '.join(extra)} (stored and answered, not acted on)")

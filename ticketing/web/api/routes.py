@@ -246,6 +246,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         disputes = await order_lifecycle.ticket_disputes(session, tickets)
         names = await ticket_types.type_names(session, webinar_id)
         invoices = await order_lifecycle.ticket_invoices(session, tickets)
+
     def order_fields(ticket: Ticket) -> dict[str, Any]:
         return {"order_dispute": disputes.get(ticket.order_id), "invoice_number": invoices.get(ticket.order_id)}
 
@@ -385,8 +386,8 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", "invoice_number", *attendance.TICKET_COLUMNS,
-                                             *TYPE_COLUMNS), lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", "invoice_number",
+                                             *attendance.TICKET_COLUMNS, *TYPE_COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})
