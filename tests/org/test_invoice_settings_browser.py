@@ -27,7 +27,9 @@ async def test_an_organizer_turns_invoices_on_and_a_buyer_gets_one(browser, cons
     assert await page.inner_text("legend") == "Invoices and tax"
     for name in ("invoices", "collect_tax_id", "automatic_tax", "prices_include_tax"):
         assert not await page.is_checked(f"#{name}")
-    await check(page, screenshot_dir, "console-invoice-settings")
+    for viewport in (PHONE, {"width": 1280, "height": 900}):
+        await page.set_viewport_size(viewport)
+        await check(page, screenshot_dir, "console-invoice-settings")
     for name in ("invoices", "collect_tax_id"):
         await tab_to(page, f"#{name}")
         await page.keyboard.press("Space")

@@ -3,6 +3,8 @@ in an event or looked up once by id, the credit note after a refund, and dev mod
 
 from __future__ import annotations
 
+import itertools
+
 import aiohttp
 import pytest
 import stripe
@@ -53,16 +55,9 @@ async def job_context(sessionmaker):
             await close_stripe_client(ctx.stripe)
 
 
-# Each setting on its own, all together, and none: what the session is asked to do.
-COMBINATIONS = [
-    {},
-    {"invoices": True},
-    {"collect_tax_id": True},
-    {"automatic_tax": True},
-    {"automatic_tax": True, "prices_include_tax": True},
-    {"prices_include_tax": True},
-    {"invoices": True, "collect_tax_id": True, "automatic_tax": True, "prices_include_tax": True},
-]
+# Every combination of the four settings, off and on.
+SWITCHES = ("invoices", "collect_tax_id", "automatic_tax", "prices_include_tax")
+COMBINATIONS = [dict(zip(SWITCHES, values, strict=True)) for values in itertools.product((False, True), repeat=4)]
 
 
 async def test_the_session_carries_the_organizers_invoice_and_tax_settings(start_client, stripe_settings,
@@ -71,9 +66,7 @@ async def test_the_session_carries_the_organizers_invoice_and_tax_settings(start
     organizer, _ = await factories.organizer(sessionmaker, name="Widget Academy")
     webinar = await factories.webinar(sessionmaker, organizer, title="Widgets", price_amount=2000, currency="eur")
     footer = "Widget Academy GmbH · Hauptstr. 1 · 10115 Berlin\nVAT DE123456789"
-    for number, values in enumerate(COMBINATIONS):
-        settings = {"invoices": False, "collect_tax_id": False, "automatic_tax": False, "prices_include_tax": False,
-                    **values}
+    for number, settings in enumerate(COMBINATIONS):
         await _set(sessionmaker, organizer.id, invoice_footer=footer, **settings)
         response = await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "2"}, allow_redirects=False)
         assert response.status == 303, await response.text()
@@ -83,21 +76,21 @@ async def test_the_session_carries_the_organizers_invoice_and_tax_settings(start
 
         if settings["invoices"]:
             assert params["invoice_creation"] == {"enabled": "true", "invoice_data": {
-                "description": "Widget Academy · Widgets", "footer": footer, "metadata": metadata}}, values
+                "description": "Widget Academy · Widgets", "footer": footer, "metadata": metadata}}, settings
         else:
-            assert "invoice_creation" not in params, values
+            assert "invoice_creation" not in params, settings
         if settings["collect_tax_id"]:
             assert params["tax_id_collection"] == {"enabled": "true"}
             assert params["billing_address_collection"] == "required"
         else:
-            assert "tax_id_collection" not in params and "billing_address_collection" not in params, values
+            assert "tax_id_collection" not in params and "billing_address_collection" not in params, settings
         [price] = [item["price_data"] for item in params["line_items"]]
         if settings["automatic_tax"]:
             assert params["automatic_tax"] == {"enabled": "true"}
             assert price["tax_behavior"] == ("inclusive" if settings["prices_include_tax"] else "exclusive")
         else:
             # Without Stripe Tax no tax is computed: the price goes as it always did.
-            assert "automatic_tax" not in params and "tax_behavior" not in price, values
+            assert "automatic_tax" not in params and "tax_behavior" not in price, settings
         assert price["unit_amount"] == "2000"
         # The stand-in took the session as Stripe would and keeps what was asked.
         created = stripe_standin.sessions[order.stripe_session_id]
@@ -341,3 +334,17 @@ async def test_the_order_page_the_api_the_csv_and_the_console_show_the_invoice(s
     console = await (await client.get(f"/org/webinars/{order.webinar_id}")).text()
     assert f'<a href="{invoice["hosted_invoice_url"]}">{invoice["number"]}</a>' in console
     assert f"credit note {note['number']}" in console
+
+
+async def test_the_public_page_tells_buyers_about_tax_and_invoices(client, sessionmaker):
+    organizer, _ = await factories.organizer(sessionmaker)
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=2000)
+    german = await factories.webinar(sessionmaker, organizer, price_amount=2000, language="de")
+    assert 'id="billing-note"' not in await (await client.get(f"/w/{webinar.id}")).text()
+
+    await _set(sessionmaker, organizer.id, automatic_tax=True, invoices=True)
+    note = (await (await client.get(f"/w/{webinar.id}")).text()).split('id="billing-note">')[1].split("</p>")[0]
+    assert note == "Tax is added at payment, by where you are. Every paid order comes with an invoice."
+    await _set(sessionmaker, organizer.id, prices_include_tax=True, invoices=False)
+    note = (await (await client.get(f"/w/{german.id}")).text()).split('id="billing-note">')[1].split("</p>")[0]
+    assert note.strip() == "Die Preise enthalten die Steuer."

@@ -64,3 +64,15 @@ async def test_without_a_key_or_with_stripe_down_it_is_one_line(tmp_path, bare_e
     down = await arun(["stripe", "webhook", "create"], _env(bare_env, stripe_standin), tmp_path)
     assert "Stripe answered 500" in assert_one_line_error(down, code=1)
     assert stripe_standin.webhook_endpoints == {}
+
+
+async def test_an_endpoint_made_before_invoices_were_handled_is_noted_not_refused(tmp_path, bare_env, stripe_standin):
+    billing = {"invoice.finalized", "invoice.paid", "credit_note.created"}
+    assert billing <= set(HANDLED_TYPES)
+    stripe_standin.webhook_endpoints["we_before"] = {
+        "id": "we_before", "object": "webhook_endpoint", "api_version": API_VERSION, "created": 1,
+        "enabled_events": sorted(set(HANDLED_TYPES) - billing), "status": "enabled", "url": URL, "secret": "whsec_x"}
+    shown = await arun(["stripe", "webhook", "show"], _env(bare_env, stripe_standin), tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "does not send credit_note.created, invoice.finalized, invoice.paid" in shown.stdout
+    assert "differs:" not in shown.stdout

@@ -6,7 +6,8 @@ Stripe once for an invoice the order knows only by id, so the webhook never wait
 A refund of an invoiced payment leaves Stripe to issue a credit note: for the refunds this
 service makes, the `payment.credit_note` job asks Stripe for one linked to the refund; for
 those made in the Dashboard, the organizer chooses there. Either way `credit_note.created`
-tells the order, which then shows it. Every fact is set once and kept, so events converge in any order.
+tells the order, which then shows it. Every fact is set once and kept, so events converge in
+any order.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def _text(value: Any, limit: int) -> str | None:
     return plain(value).strip()[:limit] or None if isinstance(value, str) else None
 
 
-def _https(value: Any) -> str | None:
-    """A link Stripe gave, kept only when it is one a buyer can follow safely."""
+def _web_link(value: Any) -> str | None:
+    """A link Stripe gave, kept only when it is a web address: buyers and organizers follow it."""
     text = _text(value, 1000)
     return text if text is not None and text.startswith(("https://", "http://")) else None
 
@@ -53,8 +54,8 @@ def record_invoice(order: Order, invoice: Any) -> None:
     order.invoice_id = invoice_id[:255]
     if isinstance(invoice, dict):
         order.invoice_number = order.invoice_number or _text(invoice.get("number"), 100)
-        order.invoice_url = order.invoice_url or _https(invoice.get("hosted_invoice_url"))
-        order.invoice_pdf = order.invoice_pdf or _https(invoice.get("invoice_pdf"))
+        order.invoice_url = order.invoice_url or _web_link(invoice.get("hosted_invoice_url"))
+        order.invoice_pdf = order.invoice_pdf or _web_link(invoice.get("invoice_pdf"))
 
 
 async def fetch_if_needed(session: AsyncSession, order: Order) -> None:
@@ -102,7 +103,7 @@ async def credit_note_event(session: AsyncSession, obj: dict[str, Any]) -> str:
 def record_credit_note(order: Order, note: dict[str, Any]) -> None:
     """The order's credit note: the first one issued is the one it shows."""
     order.credit_note_number = order.credit_note_number or _text(note.get("number"), 100)
-    order.credit_note_pdf = order.credit_note_pdf or _https(note.get("pdf"))
+    order.credit_note_pdf = order.credit_note_pdf or _web_link(note.get("pdf"))
 
 
 @job(KIND, max_attempts=12)

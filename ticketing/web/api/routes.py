@@ -250,6 +250,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         disputes = await order_lifecycle.ticket_disputes(session, tickets)
         names = await ticket_types.type_names(session, webinar_id)
         invoices = await order_lifecycle.ticket_invoices(session, tickets)
+
     def order_fields(ticket: Ticket) -> dict[str, Any]:
         return {"order_dispute": disputes.get(ticket.order_id), "invoice_number": invoices.get(ticket.order_id)}
 
