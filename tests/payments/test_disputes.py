@@ -163,7 +163,7 @@ async def test_restore_is_refused_with_the_reason_when_full_or_over(client, sess
         await db.execute(update(Webinar).where(Webinar.id == webinar.id)
                          .values(capacity=None, starts_at=utcnow().replace(year=2000), ends_at=utcnow().replace(year=2001)))
     over = await client.post(f"/org/orders/{order.id}/restore", data={"csrf_token": token})
-    assert over.status == 409 and "this webinar is over" in await over.text()
+    assert over.status == 409 and "This webinar is over." in await over.text()
     _, tickets, _ = await _state(sessionmaker, order.id)
     assert tickets == [(TicketStatus.REVOKED, "disputed")] * 2
 

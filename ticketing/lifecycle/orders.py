@@ -123,16 +123,18 @@ async def restore_order(session: AsyncSession, organizer: Organizer, order_id: u
     order, webinar = await _own_order(session, organizer, order_id)
     state = dispute_state(order)
     if state != "won":
-        raise Conflict("only an order whose dispute was won can be restored"
-                       + (f"; this dispute is {state.replace('_', ' ')}" if state else ""))
+        raise Conflict(Text(N_("only an order whose dispute was won can be restored; this dispute is %(state)s"),
+                            state=state.replace("_", " ")) if state
+                       else Text(N_("only an order whose dispute was won can be restored")))
     if order.refunded_at is not None:
-        raise Conflict("this order has been refunded")
+        raise Conflict(Text(N_("this order has been refunded")))
     if webinar.status != WebinarStatus.SCHEDULED or now > webinar.ends_at + dt.timedelta(minutes=grace_minutes):
-        raise Conflict(f"this webinar is {'cancelled' if webinar.status == WebinarStatus.CANCELLED else 'over'}")
+        raise Conflict(Text(N_("this webinar is cancelled")) if webinar.status == WebinarStatus.CANCELLED
+                       else Text(N_("this webinar is over")))
     tickets = [t for t in await order_tickets(session, order.id)
                if t.status == TicketStatus.REVOKED and t.revoked_reason == "disputed"]
     if not tickets:
-        raise Conflict("no ticket of this order was revoked by the dispute")
+        raise Conflict(Text(N_("no ticket of this order was revoked by the dispute")))
     if not await take_seats(session, webinar.id, Counter(t.ticket_type_id for t in tickets), scheduled_only=True):
         left = max((webinar.capacity or 0) - webinar.seats_taken, 0)
         raise SoldOut(f"the webinar has {left} seat{'' if left == 1 else 's'} left, and this order needs {len(tickets)}")
@@ -161,9 +163,9 @@ async def take_refunded_seats(session: AsyncSession, organizer: Organizer, order
     note = (await notes(session, [order]))[order.id]
     refunded = note.refunded
     if refunded is None or refunded.seats is None:
-        raise Conflict("this order has no refund of whole seats made outside this service")
+        raise Conflict(Text(N_("this order has no refund of whole seats made outside this service")))
     if not refunded.to_choose:
-        raise Conflict("the seats for this refund have been chosen already")
+        raise Conflict(Text(N_("the seats for this refund have been chosen already")))
     chosen = set(ticket_ids)
     if len(chosen) != refunded.to_choose:
         raise Invalid(f"choose {refunded.to_choose} seat{'' if refunded.to_choose == 1 else 's'}", field="seats")

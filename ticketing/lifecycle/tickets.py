@@ -68,15 +68,17 @@ async def restore_ticket(session: AsyncSession, organizer: Organizer, ticket_id:
     now = now or utcnow()
     ticket, order, webinar = await _own_ticket(session, organizer, ticket_id)
     if ticket.status != TicketStatus.REVOKED:
-        raise Conflict(f"this ticket is {ticket.status.value}; only a revoked ticket can be restored")
+        raise Conflict(Text(N_("this ticket is %(state)s; only a revoked ticket can be restored"),
+                            state=ticket.status.value))
     if ticket.revoked_reason != "disputed" or order.dispute_won_at is None:
-        raise Conflict("only a ticket revoked by a dispute that was then won can be restored")
+        raise Conflict(Text(N_("only a ticket revoked by a dispute that was then won can be restored")))
     if order.refunded_at is not None:
-        raise Conflict("this order has been refunded")
+        raise Conflict(Text(N_("this order has been refunded")))
     if webinar.status != WebinarStatus.SCHEDULED or now > webinar.ends_at + dt.timedelta(minutes=grace_minutes):
-        raise Conflict(f"this webinar is {'cancelled' if webinar.status == WebinarStatus.CANCELLED else 'over'}")
+        raise Conflict(Text(N_("this webinar is cancelled")) if webinar.status == WebinarStatus.CANCELLED
+                       else Text(N_("this webinar is over")))
     if not await take_seats(session, webinar.id, {ticket.ticket_type_id: 1}, scheduled_only=True):
-        raise SoldOut("the webinar has sold out since this ticket was revoked")
+        raise SoldOut(Text(N_("the webinar has sold out since this ticket was revoked")))
     ticket.status = TicketStatus.VALID
     ticket.revoked_reason = None
     ticket.revoked_at = None

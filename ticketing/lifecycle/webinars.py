@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ticketing.access.end_meeting import queue_end_meeting
 from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketStatus, Webinar, WebinarStatus
-from ticketing.errors import Conflict
+from ticketing.errors import N_, Conflict, Text
 from ticketing.jobs import enqueue
 from ticketing.jobs.registry import JobContext, PermanentError, job, periodic
 from ticketing.orders.service import lock_order, settle
@@ -51,9 +51,9 @@ async def cancel_webinar(
     async with sessionmaker.begin() as session:
         webinar = await get_own_webinar(session, organizer, webinar_id, for_update=True)
         if webinar.status == WebinarStatus.CANCELLED:
-            raise Conflict("this webinar is already cancelled")
+            raise Conflict(Text(N_("this webinar is already cancelled")))
         if webinar.status == WebinarStatus.ENDED or is_over(webinar, now=now, grace_minutes=grace_minutes):
-            raise Conflict("this webinar has already ended")
+            raise Conflict(Text(N_("this webinar has already ended")))
         webinar.status = WebinarStatus.CANCELLED
         webinar.cancelled_at = now
         await enqueue(session, SETTLE_CANCELLED, {"webinar_id": str(webinar.id)}, due_at=now + SETTLE_CANCELLED_DELAY,

@@ -214,7 +214,8 @@ async def _own_type(session: AsyncSession, organizer: Organizer, type_id: uuid.U
 
 def _editable(webinar: Webinar) -> None:
     if webinar.status != WebinarStatus.SCHEDULED:
-        raise Conflict(f"this webinar is {webinar.status.value}; its ticket types can no longer change")
+        raise Conflict(Text(N_("this webinar is %(state)s; its ticket types can no longer change"),
+                            state=webinar.status.value))
 
 
 async def _make_typed(session: AsyncSession, webinar: Webinar) -> None:
@@ -241,7 +242,7 @@ async def create_type(session: AsyncSession, organizer: Organizer, webinar_id: u
     _check(fields, webinar, None)
     count = await session.scalar(select(func.count()).select_from(TicketType).where(TicketType.webinar_id == webinar.id))
     if count >= MAX_TYPES:
-        raise Conflict(f"a webinar has at most {MAX_TYPES} ticket types")
+        raise Conflict(Text(N_("a webinar has at most %(num)d ticket types"), num=MAX_TYPES))
     await _make_typed(session, webinar)
     kind = TicketType(webinar_id=webinar.id, seats_taken=0, is_default=False, **fields)
     session.add(kind)
@@ -271,10 +272,11 @@ async def delete_type(session: AsyncSession, organizer: Organizer, type_id: uuid
     """Remove a type nobody bought; Conflict for the default type or one with orders."""
     kind, _ = await _own_type(session, organizer, type_id)
     if kind.is_default:
-        raise Conflict("the default ticket type carries the webinar's price and cannot be removed; hide it instead")
+        raise Conflict(Text(N_("the default ticket type carries the webinar's price and cannot be removed; "
+                               "hide it instead")))
     used = await session.scalar(select(
         exists().where(OrderLine.ticket_type_id == kind.id) | exists().where(Ticket.ticket_type_id == kind.id)))
     if used:
-        raise Conflict("this ticket type has orders; hide it instead (set hidden to true)")
+        raise Conflict(Text(N_("this ticket type has orders; hide it instead (set hidden to true)")))
     await session.delete(kind)
     await session.flush()

@@ -292,7 +292,7 @@ async def update_webinar(session: AsyncSession, organizer: Organizer, webinar_id
     """Apply a PATCH. A change of time raises `sequence` and queues the update mails."""
     webinar = await get_own_webinar(session, organizer, webinar_id, for_update=True)
     if webinar.status != WebinarStatus.SCHEDULED:
-        raise Conflict(f"this webinar is {webinar.status.value} and can no longer be edited")
+        raise Conflict(Text(N_("this webinar is %(state)s and can no longer be edited"), state=webinar.status.value))
     current = editable_fields(webinar)
     fields, errors = _fields({k: v for k, v in data.items() if k in EDITABLE}, current)
     _check(fields, errors, now=utcnow())
@@ -326,11 +326,11 @@ async def _check_types_fit(session: AsyncSession, webinar: Webinar, fields: Mapp
     capacity, end = fields["capacity"], fields["sales_end"] or fields["ends_at"]
     for kind in types:
         if capacity is not None and kind.capacity is not None and kind.capacity > capacity:
-            raise Invalid(f"capacity cannot go below the {kind.capacity} seats of the ticket type {kind.name!r}",
-                          field="capacity")
+            raise Invalid(Text(N_("capacity cannot go below the %(num)d seats of the ticket type %(type)r"),
+                               num=kind.capacity, type=kind.name), field="capacity")
         if kind.sales_end is not None and kind.sales_end > end:
-            raise Invalid(f"sales would close before the ticket type {kind.name!r} stops selling; "
-                          "change that type's sales_end first", field="sales_end")
+            raise Invalid(Text(N_("sales would close before the ticket type %(type)r stops selling; change that "
+                                  "type's sales_end first"), type=kind.name), field="sales_end")
 
 
 async def list_tickets(session: AsyncSession, organizer: Organizer, webinar_id: uuid.UUID) -> list[Ticket]:

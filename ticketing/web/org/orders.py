@@ -8,13 +8,13 @@ import uuid
 from aiohttp import web
 
 from ticketing import i18n
-from ticketing.errors import N_, Invalid, Text
+from ticketing.errors import N_, Conflict, Invalid, Text
 from ticketing.lifecycle import orders as order_lifecycle
 from ticketing.tickets.service import order_tickets
 from ticketing.web.keys import SESSIONMAKER, SETTINGS
 from ticketing.web.org import forms
 from ticketing.web.org.auth import checked_form, console_language, organizer_of, page
-from ticketing.web.org.pages import _flash_and_go, words
+from ticketing.web.org.pages import _flash_and_go, refused, words
 from ticketing.webinars import service as webinars
 
 routes = web.RouteTableDef()
@@ -52,10 +52,14 @@ async def restore(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
     order_id = webinars.parse_id(request.match_info["id"])
     await checked_form(request)
-    async with request.app[SESSIONMAKER].begin() as db:
-        tickets = await order_lifecycle.restore_order(db, organizer, order_id,
-                                                      grace_minutes=request.app[SETTINGS].join_grace_minutes)
-        webinar_id = tickets[0].webinar_id
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            tickets = await order_lifecycle.restore_order(db, organizer, order_id,
+                                                          grace_minutes=request.app[SETTINGS].join_grace_minutes)
+            webinar_id = tickets[0].webinar_id
+    except Conflict as error:
+        _, _, webinar, _ = await _noted(request)
+        return await refused(request, organizer, error, f"/org/webinars/{webinar.id}")
     return await _flash_and_go(request, words(request, organizer).ngettext(
         "%(num)d ticket valid again; a new link is on its way.",
         "%(num)d tickets valid again; new links are on their way.", len(tickets)) % {"num": len(tickets)},
@@ -95,6 +99,9 @@ async def seats_take(request: web.Request) -> web.Response:
     except Invalid as error:
         return await _seats_page(request, error=forms.in_form_words(error.message, console_language(request, organizer)),
                                  status=422)
+    except Conflict as error:
+        _, _, webinar, _ = await _noted(request)
+        return await refused(request, organizer, error, f"/org/webinars/{webinar.id}")
     who = ", ".join(t.email for t in tickets)
     return await _flash_and_go(request, words(request, organizer).ngettext(
         "Access withdrawn for the refunded seat (%(who)s); its holder is told.",

@@ -25,6 +25,7 @@ from ticketing.organizers import BILLING_FIELDS, BILLING_SWITCHES, PROFILE_FIELD
 from ticketing.tickets import service as ticket_service
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
+from ticketing.web.middlewares import status_of
 from ticketing.web.org import forms
 from ticketing.web.org.auth import checked_form, console_language, organizer_of, page, session_of
 from ticketing.webinars import figures
@@ -357,14 +358,25 @@ async def cancel_confirm(request: web.Request) -> web.Response:
     }, organizer=organizer)
 
 
+async def refused(request: web.Request, organizer: Organizer, error: DomainError, back: str) -> web.Response:
+    """A console action the service refused, with nothing changed: why, in the console's
+    language, with the error's status and a way back to the page the action started from."""
+    return await page(request, "refused.html", {
+        "why": forms.in_form_words(error.message, console_language(request, organizer)), "back": back,
+        "back_label": words(request, organizer).gettext("Back")}, status=status_of(error), organizer=organizer)
+
+
 @routes.post("/org/webinars/{id}/cancel")
 async def cancel_webinar(request: web.Request) -> web.Response:
     organizer = await organizer_of(request)
     webinar_id = webinars.parse_id(request.match_info["id"])
     await checked_form(request)
     settings = request.app[SETTINGS]
-    await webinar_lifecycle.cancel_webinar(request.app[SESSIONMAKER], organizer, webinar_id,
-                                           grace_minutes=settings.join_grace_minutes, settings=settings)
+    try:
+        await webinar_lifecycle.cancel_webinar(request.app[SESSIONMAKER], organizer, webinar_id,
+                                               grace_minutes=settings.join_grace_minutes, settings=settings)
+    except Conflict as error:
+        return await refused(request, organizer, error, f"/org/webinars/{webinar_id}")
     return await _flash_and_go(request, words(request, organizer).gettext(
                                "The webinar is cancelled; refunds and mails are on their way."),
                                f"/org/webinars/{webinar_id}")
@@ -470,10 +482,7 @@ async def ticket_action(request: web.Request) -> web.Response:
                 message = (t.gettext("The ticket of %(email)s is revoked; the refund is on its way.") if refunded
                            else t.gettext("The ticket of %(email)s is revoked."))
     except (Conflict, Invalid) as error:
-        # Refused, with nothing changed: back to the list, which shows the ticket as it is now.
-        refusal = forms.in_form_words(error.message, console_language(request, organizer))
-        return await _flash_and_go(request, t.gettext("Nothing was changed for %(email)s: %(why)s")
-                                   % {"email": ticket.email, "why": refusal}, back)
+        return await refused(request, organizer, error, back)
     return await _flash_and_go(request, message % {"email": ticket.email}, back)
 
 
