@@ -44,6 +44,7 @@ from bench.common import (
     peak_rss_mb,
     running,
     service_env,
+    settle,
     ticketing,
 )
 from ticketing.payments import simulated
@@ -163,6 +164,7 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                                              cwd=env["BENCH_CWD"], stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL)
                 try:
+                    settle(service.pid)
                     webinar = asyncio.run(_create_webinar(base, key, capacity))
                     requests = _purchases(base, webinar, n, api_version)
                     cpu_before = cpu_seconds(service.pid) + (cpu_seconds(extra.pid) if extra else 0)

@@ -9,11 +9,21 @@ import sqlite3
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tests import factories
 from ticketing.db import is_unavailable, utcnow
-from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import (
+    Job,
+    Order,
+    OrderStatus,
+    StripeEvent,
+    Ticket,
+    TicketDelivery,
+    TicketStatus,
+    Webinar,
+    WebinarStatus,
+)
 from ticketing.orders.service import attach_checkout_session, start_order
 from ticketing.payments.fulfilment import fulfil_plain_checkout
 from ticketing.payments.webhooks import _event_row, receive_webhook, store_event
@@ -161,6 +171,40 @@ async def test_a_payment_after_sales_closed_ends_refunded_by_the_full_path(engin
         seats = (await session.get(Webinar, webinar.id)).seats_taken
     assert order.status == OrderStatus.LATE and tickets == 0 and seats == 0
     assert "payment.refund" in kinds and "mail.order" not in kinds
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_postgres_writes_a_purchase_in_two_statements_as_the_orm_would(engine, settings, sessionmaker):
+    """After the order upsert, the order's code, tickets, jobs, event and seats go as one
+    statement; the row defaults the ORM would fill in (delivery state, event attempts) are there."""
+    webinar = await factories.webinar(sessionmaker, capacity=10)
+    assert await _fast(engine, settings, _completed(webinar, quantity=1)) == "order_paid"  # reads the price once
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for quantity in (3, 1):
+            evt = _completed(webinar, quantity=quantity)
+            assert await _fast(engine, settings, evt) == "order_paid"
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) == 4 and all(s.startswith("INSERT INTO orders") for s in statements[::2])
+    async with sessionmaker() as session:
+        order = await session.scalar(select(Order).where(Order.stripe_session_id == evt["data"]["object"]["id"]))
+        [ticket] = list(await session.scalars(select(Ticket).where(Ticket.order_id == order.id)))
+        stored = await session.get(StripeEvent, evt["id"])
+        jobs = list(await session.scalars(select(Job).where(Job.dedupe_key.contains(str(ticket.id)))))
+        taken = (await session.get(Webinar, webinar.id)).seats_taken
+    assert ticket.delivery_status == TicketDelivery.QUEUED and ticket.status == TicketStatus.VALID
+    assert ticket.assigned_at == ticket.created_at and ticket.code_sealed and ticket.join_count == 0
+    assert order.code_hash and order.page_key and order.updated_at >= order.created_at
+    assert stored.attempts == 0 and stored.payload == evt and stored.outcome == "order_paid"
+    assert sorted(j.payload["which"] for j in jobs) == ["15m", "24h"] and all(j.attempts == 0 for j in jobs)
+    assert taken == 5
+    assert (await _counts(sessionmaker))["tickets"] == 5
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
