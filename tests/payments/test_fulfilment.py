@@ -174,11 +174,15 @@ async def test_a_payment_after_sales_closed_ends_refunded_by_the_full_path(engin
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-async def test_postgres_writes_a_purchase_in_two_statements_as_the_orm_would(engine, settings, sessionmaker):
-    """After the order upsert, the order's code, tickets, jobs, event and seats go as one
-    statement; the row defaults the ORM would fill in (delivery state, event attempts) are there."""
+async def test_postgres_writes_a_purchase_in_one_or_two_statements_as_the_orm_would(engine, settings, sessionmaker):
+    """A checkout made elsewhere is one statement; our own pending order is the upsert plus one
+    statement for its code, tickets, jobs, event and seats. The row defaults the ORM would
+    fill in (delivery state, event attempts) are there either way."""
     webinar = await factories.webinar(sessionmaker, capacity=10)
     assert await _fast(engine, settings, _completed(webinar, quantity=1)) == "order_paid"  # reads the price once
+    async with sessionmaker.begin() as session:
+        ours, _ = await start_order(session, webinar.id, 1, "mine@example.com")
+        await attach_checkout_session(session, ours.id, "cs_test_ours")
     statements: list[str] = []
 
     def seen(_conn, _cursor, statement, *_args) -> None:
@@ -186,22 +190,30 @@ async def test_postgres_writes_a_purchase_in_two_statements_as_the_orm_would(eng
 
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
     try:
-        for quantity in (3, 1):
-            evt = _completed(webinar, quantity=quantity)
-            assert await _fast(engine, settings, evt) == "order_paid"
+        elsewhere = _completed(webinar, quantity=3)
+        assert await _fast(engine, settings, elsewhere) == "order_paid"
+        assert len(statements) == 1
+        evt = _completed(webinar, quantity=1, session_id="cs_test_ours", order_id=ours.id)
+        assert await _fast(engine, settings, evt) == "order_paid"
+        assert len(statements) == 3 and statements[1].startswith("INSERT INTO orders")
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    assert len(statements) == 4 and all(s.startswith("INSERT INTO orders") for s in statements[::2])
     async with sessionmaker() as session:
-        order = await session.scalar(select(Order).where(Order.stripe_session_id == evt["data"]["object"]["id"]))
-        [ticket] = list(await session.scalars(select(Ticket).where(Ticket.order_id == order.id)))
-        stored = await session.get(StripeEvent, evt["id"])
+        tickets = {}
+        for sent in (elsewhere, evt):
+            order = await session.scalar(select(Order).where(Order.stripe_session_id == sent["data"]["object"]["id"]))
+            tickets[order.id] = list(await session.scalars(select(Ticket).where(Ticket.order_id == order.id)))
+            stored = await session.get(StripeEvent, sent["id"])
+            assert order.status == OrderStatus.PAID and order.code_hash and order.page_key
+            assert order.updated_at >= order.created_at and order.amount_refunded == 0
+            assert stored.attempts == 0 and stored.payload == sent and stored.outcome == "order_paid"
+        [ticket] = tickets[ours.id]
         jobs = list(await session.scalars(select(Job).where(Job.dedupe_key.contains(str(ticket.id)))))
         taken = (await session.get(Webinar, webinar.id)).seats_taken
-    assert ticket.delivery_status == TicketDelivery.QUEUED and ticket.status == TicketStatus.VALID
-    assert ticket.assigned_at == ticket.created_at and ticket.code_sealed and ticket.join_count == 0
-    assert order.code_hash and order.page_key and order.updated_at >= order.created_at
-    assert stored.attempts == 0 and stored.payload == evt and stored.outcome == "order_paid"
+    assert [len(t) for t in tickets.values()] == [3, 1]
+    assert all(t.delivery_status == TicketDelivery.QUEUED and t.status == TicketStatus.VALID and t.join_count == 0
+               and t.code_sealed for t in sum(tickets.values(), []))
+    assert ticket.assigned_at == ticket.created_at and ticket.email == "mine@example.com"
     assert sorted(j.payload["which"] for j in jobs) == ["15m", "24h"] and all(j.attempts == 0 for j in jobs)
     assert taken == 5
     assert (await _counts(sessionmaker))["tickets"] == 5
