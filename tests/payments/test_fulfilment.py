@@ -3,6 +3,7 @@ one transaction and leaves every other case, untouched, to the full path."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import sqlite3
@@ -24,6 +25,7 @@ from ticketing.db.models import (
     Webinar,
     WebinarStatus,
 )
+from ticketing.jobs.queue import CHANNEL
 from ticketing.orders.service import attach_checkout_session, start_order
 from ticketing.payments.fulfilment import fulfil_plain_checkout
 from ticketing.payments.webhooks import _event_row, receive_webhook, store_event
@@ -217,6 +219,33 @@ async def test_postgres_writes_a_purchase_in_one_or_two_statements_as_the_orm_wo
     assert sorted(j.payload["which"] for j in jobs) == ["15m", "24h"] and all(j.attempts == 0 for j in jobs)
     assert taken == 5
     assert (await _counts(sessionmaker))["tickets"] == 5
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_postgres_wakes_the_workers_of_other_processes_when_it_queued_jobs(engine, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker, capacity=2)
+    async with sessionmaker.begin() as session:
+        ours, _ = await start_order(session, webinar.id, 1, "mine@example.com")
+        await attach_checkout_session(session, ours.id, "cs_test_ours")
+    heard: list[str] = []
+
+    def hear(_connection, _pid, channel, _payload) -> None:
+        heard.append(channel)
+
+    outcomes = []
+    async with engine.connect() as listening:
+        driver = (await listening.get_raw_connection()).driver_connection
+        await driver.add_listener(CHANNEL, hear)
+        try:
+            elsewhere = _completed(webinar)
+            for evt in (elsewhere, _completed(webinar, session_id="cs_test_ours", order_id=ours.id),
+                        elsewhere, _completed(webinar)):  # the last two: a redelivery, and no seat left
+                outcomes.append(await _fast(engine, settings, evt))
+                await asyncio.sleep(0.2)  # notifications arrive after the commit, on their own
+        finally:
+            await driver.remove_listener(CHANNEL, hear)
+    assert outcomes == ["order_paid", "order_paid", None, None]
+    assert heard == [CHANNEL, CHANNEL]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

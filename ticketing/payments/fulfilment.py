@@ -41,7 +41,7 @@ from ticketing.db import direct, is_unavailable
 from ticketing.db.engine import without_transactions
 from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.inputs import plain
-from ticketing.jobs.queue import job_rows, notify_queued
+from ticketing.jobs.queue import CHANNEL, job_rows, notify_queued
 from ticketing.orders.service import MAX_QUANTITY
 from ticketing.payments.versions import is_supported
 from ticketing.settings import Settings
@@ -208,9 +208,14 @@ def _rest(statements: types.SimpleNamespace, shape: tuple, dialect) -> direct.Co
               .on_conflict_do_nothing(index_elements=["id"]).returning(EVENTS.c.id).cte("stored"))
     taken = (statements.seats.values(updated_at=bindparam("w_updated_at", type_=WEBINARS.c.updated_at.type))
              .where(exists(select(stored.c.id))).cte("taken"))
-    statement = select(exists(select(stored.c.id)), exists(select(taken.c.id))).add_cte(*ctes)
+    statement = select(exists(select(stored.c.id)), exists(select(taken.c.id)), _notify(taken)).add_cte(*ctes)
     found = statements.rest[shape] = direct.compile_for(statement, dialect)
     return found
+
+
+def _notify(taken):
+    """Wake the workers of other processes (at commit) when the jobs were queued."""
+    return select(func.pg_notify(CHANNEL, "")).where(exists(select(taken.c.id))).scalar_subquery()
 
 
 def _guarded_insert(table, prefix: str, columns: list[str], count: int, taken):
@@ -248,7 +253,7 @@ def _alone(statements: types.SimpleNamespace, shape: tuple, dialect) -> direct.C
     if jobs:
         ctes.append(_guarded_insert(JOBS, "j", list(job_columns), jobs, taken)
                     .on_conflict_do_nothing(index_elements=["dedupe_key"]).cte("new_jobs"))
-    statement = select(exists(select(taken.c.id))).add_cte(*ctes)
+    statement = select(exists(select(taken.c.id)), _notify(taken)).add_cte(*ctes)
     found = statements.alone[shape] = direct.compile_for(statement, dialect)
     return found
 
@@ -456,7 +461,7 @@ async def _fulfil(connection, statements, checkout: _Checkout, event_row: dict[s
                                  _seat_params(checkout, price, row[0], now=now, at=at), now=now)
     # The seats last: the webinar row is locked from this statement to COMMIT, one round trip.
     rest = _rest(statements, shape, connection.dialect)
-    stored, taken = (await connection.exec_driver_sql(rest.sql, rest.params(params))).one()
+    stored, taken, _ = (await connection.exec_driver_sql(rest.sql, rest.params(params))).one()
     if not stored:
         raise _NotPlain  # a redelivery: the full path answers it as the duplicate it is
     if not taken:
