@@ -179,6 +179,20 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds_each(pid).values())
 
 
+def settle(pid: int, *, quiet: float = 0.5, timeout: float = 60) -> None:
+    """Wait until `pid` and its children have been idle for `quiet` seconds: `serve` answers
+    its health check before the worker it started has imported its modules, and that start-up
+    is no purchase's cost."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = cpu_seconds(pid)
+        if now - before < 0.02 * quiet:
+            return
+        before = now
+
+
 def command_cpu_seconds(name: str) -> float:
     """CPU seconds so far of every process whose command is `name` (the PostgreSQL server's)."""
     return sum(found[1] for entry in os.listdir("/proc")

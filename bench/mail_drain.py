@@ -23,7 +23,7 @@ from bench.flash_sale import WEBHOOK_SECRET, Sink, _create_webinar, _purchases
 def drain(backend: str, n: int, profile: str | None = None) -> tuple[float, float]:
     """(seconds, worker CPU seconds) to deliver n queued join mails."""
     sink = Sink()
-    sink.controller.start()
+    sink.start()
     try:
         with database(backend) as (url, var_dir):
             port = free_port()
@@ -53,7 +53,7 @@ def drain(backend: str, n: int, profile: str | None = None) -> tuple[float, floa
                 worker.wait(timeout=60)
             return seconds, cpu
     finally:
-        sink.controller.stop()
+        sink.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,12 +31,15 @@ import ticketing.payments.refunds  # noqa: F401
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import Worker
+from ticketing.mail.compose import warm_up
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
 from ticketing.settings import Settings
 
 
 def create_worker(context: JobContext, **options: Any) -> Worker:
-    """A worker that knows every registered job kind and periodic task."""
+    """A worker that knows every registered job kind and periodic task, with what mails need
+    loaded already."""
+    warm_up()
     return Worker(context, **options)
 
 

@@ -6,11 +6,13 @@ import asyncio
 import collections
 import datetime as dt
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, insert, select
 
 from ticketing.db import create_engine, create_sessionmaker, utcnow
 from ticketing.db.models import Job, JobStatus
 from ticketing.jobs import enqueue
+from ticketing.jobs.queue import CHANNEL
 from ticketing.jobs.registry import JobContext, PermanentError, job
 from ticketing.jobs.worker import backoff, running
 from ticketing.workers import create_worker
@@ -145,6 +147,25 @@ async def test_enqueue_wakes_a_waiting_worker(settings, sessionmaker, make_worke
     async with running(worker):
         await asyncio.sleep(0.05)  # let it go idle
         await queue(sessionmaker, "test.record")
+        async with asyncio.timeout(10):
+            while not RUNS:
+                await asyncio.sleep(0.01)
+    assert RUNS == {0: 1}
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_job_another_process_queues_and_notifies_wakes_a_waiting_worker(settings, sessionmaker, engine,
+                                                                                 make_worker):
+    """PostgreSQL: the webhook's fast path notifies `queue.CHANNEL` with the jobs it queues; a
+    worker in another process listens. Here the job comes through a plain connection, which
+    wakes nothing in this process, as the web process's statement would."""
+    RUNS.clear()
+    worker = make_worker(settings, poll_seconds=3600)  # it would not look again for an hour
+    async with running(worker):
+        await asyncio.sleep(0.2)  # let it go idle
+        async with engine.begin() as connection:
+            await connection.execute(insert(Job.__table__).values(kind="test.record", payload={"n": 0}))
+            await connection.execute(select(func.pg_notify(CHANNEL, "")))
         async with asyncio.timeout(10):
             while not RUNS:
                 await asyncio.sleep(0.01)

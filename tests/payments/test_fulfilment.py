@@ -3,17 +3,29 @@ one transaction and leaves every other case, untouched, to the full path."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import sqlite3
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tests import factories
 from ticketing.db import is_unavailable, utcnow
-from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, Webinar, WebinarStatus
+from ticketing.db.models import (
+    Job,
+    Order,
+    OrderStatus,
+    StripeEvent,
+    Ticket,
+    TicketDelivery,
+    TicketStatus,
+    Webinar,
+    WebinarStatus,
+)
+from ticketing.jobs.queue import CHANNEL
 from ticketing.orders.service import attach_checkout_session, start_order
 from ticketing.payments.fulfilment import fulfil_plain_checkout
 from ticketing.payments.webhooks import _event_row, receive_webhook, store_event
@@ -161,6 +173,79 @@ async def test_a_payment_after_sales_closed_ends_refunded_by_the_full_path(engin
         seats = (await session.get(Webinar, webinar.id)).seats_taken
     assert order.status == OrderStatus.LATE and tickets == 0 and seats == 0
     assert "payment.refund" in kinds and "mail.order" not in kinds
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_postgres_writes_a_purchase_in_one_or_two_statements_as_the_orm_would(engine, settings, sessionmaker):
+    """A checkout made elsewhere is one statement; our own pending order is the upsert plus one
+    statement for its code, tickets, jobs, event and seats. The row defaults the ORM would
+    fill in (delivery state, event attempts) are there either way."""
+    webinar = await factories.webinar(sessionmaker, capacity=10)
+    assert await _fast(engine, settings, _completed(webinar, quantity=1)) == "order_paid"  # reads the price once
+    async with sessionmaker.begin() as session:
+        ours, _ = await start_order(session, webinar.id, 1, "mine@example.com")
+        await attach_checkout_session(session, ours.id, "cs_test_ours")
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        elsewhere = _completed(webinar, quantity=3)
+        assert await _fast(engine, settings, elsewhere) == "order_paid"
+        assert len(statements) == 1
+        evt = _completed(webinar, quantity=1, session_id="cs_test_ours", order_id=ours.id)
+        assert await _fast(engine, settings, evt) == "order_paid"
+        assert len(statements) == 3 and statements[1].startswith("INSERT INTO orders")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    async with sessionmaker() as session:
+        tickets = {}
+        for sent in (elsewhere, evt):
+            order = await session.scalar(select(Order).where(Order.stripe_session_id == sent["data"]["object"]["id"]))
+            tickets[order.id] = list(await session.scalars(select(Ticket).where(Ticket.order_id == order.id)))
+            stored = await session.get(StripeEvent, sent["id"])
+            assert order.status == OrderStatus.PAID and order.code_hash and order.page_key
+            assert order.updated_at >= order.created_at and order.amount_refunded == 0
+            assert stored.attempts == 0 and stored.payload == sent and stored.outcome == "order_paid"
+        [ticket] = tickets[ours.id]
+        jobs = list(await session.scalars(select(Job).where(Job.dedupe_key.contains(str(ticket.id)))))
+        taken = (await session.get(Webinar, webinar.id)).seats_taken
+    assert [len(t) for t in tickets.values()] == [3, 1]
+    assert all(t.delivery_status == TicketDelivery.QUEUED and t.status == TicketStatus.VALID and t.join_count == 0
+               and t.code_sealed for t in sum(tickets.values(), []))
+    assert ticket.assigned_at == ticket.created_at and ticket.email == "mine@example.com"
+    assert sorted(j.payload["which"] for j in jobs) == ["15m", "24h"] and all(j.attempts == 0 for j in jobs)
+    assert taken == 5
+    assert (await _counts(sessionmaker))["tickets"] == 5
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_postgres_wakes_the_workers_of_other_processes_when_it_queued_jobs(engine, settings, sessionmaker):
+    webinar = await factories.webinar(sessionmaker, capacity=2)
+    async with sessionmaker.begin() as session:
+        ours, _ = await start_order(session, webinar.id, 1, "mine@example.com")
+        await attach_checkout_session(session, ours.id, "cs_test_ours")
+    heard: list[str] = []
+
+    def hear(_connection, _pid, channel, _payload) -> None:
+        heard.append(channel)
+
+    outcomes = []
+    async with engine.connect() as listening:
+        driver = (await listening.get_raw_connection()).driver_connection
+        await driver.add_listener(CHANNEL, hear)
+        try:
+            elsewhere = _completed(webinar)
+            for evt in (elsewhere, _completed(webinar, session_id="cs_test_ours", order_id=ours.id),
+                        elsewhere, _completed(webinar)):  # the last two: a redelivery, and no seat left
+                outcomes.append(await _fast(engine, settings, evt))
+                await asyncio.sleep(0.2)  # notifications arrive after the commit, on their own
+        finally:
+            await driver.remove_listener(CHANNEL, hear)
+    assert outcomes == ["order_paid", "order_paid", None, None]
+    assert heard == [CHANNEL, CHANNEL]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 @dataclasses.dataclass(frozen=True)
 class Compiled:
-    """A Core statement compiled for SQLite: its text, how to bind a dict of values, and how
+    """A Core statement compiled for a dialect: its text, how to bind a dict of values, and how
     to read its result columns."""
 
     sql: str

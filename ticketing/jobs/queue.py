@@ -26,6 +26,10 @@ from ticketing.jobs.registry import try_limit
 # commits, so a join mail leaves at once instead of at the next poll.
 _WAITING: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()
 _QUEUED_FLAG = "ticketing.jobs.queued"
+# PostgreSQL: what a statement that queued jobs notifies, for workers in other processes
+# (`ticketing serve` runs its worker beside the web process); they LISTEN and claim at once
+# instead of at their next poll.
+CHANNEL = "ticketing_jobs"
 
 
 def subscribe(wake: asyncio.Event) -> None:

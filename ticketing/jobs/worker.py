@@ -347,6 +347,7 @@ class Worker:
         logger.info("worker started", extra={"worker": self.name, "concurrency": self.concurrency})
         leases = self._leases()
         await leases.__aenter__()
+        listening = await self._listen(wake)
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_sweep and (sweep is None or sweep.done()):
@@ -379,6 +380,8 @@ class Worker:
                     waiter.cancel()
         finally:
             queue.unsubscribe(wake)
+            if listening is not None:
+                await listening()
             if sweep is not None and not sweep.done():
                 sweep.cancel()
             await self._drain()
@@ -386,6 +389,37 @@ class Worker:
             if sweep is not None:
                 await asyncio.gather(sweep, return_exceptions=True)
             logger.info("worker stopped", extra={"worker": self.name})
+
+    async def _listen(self, wake: asyncio.Event):
+        """PostgreSQL: a connection, held while the worker runs, that sets `wake` whenever a
+        statement in another process queues jobs (`queue.CHANNEL`). Returns what stops it; None
+        elsewhere, or when it cannot be had (polling still finds every job, only later)."""
+        engine = autocommit(self.sessionmaker)
+        if engine.dialect.name != "postgresql":
+            return None
+
+        def woken(*_args) -> None:
+            wake.set()
+
+        connection = driver = None
+        try:
+            connection = await engine.connect()
+            driver = (await connection.get_raw_connection()).driver_connection
+            await driver.add_listener(queue.CHANNEL, woken)
+        except Exception:
+            logger.warning("not listening for queued jobs; polling for them", exc_info=True)
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            return None
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                await driver.remove_listener(queue.CHANNEL, woken)  # UNLISTEN: the connection goes back to the pool
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+        return stop
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
