@@ -1,6 +1,6 @@
 """The fast path of a flash sale: a new, paid checkout of a webinar that is plainly on sale.
 
-One short transaction of SQLAlchemy Core statements, each compiled once per process:
+What it writes, in SQLAlchemy Core statements compiled once per process:
 
 1. the order, `INSERT … SELECT … WHERE NOT EXISTS (an early refund or dispute) ON CONFLICT
    (stripe_session_id) DO UPDATE … WHERE (still our pending order) RETURNING`;
@@ -11,9 +11,12 @@ One short transaction of SQLAlchemy Core statements, each compiled once per proc
 5. the seats: the conditional UPDATE of the webinar, last, so its row lock is held for one
    round trip before COMMIT instead of through the whole transaction.
 
-On SQLite the same statements run from BEGIN IMMEDIATE to COMMIT in one call on the
-driver's thread (`_fulfil_sqlite`, through `db.direct`), so the one writer's lock is never
-held across a turn of the event loop.
+On SQLite these statements run from BEGIN IMMEDIATE to COMMIT in one call on the driver's
+thread (`_fulfil_sqlite`, through `db.direct`), so the one writer's lock is never held across
+a turn of the event loop. On PostgreSQL 2. to 5. are one statement of data-modifying CTEs
+after the upsert, in a transaction (`_rest`); and a checkout with no order of ours waiting
+for it is all of 1. to 5. in one statement without a transaction (`_alone`), which holds the
+webinar row for that statement only. Both notify the workers of other processes.
 
 Whenever a statement finds the case is not plain (the order exists and is not ours to pay,
 an early refund waits for it, the webinar changed, is full, is no longer on sale, or counts
@@ -193,7 +196,7 @@ def _rest(statements: types.SimpleNamespace, shape: tuple, dialect) -> direct.Co
     found = statements.rest.get(shape)
     if found is not None:
         return found
-    ticket_columns, tickets, event_columns, job_columns, jobs = shape
+    ticket_columns, tickets, event_columns, _, job_columns, jobs = shape
     order_values = (update(ORDERS).where(ORDERS.c.id == bindparam("o_id", type_=ORDERS.c.id.type))
                     .values(code_hash=bindparam("o_code_hash"), page_key=bindparam("o_page_key"),
                             code_sealed=bindparam("o_code_sealed"),
@@ -269,22 +272,6 @@ def _rows_params(groups) -> tuple[tuple, dict[str, Any]]:
         shape.append(tuple(columns))
         shape.append(len(rows))
     return tuple(shape), params
-
-
-def _rest_params(order_values: dict[str, Any], tickets: list[dict[str, Any]], jobs: list[dict[str, Any]],
-                 event: dict[str, Any], seats: dict[str, Any], *, now: dt.datetime) -> tuple[tuple, dict[str, Any]]:
-    """The shape of `_rest` for these rows, and its parameters."""
-    ticket_columns = _columns(TICKETS, tickets[0])
-    job_columns = _columns(JOBS, jobs[0]) if jobs else []
-    event_columns = _columns(EVENTS, event)
-    params = {**order_values, "o_updated_at": now, **seats, "w_updated_at": now}
-    for prefix, table, rows, columns in (("t", TICKETS, tickets, ticket_columns), ("j", JOBS, jobs, job_columns),
-                                         ("e", EVENTS, [event], event_columns)):
-        for n, row in enumerate(rows):
-            for name in columns:
-                params[f"{prefix}{n}_{name}"] = row[name] if name in row else table.c[name].default.arg
-    shape = (tuple(ticket_columns), len(tickets), tuple(event_columns), tuple(job_columns), len(jobs))
-    return shape, params
 
 
 _STATEMENTS: dict[str, types.SimpleNamespace] = {}
@@ -458,8 +445,10 @@ async def _fulfil(connection, statements, checkout: _Checkout, event_row: dict[s
     if row is None:
         raise _NotPlain  # an order for this session exists, or a refund or dispute came first
     order_values, tickets, jobs = _issued(order_id, row, checkout, price, now=now)
-    shape, params = _rest_params(order_values, tickets, jobs, _stored_event(event_row, now),
-                                 _seat_params(checkout, price, row[0], now=now, at=at), now=now)
+    shape, params = _rows_params((("t", TICKETS, tickets), ("e", EVENTS, [_stored_event(event_row, now)]),
+                                  ("j", JOBS, jobs)))
+    params.update(order_values, o_updated_at=now, w_updated_at=now,
+                  **_seat_params(checkout, price, row[0], now=now, at=at))
     # The seats last: the webinar row is locked from this statement to COMMIT, one round trip.
     rest = _rest(statements, shape, connection.dialect)
     stored, taken, _ = (await connection.exec_driver_sql(rest.sql, rest.params(params))).one()
