@@ -348,3 +348,23 @@ async def test_the_public_page_tells_buyers_about_tax_and_invoices(client, sessi
     await _set(sessionmaker, organizer.id, prices_include_tax=True, invoices=False)
     note = (await (await client.get(f"/w/{german.id}")).text()).split('id="billing-note">')[1].split("</p>")[0]
     assert note.strip() == "Die Preise enthalten die Steuer."
+
+
+@pytest.mark.parametrize("event_type, obj", [
+    ("invoice.paid", {"id": 7, "metadata": {}}),
+    ("invoice.paid", {"id": "in_x", "metadata": "order 1"}),
+    ("invoice.finalized", {"id": "in_" + "x" * 300}),
+    ("invoice.paid", {"id": "in_y", "metadata": {"order_id": "not an id"}, "number": 5, "hosted_invoice_url": []}),
+    ("credit_note.created", {"id": "cn_x", "invoice": None}),
+    ("credit_note.created", {"id": "cn_x", "invoice": {"id": ["in_x"]}, "number": "C-1"}),
+])
+async def test_malformed_invoice_events_are_stored_and_change_nothing(client, sessionmaker, event_type, obj):
+    webinar = await factories.webinar(sessionmaker)
+    paid = factories.checkout_session(webinar, invoice="in_x")
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", paid))).status == 200
+    before = await _order(sessionmaker, stripe_session_id=paid["id"])
+    response = await factories.post_event(client, factories.event(event_type, obj))
+    assert response.status == 200
+    after = await _order(sessionmaker, stripe_session_id=paid["id"])
+    assert (after.invoice_id, after.invoice_number, after.invoice_url, after.credit_note_number) == (
+        before.invoice_id, None, None, None)
