@@ -116,17 +116,37 @@ async def fetch_invoice(ctx: JobContext, payload: dict[str, Any]) -> None:
     if ctx.stripe is None:
         raise PermanentError("no Stripe key configured to look the invoice up with")
     try:
-        invoice = await ctx.stripe.v1.invoices.retrieve_async(invoice_id)
+        await _look_up(ctx, order_id, invoice_id)
     except stripe.StripeError as error:
         status = error.http_status
         if status is not None and status < 500 and status not in (409, 429):
             raise PermanentError(f"Stripe refused the invoice lookup ({status})") from error
         raise  # down, slow or busy: the worker tries again later
+
+
+async def with_invoice(ctx: JobContext, order: Order) -> None:
+    """Fill in `order`'s invoice links when only its id is known yet, asking Stripe now: for the
+    buyer's mail, which goes out without them when Stripe does not answer (the job asks later)."""
+    if not order.invoice_id or order.invoice_url or ctx.stripe is None:
+        return
+    try:
+        invoice = await _look_up(ctx, order.id, order.invoice_id)
+    except (stripe.StripeError, PermanentError) as error:
+        logger.warning("invoice not known yet for the order mail", extra={"order_id": str(order.id),
+                                                                         "error": type(error).__name__})
+        return
+    record_invoice(order, invoice)
+
+
+async def _look_up(ctx: JobContext, order_id: uuid.UUID, invoice_id: str) -> dict[str, Any]:
+    """The invoice as Stripe has it, its number and links kept on the order."""
+    invoice = (await ctx.stripe.v1.invoices.retrieve_async(invoice_id)).to_dict()
     async with ctx.sessionmaker.begin() as session:
         order = await lock_order(session, order_id)
         if order is None:
             raise PermanentError(f"no order {order_id}")
-        record_invoice(order, invoice.to_dict())
+        record_invoice(order, invoice)
+    return invoice
 
 
 async def credit_refund(session: AsyncSession, order: Order, refund_id: str, amount: int, *, test: bool) -> None:
