@@ -12,10 +12,12 @@ from sqlalchemy import select
 
 import ticketing.workers  # noqa: F401  (registers every job kind the worker runs)
 from tests import factories
+from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 from tests.org.conftest import sign_in
 from tests.seats import order_codes
 from ticketing.db.models import Job, Order, OrderStatus, Organizer, Ticket
 from ticketing.jobs.registry import JobContext, PermanentError
+from ticketing.mail.jobs import send_order
 from ticketing.payments.invoices import CREDIT_NOTE_KIND, KIND, fetch_invoice, issue_credit_note
 from ticketing.payments.refunds import refund
 from ticketing.payments.stripe_api import close_stripe_client, create_stripe_client
@@ -348,3 +350,83 @@ async def test_the_public_page_tells_buyers_about_tax_and_invoices(client, sessi
     await _set(sessionmaker, organizer.id, prices_include_tax=True, invoices=False)
     note = (await (await client.get(f"/w/{german.id}")).text()).split('id="billing-note">')[1].split("</p>")[0]
     assert note.strip() == "Die Preise enthalten die Steuer."
+
+
+@pytest.mark.parametrize("event_type, obj", [
+    ("invoice.paid", {"id": 7, "metadata": {}}),
+    ("invoice.paid", {"id": "in_x", "metadata": "order 1"}),
+    ("invoice.finalized", {"id": "in_" + "x" * 300}),
+    ("invoice.paid", {"id": "in_y", "metadata": {"order_id": "not an id"}, "number": 5, "hosted_invoice_url": []}),
+    ("credit_note.created", {"id": "cn_x", "invoice": None}),
+    ("credit_note.created", {"id": "cn_x", "invoice": {"id": ["in_x"]}, "number": "C-1"}),
+])
+async def test_malformed_invoice_events_are_stored_and_change_nothing(client, sessionmaker, event_type, obj):
+    webinar = await factories.webinar(sessionmaker)
+    paid = factories.checkout_session(webinar, invoice="in_x")
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", paid))).status == 200
+    before = await _order(sessionmaker, stripe_session_id=paid["id"])
+    response = await factories.post_event(client, factories.event(event_type, obj))
+    assert response.status == 200
+    after = await _order(sessionmaker, stripe_session_id=paid["id"])
+    assert (after.invoice_id, after.invoice_number, after.invoice_url, after.credit_note_number) == (
+        before.invoice_id, None, None, None)
+
+
+async def test_the_order_mail_asks_stripe_for_an_invoice_known_only_by_id(start_client, make_settings, stripe_standin,
+                                                                         sessionmaker, smtp):
+    settings = make_settings(stripe_secret_key=STRIPE_SECRET_KEY, stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+                             stripe_api_base=stripe_standin.url, jitsi_app_secret=JITSI_APP_SECRET,
+                             session_key=SESSION_KEY, smtp_url=smtp.url)
+    client = await start_client(settings)
+    organizer, _ = await factories.organizer(sessionmaker)
+    await _set(sessionmaker, organizer.id, invoices=True)
+    webinar = await factories.webinar(sessionmaker, organizer, title="Widgets", price_amount=2000)
+    await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1", "email": "bea@example.com"},
+                      allow_redirects=False)
+    [session_id] = stripe_standin.sessions
+    completed = stripe_standin.complete_session(session_id)
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", completed))).status == 200
+    invoice = stripe_standin.invoices[completed["invoice"]]
+
+    ctx = JobContext(settings=settings, sessionmaker=sessionmaker, stripe=create_stripe_client(settings),
+                     http=aiohttp.ClientSession())
+    try:
+        [mail_job] = await _jobs(sessionmaker, "mail.order")
+        await send_order(ctx, mail_job.payload)
+    finally:
+        await ctx.http.close()
+        await close_stripe_client(ctx.stripe)
+    [mail] = smtp.to("bea@example.com")
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert f"Invoice {invoice['number']}: {invoice['hosted_invoice_url']}" in text
+    assert (await _order(sessionmaker, stripe_session_id=session_id)).invoice_number == invoice["number"]
+    assert len(stripe_standin.calls_to("GET", f"/v1/invoices/{invoice['id']}")) == 1
+
+
+async def test_the_order_mail_goes_without_the_invoice_when_stripe_does_not_answer(
+        start_client, make_settings, stripe_standin, sessionmaker, smtp):
+    settings = make_settings(stripe_secret_key=STRIPE_SECRET_KEY, stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+                             stripe_api_base=stripe_standin.url, jitsi_app_secret=JITSI_APP_SECRET,
+                             session_key=SESSION_KEY, smtp_url=smtp.url)
+    client = await start_client(settings)
+    organizer, _ = await factories.organizer(sessionmaker)
+    await _set(sessionmaker, organizer.id, invoices=True)
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=2000)
+    await client.post(f"/w/{webinar.id}/checkout", data={"quantity": "1", "email": "bea@example.com"},
+                      allow_redirects=False)
+    [session_id] = stripe_standin.sessions
+    completed = stripe_standin.complete_session(session_id)
+    await factories.post_event(client, factories.event("checkout.session.completed", completed))
+    ctx = JobContext(settings=settings, sessionmaker=sessionmaker, stripe=create_stripe_client(settings),
+                     http=aiohttp.ClientSession())
+    stripe_standin.fail_next(1, status=500, should_retry=False)
+    try:
+        [mail_job] = await _jobs(sessionmaker, "mail.order")
+        await send_order(ctx, mail_job.payload)
+    finally:
+        await ctx.http.close()
+        await close_stripe_client(ctx.stripe)
+    [mail] = smtp.to("bea@example.com")
+    assert "Invoice" not in mail.get_body(preferencelist=("plain",)).get_content()
+    # The lookup job is still queued: the order page gets the invoice later.
+    assert len(await _jobs(sessionmaker, KIND)) == 1

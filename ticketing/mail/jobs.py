@@ -44,6 +44,7 @@ from ticketing.mail.compose import (
 )
 from ticketing.mail.sending import create_mailer, temporary_reason
 from ticketing.orders.service import priced_lines
+from ticketing.payments.invoices import with_invoice
 from ticketing.tickets.service import buyer_holds, hash_code, order_reminder_jobs, reissue, seat_code
 
 logger = logging.getLogger(__name__)
@@ -273,6 +274,8 @@ async def send_order(ctx: JobContext, payload: dict[str, Any]) -> None:
     if webinar.typed:
         async with autocommit_session(ctx.sessionmaker) as session:
             lines = [(kind.name, count, unit) for kind, count, unit in await priced_lines(session, order)]
+    # The checkout named its invoice by id only: ask Stripe for its links, so this mail has them.
+    await with_invoice(ctx, order)
     try:
         await _send(ctx, lambda: order_mail(ctx.settings, order, webinar, tickets, order_code, join_code,
                                             message_key=f"order.{order.id}", organizer=organizer, lines=lines))

@@ -46,12 +46,12 @@ def _web_link(value: Any) -> str | None:
 def record_invoice(order: Order, invoice: Any) -> None:
     """What `invoice` (an id, or the Invoice object) tells about the order's invoice."""
     invoice_id = invoice.get("id") if isinstance(invoice, dict) else invoice
-    if not isinstance(invoice_id, str) or not invoice_id:
+    if not isinstance(invoice_id, str) or not invoice_id or len(invoice_id) > 255:
         return
     if order.invoice_id not in (None, invoice_id):
         logger.warning("order has another invoice already", extra={"order_id": str(order.id)})
         return
-    order.invoice_id = invoice_id[:255]
+    order.invoice_id = invoice_id
     if isinstance(invoice, dict):
         order.invoice_number = order.invoice_number or _text(invoice.get("number"), 100)
         order.invoice_url = order.invoice_url or _web_link(invoice.get("hosted_invoice_url"))
@@ -76,10 +76,11 @@ async def invoice_event(session: AsyncSession, obj: dict[str, Any]) -> str:
     """`invoice.finalized` / `invoice.paid`: the number and links of an order's invoice. The
     metadata we gave the invoice finds the order even before its checkout event came."""
     invoice_id = obj.get("id")
-    if not isinstance(invoice_id, str) or not invoice_id:
+    if not isinstance(invoice_id, str) or not invoice_id or len(invoice_id) > 255:
         return "malformed"
+    metadata = obj.get("metadata")
     order = await lock_order_by_invoice(session, invoice_id)
-    if order is None and (order_id := _uuid((obj.get("metadata") or {}).get("order_id"))) is not None:
+    if order is None and isinstance(metadata, dict) and (order_id := _uuid(metadata.get("order_id"))) is not None:
         order = await lock_order(session, order_id)
     if order is None:
         return "ignored"  # an invoice of something else sold on the same Stripe account
@@ -91,7 +92,7 @@ async def credit_note_event(session: AsyncSession, obj: dict[str, Any]) -> str:
     """`credit_note.created`: the credit note Stripe issued against an order's invoice."""
     invoice = obj.get("invoice")
     invoice_id = invoice.get("id") if isinstance(invoice, dict) else invoice
-    if not isinstance(invoice_id, str) or not invoice_id:
+    if not isinstance(invoice_id, str) or not invoice_id or len(invoice_id) > 255:
         return "malformed"
     order = await lock_order_by_invoice(session, invoice_id)
     if order is None:
@@ -115,17 +116,37 @@ async def fetch_invoice(ctx: JobContext, payload: dict[str, Any]) -> None:
     if ctx.stripe is None:
         raise PermanentError("no Stripe key configured to look the invoice up with")
     try:
-        invoice = await ctx.stripe.v1.invoices.retrieve_async(invoice_id)
+        await _look_up(ctx, order_id, invoice_id)
     except stripe.StripeError as error:
         status = error.http_status
         if status is not None and status < 500 and status not in (409, 429):
             raise PermanentError(f"Stripe refused the invoice lookup ({status})") from error
         raise  # down, slow or busy: the worker tries again later
+
+
+async def with_invoice(ctx: JobContext, order: Order) -> None:
+    """Fill in `order`'s invoice links when only its id is known yet, asking Stripe now: for the
+    buyer's mail, which goes out without them when Stripe does not answer (the job asks later)."""
+    if not order.invoice_id or order.invoice_url or ctx.stripe is None:
+        return
+    try:
+        invoice = await _look_up(ctx, order.id, order.invoice_id)
+    except (stripe.StripeError, PermanentError) as error:
+        logger.warning("invoice not known yet for the order mail", extra={"order_id": str(order.id),
+                                                                         "error": type(error).__name__})
+        return
+    record_invoice(order, invoice)
+
+
+async def _look_up(ctx: JobContext, order_id: uuid.UUID, invoice_id: str) -> dict[str, Any]:
+    """The invoice as Stripe has it, its number and links kept on the order."""
+    invoice = (await ctx.stripe.v1.invoices.retrieve_async(invoice_id)).to_dict()
     async with ctx.sessionmaker.begin() as session:
         order = await lock_order(session, order_id)
         if order is None:
             raise PermanentError(f"no order {order_id}")
-        record_invoice(order, invoice.to_dict())
+        record_invoice(order, invoice)
+    return invoice
 
 
 async def credit_refund(session: AsyncSession, order: Order, refund_id: str, amount: int, *, test: bool) -> None:
