@@ -14,11 +14,20 @@ class Text(str):
 
     template: str
     params: dict[str, object]
+    plural: tuple[str, int] | None = None  # the plural template and the count that chooses
 
     def __new__(cls, template: str, **params: object) -> Text:
         text = super().__new__(cls, template % params if params else template)
         text.template = template
         text.params = params
+        return text
+
+    @classmethod
+    def ngettext(cls, singular: str, plural: str, n: int, **params: object) -> Text:
+        """A message with a singular and a plural form, chosen by `n` (named so that the
+        catalog's extraction finds both forms)."""
+        text = cls(singular if n == 1 else plural, **params)
+        text.template, text.plural = singular, (plural, n)
         return text
 
 

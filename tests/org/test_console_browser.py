@@ -63,7 +63,7 @@ async def sign_in_from_mail(page, url: str, email: str, screenshot_dir=None) -> 
 
     async def mail_listed():
         await page.goto(f"{url}/dev/mail")
-        return await page.query_selector("a:has-text('Your sign-in link')")
+        return await page.query_selector("a:has-text('Your sign-in link'), a:has-text('Ihr Anmeldelink')")
 
     await (await until(mail_listed)).click()
     await page.click("a.button[href*='/org/login/']")

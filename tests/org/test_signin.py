@@ -185,3 +185,29 @@ async def test_the_sign_in_mail_is_sent_while_the_link_works_and_skipped_after(m
                               .values(used_at=dt.datetime.now(dt.UTC)))
     assert await worker.run_until_idle() == 1
     assert len(smtp.messages) == 1
+
+
+async def test_the_sign_in_mail_speaks_the_consoles_language(make_settings, sessionmaker, make_worker, smtp, client):
+    """The sign-in page's language (the browser's) for an organizer who chose none; their own
+    choice otherwise."""
+    settings = make_settings(smtp_url=smtp.url)
+    await factories.organizer(sessionmaker, name="Ada", email="ada@example.com")
+    form = await client.get("/org/login", headers={"Accept-Language": "de-DE,de;q=0.9"})
+    asked = await client.post("/org/login", headers={"Accept-Language": "de-DE,de;q=0.9"},
+                              data={"email": "ada@example.com", "csrf_token": csrf_of(await form.text())})
+    assert asked.status == 200 and "Sehen Sie in Ihr Postfach" in await asked.text()
+    worker = make_worker(settings)
+    assert await worker.run_until_idle() == 1
+    [mail] = smtp.messages
+    assert mail["Subject"] == "Ihr Anmeldelink für die Veranstalterkonsole"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert "Hallo Ada," in text and "15 Minuten" in text and '<html lang="de">' in html and ">Anmelden</a>" in html
+
+    # Her own choice of English wins over a German browser.
+    async with sessionmaker.begin() as session:
+        [organizer] = await signin.organizers_with_email(session, "ada@example.com")
+        organizer.console_language = "en"
+        await signin.request_link(session, "ada@example.com", language="de")
+    assert await worker.run_until_idle() == 1
+    assert smtp.messages[-1]["Subject"] == "Your sign-in link for the organizer console"

@@ -53,15 +53,17 @@ async def issue_token(session: AsyncSession, organizer_id: uuid.UUID, *, now: dt
     return token
 
 
-async def request_link(session: AsyncSession, email: str, *, now: dt.datetime | None = None) -> int:
+async def request_link(session: AsyncSession, email: str, *, now: dt.datetime | None = None,
+                       language: str | None = None) -> int:
     """Queue a sign-in mail for every organizer with this address; how many is not for the
-    page to say (it answers the same for an unknown address). Raises Invalid for a malformed address."""
+    page to say (it answers the same for an unknown address). `language` is the one the
+    sign-in page spoke, for an organizer who chose none. Raises Invalid for a malformed address."""
     email = email_address(email)
     now = now or utcnow()
     organizers = await organizers_with_email(session, email)
     for organizer in organizers:
         token = await issue_token(session, organizer.id, now=now)
-        await enqueue(session, MAIL_KIND, {"organizer_id": str(organizer.id), "code": token},
+        await enqueue(session, MAIL_KIND, {"organizer_id": str(organizer.id), "code": token, "language": language},
                       dedupe_key=f"{MAIL_KIND}:{hash_token(token)[:32]}")
     return len(organizers)
 

@@ -137,7 +137,9 @@ async def restore_order(session: AsyncSession, organizer: Organizer, order_id: u
         raise Conflict(Text(N_("no ticket of this order was revoked by the dispute")))
     if not await take_seats(session, webinar.id, Counter(t.ticket_type_id for t in tickets), scheduled_only=True):
         left = max((webinar.capacity or 0) - webinar.seats_taken, 0)
-        raise SoldOut(f"the webinar has {left} seat{'' if left == 1 else 's'} left, and this order needs {len(tickets)}")
+        raise SoldOut(Text.ngettext("the webinar has %(left)d seat left, and this order needs %(num)d",
+                                    "the webinar has %(left)d seats left, and this order needs %(num)d", left,
+                                    left=left, num=len(tickets)))
     for ticket in tickets:
         ticket.status = TicketStatus.VALID
         ticket.revoked_reason = None
@@ -168,7 +170,8 @@ async def take_refunded_seats(session: AsyncSession, organizer: Organizer, order
         raise Conflict(Text(N_("the seats for this refund have been chosen already")))
     chosen = set(ticket_ids)
     if len(chosen) != refunded.to_choose:
-        raise Invalid(f"choose {refunded.to_choose} seat{'' if refunded.to_choose == 1 else 's'}", field="seats")
+        raise Invalid(Text.ngettext("choose %(num)d seat", "choose %(num)d seats", refunded.to_choose,
+                                    num=refunded.to_choose), field="seats")
     valid = {t.id: t for t in await order_tickets(session, order.id) if t.status == TicketStatus.VALID}
     if not chosen <= valid.keys():
         raise Invalid(Text(N_("choose among this order's valid seats")), field="seats")

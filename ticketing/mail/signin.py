@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ticketing import i18n
 from ticketing.accounts import signin
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer
@@ -25,14 +26,17 @@ logger = logging.getLogger(__name__)
 SIGNIN_ATTEMPTS = 6
 
 
-def signin_mail(settings: Settings, organizer: Organizer, token: str, *, now: dt.datetime | None = None) -> Mail:
-    """The mail with a one-time sign-in link for `organizer`."""
+def signin_mail(settings: Settings, organizer: Organizer, token: str, *, now: dt.datetime | None = None,
+                language: str | None = None) -> Mail:
+    """The mail with a one-time sign-in link for `organizer`, in the console's language: the
+    organizer's choice, else the one the sign-in page spoke."""
+    lang = i18n.language(organizer.console_language or language)
     context = {"organizer": organizer, "link": signin.link(settings.base_url, token),
                "minutes": int(signin.LIFETIME.total_seconds() // 60)}
     return templated_mail(settings, to=recipient(organizer.email, organizer.name),
-                          subject="Your sign-in link for the organizer console",
+                          subject=i18n.translations(lang).gettext("Your sign-in link for the organizer console"),
                           message_key=f"signin.{signin.hash_token(token)[:24]}", template="signin", context=context,
-                          now=now or utcnow())
+                          now=now or utcnow(), lang=lang)
 
 
 @job(signin.MAIL_KIND, max_attempts=SIGNIN_ATTEMPTS)
@@ -52,7 +56,8 @@ async def send_signin(ctx: JobContext, payload: dict[str, Any]) -> None:
         logger.info("sign-in mail skipped: the link is used, expired or gone", extra={"organizer_id": str(organizer_id)})
         return
     try:
-        message = signin_mail(ctx.settings, organizer, token)
+        language = payload.get("language")
+        message = signin_mail(ctx.settings, organizer, token, language=language if isinstance(language, str) else None)
     except BadAddress as error:
         raise PermanentError(str(error)) from None
     await create_mailer(ctx.settings).send(message)

@@ -173,7 +173,7 @@ async def login_request(request: web.Request) -> web.Response:
     (await session_of(request))[AFTER_SIGNIN] = next_path
     try:
         async with request.app[SESSIONMAKER].begin() as db:
-            await signin.request_link(db, email)
+            await signin.request_link(db, email, language=console_language(request))
     except Invalid:
         return await page(request, "login.html", {"email": email, "next": next_path,
                                                   "error": t.gettext("Enter your email address, like name@example.com.")},

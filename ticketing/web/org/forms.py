@@ -48,7 +48,9 @@ def in_form_words(message: str, lang: str = i18n.DEFAULT) -> str:
         if isinstance(message, Text):
             values = {key: t.gettext(FIELD_WORDS[value]) if key == "name" and value in FIELD_WORDS
                       else t.gettext(value) if key == "state" else value for key, value in message.params.items()}
-            message = t.gettext(message.template) % values if values else t.gettext(message.template)
+            template = (t.ngettext(message.template, *message.plural) if message.plural
+                        else t.gettext(message.template))
+            message = template % values if values else template
         else:
             message = t.gettext(message)
     for name, words in _WORDS:
