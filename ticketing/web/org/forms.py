@@ -18,7 +18,7 @@ from ticketing.db.models import Webinar
 from ticketing.i18n import zone
 
 FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room",
-          "sales_end", "one_device", "certificate_min_percent", "language")
+          "sales_end", "one_device", "certificate_min_percent", "language", "waitlist", "offer_hours")
 # The service's (and the API's) names for the form fields that are named differently.
 FORM_FIELD_OF = {"price_amount": "price", "timezone": "time_zone"}
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -26,7 +26,8 @@ LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 _WORDS = (("ends_at", "the end"), ("starts_at", "the start"), ("price_amount", "the price"),
           ("timezone", "the time zone"), ("capacity", "the number of seats"), ("null for no limit", "empty for no limit"),
           ("sales_end", "the end of sales"), ("certificate_min_percent", "the certificate's share"),
-          ("one_device", "one device per ticket"), ("or null for no certificates", "or empty for no certificates"))
+          ("one_device", "one device per ticket"), ("or null for no certificates", "or empty for no certificates"),
+          ("offer_hours", "the hours an offer holds its seats"))
 
 
 def in_form_words(message: str) -> str:
@@ -152,6 +153,13 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
             data["certificate_min_percent"] = int(percent)
         except ValueError:
             errors["certificate_min_percent"] = "Enter a whole percent from 1 to 100, or leave it empty for no certificates."
+    data["waitlist"] = bool(values["waitlist"])
+    hours = values["offer_hours"].strip()
+    if hours:
+        try:
+            data["offer_hours"] = int(hours)
+        except ValueError:
+            errors["offer_hours"] = "Enter whole hours from 1 to 168."
     room = values["room"].strip()
     if room:
         data["room"] = room
@@ -180,6 +188,8 @@ def form_values(webinar: Webinar) -> dict[str, str]:
         "one_device": "on" if webinar.one_device else "",
         "certificate_min_percent": "" if webinar.certificate_min_percent is None else str(webinar.certificate_min_percent),
         "language": webinar.language,
+        "waitlist": "on" if webinar.waitlist else "",
+        "offer_hours": str(webinar.offer_hours),
     }
 
 
@@ -187,7 +197,7 @@ def blank_values(time_zone: str = "UTC", language: str = "en") -> dict[str, str]
     """A new webinar's form: its language is the console's until the organizer picks another."""
     return {"title": "", "description": "", "starts_at": "", "ends_at": "", "time_zone": time_zone,
             "price": "", "currency": "EUR", "capacity": "", "room": "", "sales_end": "",
-            "one_device": "", "certificate_min_percent": "", "language": language}
+            "one_device": "", "certificate_min_percent": "", "language": language, "waitlist": "on", "offer_hours": "12"}
 
 
 def typed_values(form: Any) -> dict[str, str]:
