@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"waitlist {backend}: {args.seats} seats freed on a {args.waiting}-entry list, every offer mail out in "
               f"{result['seconds']} s ({result['offers_per_second']}/s), worker CPU "
               f"{result['worker_cpu_ms_per_offer']} ms per offer, {result['extra_mails']} extra mails; "
-              result["load"])
+              f"{result['load']}")
         print(json.dumps(result))
 
 
