@@ -26,6 +26,7 @@ from ticketing.web.buyer import certificates as certificate_pages
 from ticketing.web.buyer import devices as device_pages
 from ticketing.web.buyer import join
 from ticketing.web.buyer import pages as buyer
+from ticketing.web.buyer import waitlist as waitlist_pages
 from ticketing.web.headers import security_headers
 from ticketing.web.keys import (
     ENGINE,
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(openapi.routes)
     app.add_routes(buyer.routes)
+    app.add_routes(waitlist_pages.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(join.routes)
     org_auth.setup(app, settings)

@@ -28,6 +28,7 @@ import ticketing.mail.signin  # noqa: F401
 import ticketing.payments.invoices  # noqa: F401
 import ticketing.payments.reconcile  # noqa: F401
 import ticketing.payments.refunds  # noqa: F401
+import ticketing.waitlist.jobs  # noqa: F401
 from ticketing.db import create_engine, create_sessionmaker
 from ticketing.jobs.registry import JobContext
 from ticketing.jobs.worker import Worker

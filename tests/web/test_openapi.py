@@ -29,6 +29,7 @@ from schemathesis.checks import (
 from tests import factories
 from tests.attendance import prosody
 from ticketing.app import create_app
+from ticketing.db.models import WaitlistEntry
 from ticketing.settings import Settings
 from ticketing.web.api.openapi import document
 from ticketing.webinars.service import get_webinar
@@ -235,6 +236,15 @@ async def _fixture_ids(client, sessionmaker, api_key: str, events_secret: str) -
         response = await client.post("/api/promo-codes", headers=headers, json={"code": name, "percent_off": 10})
         assert response.status == 201, await response.text()
         ids[name] = (await response.json())["id"]
+    # Two confirmed people on the webinar's waitlist: one to offer seats to, one to remove.
+    async with sessionmaker.begin() as session:
+        for name in ("waitlist_entry", "entry_to_remove"):
+            entry = WaitlistEntry(webinar_id=webinar.id, email=f"{name}@example.com", email_key=f"{name}@example.com",
+                                  name="", quantity=1, code_hash=name.ljust(64, "0"), held=False,
+                                  confirmed_at=dt.datetime.now(dt.UTC))
+            session.add(entry)
+            await session.flush()
+            ids[name] = str(entry.id)
     return ids
 
 
@@ -243,9 +253,9 @@ async def _fixture_ids(client, sessionmaker, api_key: str, events_secret: str) -
 PINNED_ID = {"POST /api/webinars/{id}/cancel": "to_cancel", "POST /api/tickets/{id}/revoke": "to_revoke",
              "POST /api/tickets/{id}/resend": "to_resend", "POST /api/tickets/{id}/restore": "to_restore",
              "DELETE /api/keys/{id}": "key_to_revoke", "DELETE /api/ticket-types/{id}": "type_to_delete",
-             "DELETE /api/promo-codes/{id}": "code_to_delete"}
+             "DELETE /api/promo-codes/{id}": "code_to_delete", "DELETE /api/waitlist/{id}": "entry_to_remove"}
 SHARED_ID = {"/api/webinars/{id}": "webinar", "/api/tickets/{id}": "ticket", "/api/ticket-types/{id}": "ticket_type",
-             "/api/promo-codes/{id}": "promo_code"}
+             "/api/promo-codes/{id}": "promo_code", "/api/waitlist/{id}": "waitlist_entry"}
 
 
 def _pinned_id(operation, ids: dict[str, str]) -> dict[str, str] | None:

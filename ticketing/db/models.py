@@ -152,6 +152,10 @@ class Webinar(Base):
     # Set once, for good, when the organizer adds a type or limits the default one; its
     # seats_taken then starts from the webinar's (see ticketing.orders.ticket_types).
     typed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Once sold out, the public page takes names for a waitlist and freed seats go to it first.
+    waitlist: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # How long an offer to the waitlist holds its seats (never past the sales end).
+    offer_hours: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
 
 
 class TicketType(Base):
@@ -618,3 +622,45 @@ class RateCounter(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     full_at: Mapped[float] = mapped_column(Double, index=True)
+
+
+class WaitlistOutcome(enum.StrEnum):
+    BOUGHT = "bought"  # the offer's checkout was paid
+    EXPIRED = "expired"  # the offer ran out unpaid; its seats went on
+    DECLINED = "declined"  # the person declined the offer, or left the list
+    REMOVED = "removed"  # the organizer took the entry off the list
+    CLOSED = "closed"  # sales ended while the entry was still waiting
+
+
+class WaitlistEntry(Base):
+    """A place on a sold-out webinar's waitlist: one address per webinar. Confirmed by the link
+    mailed first; its place is its confirmation time. An offer takes `quantity` seats against
+    capacity (`held`) until `offered_until`; the offer's checkout then settles without taking
+    them again. Only the SHA-256 of the personal link's code is kept, like join codes."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        UniqueConstraint("webinar_id", "email_key"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_waitlist_entries_webinar_id_confirmed_at", "webinar_id", "confirmed_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    webinar_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webinars.id", ondelete="CASCADE"))
+    ticket_type_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ticket_types.id", ondelete="SET NULL"))
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    quantity: Mapped[int] = mapped_column(Integer)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    offered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    offered_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # True while the offer's seats are taken against capacity for this entry.
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The checkout the offer started (the order that converts the held seats).
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
+    outcome: Mapped[WaitlistOutcome | None] = mapped_column(_enum(WaitlistOutcome))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -17,7 +17,7 @@ import jinja2
 
 from ticketing import i18n
 from ticketing.db import utcnow
-from ticketing.db.models import Message, Order, Organizer, Registration, Ticket, Webinar
+from ticketing.db.models import Message, Order, Organizer, Registration, Ticket, WaitlistEntry, Webinar
 from ticketing.mail.calendar import invitation
 from ticketing.mail.message import Attachment, Mail, address, mail, sender_header, wire_address
 from ticketing.orders.references import order_reference
@@ -331,6 +331,33 @@ def confirm_registration_mail(settings: Settings, registration: Registration, we
                           subject=_(lang, N_("Confirm your seat: %(title)s"), title=webinar.title),
                           message_key=message_key,
                           template="confirm_registration", context=context, now=now, lang=lang, organizer=organizer)
+
+
+# What a waitlist mail says (its `what`): its subject, marked here and translated when built.
+WAITLIST_SUBJECTS = {
+    "confirm": N_("Confirm your place on the waitlist: %(title)s"),
+    "offer": N_("A seat is free for you: %(title)s"),
+    "expired": N_("Your offer has run out: %(title)s"),
+    "closed": N_("The waitlist has closed: %(title)s"),
+}
+
+
+def waitlist_link(settings: Settings, code: str, page: str = "") -> str:
+    return f"{settings.base_url}/wl/{code}{page}"
+
+
+def waitlist_mail(settings: Settings, entry: WaitlistEntry, webinar: Webinar, what: str, code: str, *,
+                  message_key: str, now: dt.datetime | None = None, organizer: Organizer | None = None) -> Mail:
+    """A mail of the waitlist: the confirmation link, an offer (its personal checkout link and
+    until when it holds the seats), an offer run out, or the list closed. Each has the link to
+    the person's page, where they can leave the list."""
+    lang = i18n.language(webinar.language)
+    context = {"webinar": webinar, "entry": entry, "what": what,
+               "confirm_link": waitlist_link(settings, code, "/confirm"),
+               "page_link": waitlist_link(settings, code)}
+    return templated_mail(settings, to=recipient(entry.email, entry.name),
+                          subject=_(lang, WAITLIST_SUBJECTS[what], title=webinar.title), message_key=message_key,
+                          template="waitlist", context=context, now=now or utcnow(), lang=lang, organizer=organizer)
 
 
 def message_mail(settings: Settings, message: Message, webinar: Webinar, organizer: Organizer, *, email: str,

@@ -24,6 +24,8 @@ from ticketing.db.models import (
     Ticket,
     TicketStatus,
     TicketType,
+    WaitlistEntry,
+    WaitlistOutcome,
     Webinar,
     WebinarStatus,
 )
@@ -35,7 +37,7 @@ from ticketing.tickets.service import issue_tickets, order_tickets, revoke_ticke
 from ticketing.webinars.minimums import describe as describe_amount
 from ticketing.webinars.minimums import minimum_charge
 from ticketing.webinars.sales import is_on_sale, refuse_if_closed
-from ticketing.webinars.service import get_webinar, seats_left
+from ticketing.webinars.service import get_webinar, seats_left, waitlist_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +77,20 @@ def _new_order(webinar: Webinar, quantity: int) -> dict[str, object]:
 async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: int, email: str | None, *,
                       browser_key: str | None = None,
                       lines: dict[uuid.UUID, int] | None = None,
-                      code: str | None = None) -> tuple[Order, Webinar]:
+                      code: str | None = None, offer: bool = False) -> tuple[Order, Webinar]:
     """A pending order for a checkout about to be created; raises Conflict when not on sale.
 
     `lines` are seats by ticket type; without them the order is `quantity` seats of the
     webinar's default type. `browser_key` is the buying browser's public key: the order page
     code is sealed to it once the order is paid, so that browser's success page can link the
-    order page. With a promo `code` the seats are priced by it and one use of it is reserved."""
+    order page. With a promo `code` the seats are priced by it and one use of it is reserved.
+    An `offer` (a waitlist offer's checkout) is for seats held for it already: seats left do not
+    count, and nor does the waitlist, which keeps every other checkout out while people wait."""
     webinar = await get_webinar(session, webinar_id)
     now = utcnow()
+    if not offer and await waitlist_waiting(session, webinar):
+        refuse_if_closed(webinar, now)
+        raise SoldOut("this webinar is sold out; join its waitlist on the webinar's page")
     promo = await promo_codes.find_code(session, webinar, code, now=now) if code else None
     if lines is None:
         quantity = check_quantity(quantity)
@@ -94,7 +101,7 @@ async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: in
             await session.flush()
             return order, webinar
         lines = {(await ticket_types.default_type(session, webinar.id)).id: quantity}
-    chosen = await _checked_lines(session, webinar, lines, now=now, promo=promo)
+    chosen = await _checked_lines(session, webinar, lines, now=now, promo=promo, held=offer)
     quantity = sum(count for _, count in chosen)
     order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)
     order.expected_amount = sum(promo_codes.unit_price(promo, kind) * count for kind, count in chosen)
@@ -109,7 +116,8 @@ async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: in
 
 
 async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uuid.UUID, int], *,
-                         now: dt.datetime, promo: PromoCode | None = None) -> list[tuple[TicketType, int]]:
+                         now: dt.datetime, promo: PromoCode | None = None,
+                         held: bool = False) -> list[tuple[TicketType, int]]:
     """The types and counts of an order about to start, in page order; Invalid, Conflict or
     SoldOut when they cannot be bought now. A promo code makes the hidden types it names
     buyable and prices the seats it applies to."""
@@ -119,7 +127,7 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
     for type_id, count in wanted.items():
         if type_id not in kinds:
             raise NotFound("this webinar has no such ticket type")
-        if kinds[type_id].hidden and not (promo is not None and promo_codes.reveals(promo, kinds[type_id])):
+        if kinds[type_id].hidden and not held and not (promo is not None and promo_codes.reveals(promo, kinds[type_id])):
             raise Conflict("this ticket type is not on sale")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_QUANTITY:
             raise Invalid(f"the number of seats of each type must be a whole number from 0 to {MAX_QUANTITY}",
@@ -129,12 +137,13 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
         raise Invalid(f"choose from 1 to {MAX_QUANTITY} seats in all", field="quantity")
     chosen = [(kind, wanted[kind.id]) for kind in kinds.values() if kind.id in wanted]
     for kind, count in chosen:
-        if not ticket_types.checkout_open(kind, webinar, now, revealed=promo is not None and promo_codes.reveals(promo, kind)):
+        if not ticket_types.checkout_open(kind, webinar, now,
+                                          revealed=held or (promo is not None and promo_codes.reveals(promo, kind))):
             raise Conflict(f"{kind.name!r} is not on sale now")
-        left = ticket_types.seats_left(kind, webinar)
+        left = None if held else ticket_types.seats_left(kind, webinar)
         if left is not None and left < count:
             raise SoldOut(f"{kind.name!r} is sold out" if left == 0 else f"only {left} seats of {kind.name!r} are left")
-    left = seats_left(webinar)
+    left = None if held else seats_left(webinar)
     if left is not None and left < total:
         raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
     amount = sum(promo_codes.unit_price(promo, kind) * count for kind, count in chosen)
@@ -324,6 +333,35 @@ def partial_refund(order: Order) -> tuple[int | None, int]:
     return order.amount_refunded // price, order.amount_refunded
 
 
+async def _convert_hold(session: AsyncSession, order: Order) -> bool:
+    """True when the order is the checkout of a waitlist offer whose seats are still held for
+    it: they are the order's now (taken already, so not taken again). The conditional UPDATE
+    decides against an offer expiring at the same moment: exactly one of them wins."""
+    result = await session.execute(
+        update(WaitlistEntry).where(WaitlistEntry.order_id == order.id, WaitlistEntry.held.is_(True),
+                                    WaitlistEntry.outcome.is_(None))
+        .values(held=False, outcome=WaitlistOutcome.BOUGHT, ended_at=utcnow())
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def _seats_for(session: AsyncSession, order: Order, webinar: Webinar) -> list[tuple[TicketType, int]] | None:
+    """The order's seats by type once they are the order's (held for its offer, or taken now);
+    None when the webinar or a type is full."""
+    lines = await order_lines(session, order)
+    if await _convert_hold(session, order):
+        return lines
+    if not await take_seats(session, webinar.id, _counts(lines)):
+        return None
+    # An offer paid after it ran out still counts as bought when seats were left for it.
+    await session.execute(
+        update(WaitlistEntry).where(WaitlistEntry.order_id == order.id,
+                                    WaitlistEntry.outcome.is_(None) | (WaitlistEntry.outcome == WaitlistOutcome.EXPIRED))
+        .values(held=False, outcome=WaitlistOutcome.BOUGHT, ended_at=utcnow())
+        .execution_options(synchronize_session=False))
+    return lines
+
+
 async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None = None,
                  tickets: list[Ticket] | None = None) -> OrderStatus:
     """Bring the order's status and tickets in line with its facts. Idempotent.
@@ -372,7 +410,7 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         logger.warning("order paid too late", extra={"order_id": str(order.id), "reason": late})
         if refund:
             await request_refund(session, order, late)
-    elif await take_seats(session, webinar.id, _counts(lines := await order_lines(session, order))):
+    elif (lines := await _seats_for(session, order, webinar)) is not None:
         await issue_tickets(session, order, webinar, [kind.id for kind, count in lines for _ in range(count)])
         status = OrderStatus.PAID
     else:

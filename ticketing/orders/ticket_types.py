@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.db.models import OrderLine, Organizer, Ticket, TicketType, Webinar, WebinarStatus
 from ticketing.errors import N_, Conflict, Invalid, NotFound, Text
 from ticketing.inputs import has_control, iso_time, whole_number
+from ticketing.tickets.capacity import offer_freed_seats
 from ticketing.webinars.minimums import describe as describe_amount
 from ticketing.webinars.minimums import minimum_charge
 from ticketing.webinars.sales import MIN_CHECKOUT_WINDOW, is_on_sale, sales_end
@@ -265,7 +266,13 @@ async def update_type(session: AsyncSession, organizer: Organizer, type_id: uuid
     if kind.is_default and "price_amount" in changed:
         webinar.price_amount = kind.price_amount
     await session.flush()
+    if "capacity" in changed and _more_seats(current["capacity"], kind.capacity):
+        await offer_freed_seats(session, webinar.id)
     return kind, webinar
+
+
+def _more_seats(before: int | None, after: int | None) -> bool:
+    return after is None or (before is not None and after > before)
 
 
 async def delete_type(session: AsyncSession, organizer: Organizer, type_id: uuid.UUID) -> None:

@@ -42,7 +42,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.db import direct, is_unavailable
 from ticketing.db.engine import without_transactions
-from ticketing.db.models import Job, Order, OrderStatus, StripeEvent, Ticket, TicketType, Webinar, WebinarStatus
+from ticketing.db.models import (
+    Job,
+    Order,
+    OrderStatus,
+    StripeEvent,
+    Ticket,
+    TicketType,
+    WaitlistEntry,
+    Webinar,
+    WebinarStatus,
+)
 from ticketing.inputs import plain
 from ticketing.jobs.queue import CHANNEL, job_rows, notify_queued
 from ticketing.orders.service import MAX_QUANTITY
@@ -54,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 ORDERS, TICKETS, JOBS, EVENTS, WEBINARS, TYPES = (
     Order.__table__, Ticket.__table__, Job.__table__, StripeEvent.__table__, Webinar.__table__, TicketType.__table__)
+OFFERS = WaitlistEntry.__table__
 
 
 class _NotPlain(Exception):
@@ -136,6 +147,8 @@ def _statements(dialect: str) -> types.SimpleNamespace:
                    ORDERS.c.disputed_at.is_(None), ORDERS.c.stripe_payment_intent_id.is_(None),
                    # A promo code's use is counted by the full path's `settle`.
                    ORDERS.c.promo_code_id.is_(None),
+                   # An offer's checkout converts seats held for it: `settle` knows how.
+                   ~exists().where(OFFERS.c.order_id == ORDERS.c.id),
                    ORDERS.c.expected_amount == new.amount_total),
     ).returning(ORDERS.c.quantity, ORDERS.c.email, ORDERS.c.buyer_name, ORDERS.c.browser_key)
     order_values = (update(ORDERS).where(ORDERS.c.id == bindparam("o_id", type_=ORDERS.c.id.type))

@@ -1,4 +1,5 @@
-"""Taking and freeing seats: the webinar's count and, once the webinar is typed, its types'.
+"""Taking and freeing seats: the webinar's count and, once the webinar is typed, its types'; seats freed
+while people wait on the webinar's waitlist queue the job that offers them.
 
 Every seat is taken by a conditional UPDATE that cannot pass a capacity, the webinar's row
 first and then the types' rows in id order, so two transactions always lock in the same
@@ -13,12 +14,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.db.models import TicketType, Webinar, WebinarStatus
+from ticketing.db.models import TicketType, WaitlistEntry, Webinar, WebinarStatus
+from ticketing.jobs import enqueue
 
-WEBINARS, TYPES = Webinar.__table__, TicketType.__table__
+WEBINARS, TYPES, ENTRIES = Webinar.__table__, TicketType.__table__, WaitlistEntry.__table__
+# Offers the webinar's free seats to its waitlist (ticketing.waitlist.jobs).
+OFFER_JOB = "waitlist.offer"
 
 
 async def take_seats(session: AsyncSession, webinar_id: uuid.UUID, counts: Mapping[uuid.UUID, int], *,
@@ -64,6 +68,17 @@ async def free_seats(session: AsyncSession, webinar_id: uuid.UUID, counts: Mappi
         .returning(WEBINARS.c.typed))).first()
     if row is not None and row.typed:
         await _free_types(session, webinar_id, counts)
+    await offer_freed_seats(session, webinar_id)
+
+
+async def offer_freed_seats(session: AsyncSession, webinar_id: uuid.UUID) -> None:
+    """Queue the waitlist's offer job when confirmed people wait: seats came free, or more
+    of them (a capacity raised). Its row commits with what freed them."""
+    waiting = await session.scalar(
+        select(ENTRIES.c.id).where(ENTRIES.c.webinar_id == webinar_id, ENTRIES.c.confirmed_at.is_not(None),
+                                   ENTRIES.c.outcome.is_(None), ENTRIES.c.offered_at.is_(None)).limit(1))
+    if waiting is not None:
+        await enqueue(session, OFFER_JOB, {"webinar_id": str(webinar_id)})
 
 
 async def _free_types(session: AsyncSession, webinar_id: uuid.UUID, counts: Mapping[uuid.UUID, int]) -> None:

@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
-from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketType, Webinar, WebinarStatus
+from ticketing.db.models import Order, OrderStatus, Organizer, Ticket, TicketType, WaitlistEntry, Webinar, WebinarStatus
 from ticketing.errors import N_, Conflict, Forbidden, Invalid, NotFound, Text
 from ticketing.i18n import zone
 from ticketing.inputs import has_control, iso_time, whole_number
 from ticketing.jobs import enqueue
+from ticketing.tickets.capacity import offer_freed_seats
 from ticketing.webinars import options as attendance_options
 from ticketing.webinars.minimums import describe as describe_amount
 from ticketing.webinars.minimums import minimum_charge
@@ -30,12 +31,14 @@ ROOM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")
 _NOT_MONEY = {"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XSU", "XUA", "XBA", "XBB", "XBC", "XBD"}
 CURRENCIES = frozenset(list_currencies()) - _NOT_MONEY
 EDITABLE = ("title", "description", "starts_at", "ends_at", "timezone", "price_amount", "currency", "capacity", "room",
-            "sales_end", "language")
+            "sales_end", "language", "waitlist", "offer_hours")
 EDITABLE = EDITABLE + attendance_options.FIELDS
 # The languages a webinar's pages and mails can be in (each has a catalog in ticketing/locale).
 LANGUAGES = ("en", "de")
 # The name of the one type a webinar starts with (its price); the organizer may rename it.
 DEFAULT_TYPE_NAME = "Ticket"
+# How long an offer to the waitlist holds its seats unless the organizer says otherwise; a week at most.
+DEFAULT_OFFER_HOURS, MAX_OFFER_HOURS = 12, 168
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -76,6 +79,18 @@ def _language(value: object) -> str:
     if not isinstance(value, str) or value.strip().lower() not in LANGUAGES:
         raise Invalid(f"language must be one of {', '.join(LANGUAGES)}", field="language")
     return value.strip().lower()
+
+
+def _waitlist(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("waitlist must be true or false", field="waitlist")
+    return value
+
+
+def _offer_hours(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OFFER_HOURS:
+        raise Invalid(f"offer_hours must be a whole number from 1 to {MAX_OFFER_HOURS}", field="offer_hours")
+    return value
 
 
 def _zone_name(value: dt.datetime) -> str:
@@ -207,6 +222,10 @@ def _fields(data: Mapping[str, Any], base: Mapping[str, Any] | None) -> tuple[di
         fields["timezone"] = _zone_name(fields["starts_at"])
     if creating or "language" in data:
         read("language", lambda: _language(data.get("language", "en")))
+    if creating or "waitlist" in data:
+        read("waitlist", lambda: _waitlist(data.get("waitlist", True)))
+    if creating or "offer_hours" in data:
+        read("offer_hours", lambda: _offer_hours(data.get("offer_hours", DEFAULT_OFFER_HOURS)))
     # Kept in UTC from here on (the zone is in `timezone`), so a webinar reads the same
     # straight after this request as when loaded from the database later.
     for name in ("starts_at", "ends_at", "sales_end"):
@@ -314,6 +333,9 @@ async def update_webinar(session: AsyncSession, organizer: Organizer, webinar_id
         await session.execute(update(TicketType).where(TicketType.webinar_id == webinar.id, TicketType.is_default)
                               .values(price_amount=webinar.price_amount))
     await session.flush()
+    if "capacity" in changed and (webinar.capacity is None or current["capacity"] is not None
+                                  and webinar.capacity > current["capacity"]):
+        await offer_freed_seats(session, webinar.id)
     if time_changed:
         await enqueue(session, "webinar.time_changed", {"webinar_id": str(webinar.id), "sequence": webinar.sequence},
                       dedupe_key=f"webinar.time_changed:{webinar.id}:{webinar.sequence}")
@@ -369,6 +391,16 @@ async def list_orders(session: AsyncSession, organizer: Organizer, webinar_id: u
             known = ", ".join([*(s.value for s in OrderStatus), NEEDS_A_LOOK])
             raise Invalid(f"unknown order status {status!r}; one of {known}", field="status") from None
     return list(await session.scalars(query if limit is None else query.limit(limit)))
+
+
+async def waitlist_waiting(session: AsyncSession, webinar: Webinar) -> bool:
+    """True while confirmed people wait on the webinar's waitlist without an offer: seats that
+    come free are theirs, so the public sees the webinar sold out."""
+    if not webinar.waitlist:
+        return False
+    query = select(WaitlistEntry.id).where(WaitlistEntry.webinar_id == webinar.id, WaitlistEntry.confirmed_at.is_not(None),
+                                           WaitlistEntry.outcome.is_(None), WaitlistEntry.offered_at.is_(None))
+    return await session.scalar(query.limit(1)) is not None
 
 
 def seats_left(webinar: Webinar) -> int | None:

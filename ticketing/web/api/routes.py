@@ -21,6 +21,7 @@ from ticketing.orders import promo_codes, ticket_types
 from ticketing.orders.references import order_reference
 from ticketing.organizers import BILLING_FIELDS, update_profile
 from ticketing.tickets import service as ticket_service
+from ticketing.waitlist import service as waitlist
 from ticketing.web.api.auth import organizer_of_request
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.responses import json_response, read_json
@@ -67,6 +68,8 @@ def webinar_json(request: web.Request, webinar: Webinar) -> dict[str, Any]:
         "sales_end": sales.sales_end(webinar),
         **attendance_options.as_json(webinar),
         "language": webinar.language,
+        "waitlist": webinar.waitlist,
+        "offer_hours": webinar.offer_hours,
     }
 
 
@@ -389,10 +392,59 @@ async def update_ticket(request: web.Request) -> web.Response:
     return json_response(ticket_json(ticket))
 
 
-def _csv(rows: list[dict[str, Any]], filename: str) -> web.Response:
+WAITLIST_COLUMNS = ("id", "position", "email", "name", "quantity", "ticket_type_id", "created_at", "confirmed",
+                    "confirmed_at", "offered_until", "outcome")
+
+
+def waitlist_json(row: waitlist.Row) -> dict[str, Any]:
+    entry = row.entry
+    return {"id": entry.id, "position": row.position, "email": entry.email, "name": entry.name,
+            "quantity": entry.quantity, "ticket_type_id": entry.ticket_type_id, "created_at": entry.created_at,
+            "confirmed": entry.confirmed_at is not None, "confirmed_at": entry.confirmed_at,
+            "offered_until": entry.offered_until, "outcome": entry.outcome.value if entry.outcome else None}
+
+
+@routes.get("/api/webinars/{id}/waitlist")
+async def list_waitlist(request: web.Request) -> web.Response:
+    """The webinar's waitlist in line order with its figures (`Accept: text/csv`: the entries as CSV)."""
+    organizer = await authenticate(request)
+    webinar_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER]() as session:
+        webinar, rows = await waitlist.list_entries(session, organizer, webinar_id)
+    entries = [waitlist_json(row) for row in rows]
+    if "text/csv" in request.headers.get("Accept", ""):
+        return _csv(entries, f"waitlist-{webinar_id}.csv", columns=WAITLIST_COLUMNS)
+    figures = waitlist.figures(rows)
+    return json_response({"waitlist": webinar.waitlist, "offer_hours": webinar.offer_hours, "entries": entries,
+                          "figures": {"waited": figures.waited, "offered": figures.offered, "bought": figures.bought,
+                                      "waiting": figures.waiting}})
+
+
+@routes.delete("/api/waitlist/{id}")
+async def remove_waitlist_entry(request: web.Request) -> web.Response:
+    """Take an entry off the list; seats held for its offer go to the next in line."""
+    organizer = await authenticate(request)
+    entry_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER].begin() as session:
+        await waitlist.remove(session, organizer, entry_id, now=utcnow())
+    return web.Response(status=204)
+
+
+@routes.post("/api/waitlist/{id}/offer")
+async def offer_waitlist_entry(request: web.Request) -> web.Response:
+    """Offer seats to this entry now, out of turn; 409 with the reason when none can be offered."""
+    organizer = await authenticate(request)
+    entry_id = webinars.parse_id(request.match_info["id"])
+    async with request.app[SESSIONMAKER].begin() as session:
+        entry = await waitlist.offer_by_hand(session, organizer, entry_id, now=utcnow())
+    return json_response(waitlist_json(waitlist.Row(entry, None)))
+
+
+def _csv(rows: list[dict[str, Any]], filename: str, *, columns: tuple[str, ...] | None = None) -> web.Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=(*TICKET_COLUMNS, "order_dispute", "invoice_number", *attendance.TICKET_COLUMNS,
-                                             *TYPE_COLUMNS, *REFERENCE_COLUMNS), lineterminator="\r\n")
+    columns = columns or (*TICKET_COLUMNS, "order_dispute", "invoice_number", *attendance.TICKET_COLUMNS,
+                          *TYPE_COLUMNS, *REFERENCE_COLUMNS)
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})

@@ -21,6 +21,7 @@ from ticketing.payments import simulated
 from ticketing.payments.signature import sign
 from ticketing.payments.stripe_api import checkout_session_params, create_checkout_session
 from ticketing.tickets import sealing
+from ticketing.waitlist import service as waitlist
 from ticketing.web import middlewares
 from ticketing.web.buyer.common import organizer_of, render_page
 from ticketing.web.keys import BUYER_PAGE, HTTP, REGISTER_LIMIT, SESSIONMAKER, SETTINGS, STRIPE
@@ -41,7 +42,7 @@ async def webinar_page(request: web.Request) -> web.Response:
 
 async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: str = "", email_error: bool = False,
                         code_text: str | None = None, code_error: DomainError | None = None,
-                        status: int = 200) -> web.Response:
+                        waitlist_error: str | None = None, status: int = 200) -> web.Response:
     if code_text is None:
         code_text = request.query.get("code", "").strip()[:64]
     now = utcnow()
@@ -51,6 +52,8 @@ async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: s
         organizer = await organizer_of(session, webinar)
         kinds = await ticket_types.types_of(session, webinar.id) if webinar.typed else []
         default = await ticket_types.default_type(session, webinar.id)
+        waiting = await webinars.waitlist_waiting(session, webinar)
+        waitlist_open = await waitlist.can_join(session, webinar, now)
         if code_text and code_error is None:
             try:
                 code = await promo_codes.find_code(session, webinar, code_text, now=now)
@@ -63,8 +66,10 @@ async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: s
         "code": code_text, "code_applied": code is not None,
         "code_error": code_error.reason if code_error is not None else None,
         "prices": prices, "default_price": prices[default.id],
-        "seats_left": webinars.seats_left(webinar),
-        "sales": sales.sales_state(webinar, now),
+        "seats_left": 0 if waiting else webinars.seats_left(webinar),
+        # Freed seats belong to the people in line: the public sees the webinar sold out.
+        "sales": "sold_out" if waiting and sales.sales_state(webinar, now) == "on_sale" else sales.sales_state(webinar, now),
+        "waitlist_open": waitlist_open, "waitlist_error": waitlist_error,
         "sales_close": sales.checkout_closes_at(webinar),
         "max_quantity": orders.MAX_QUANTITY,
         "offers": offers,
@@ -157,7 +162,6 @@ async def checkout(request: web.Request) -> web.Response:
         return await _webinar_page(request, webinar_id, email=typed, email_error=True, status=422)
     if free:
         raise web.HTTPSeeOther("/checkout/success?registered=1")
-    settings = request.app[SETTINGS]
     # The browser keeps a private key; the order page code is sealed to its public half.
     browser = sealing.new_private_key()
     try:
@@ -175,6 +179,14 @@ async def checkout(request: web.Request) -> web.Response:
         # A form: the page again, saying what is wrong with the code.
         return await _webinar_page(request, webinar_id, code_text=code or "", code_error=problem,
                                    status=middlewares.status_of(problem))
+    return await send_to_payment(request, order, webinar, chosen, promo, browser)
+
+
+async def send_to_payment(request: web.Request, order: Order, webinar: Webinar, chosen, promo: str | None,
+                          browser, *, until=None) -> web.Response:
+    """303 to the order's Stripe Checkout (or dev test payment); to the success page when a
+    promo code left nothing to pay. `until`: the session ends with the waitlist offer it pays."""
+    settings = request.app[SETTINGS]
     if order.expected_amount == 0 and promo:
         return _see_other(request, f"{settings.base_url}/checkout/success?order={order.id}", order, browser)
     client = request.app[STRIPE]
@@ -184,7 +196,7 @@ async def checkout(request: web.Request) -> web.Response:
     else:
         _, organizer = request[BUYER_PAGE]
         params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen, code=promo,
-                                         organizer=organizer)
+                                         organizer=organizer, until=until)
         session_id, url = await create_checkout_session(client, params, order)
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)

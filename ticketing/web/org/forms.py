@@ -20,7 +20,7 @@ from ticketing.errors import N_, Text
 from ticketing.i18n import zone
 
 FIELDS = ("title", "description", "starts_at", "ends_at", "time_zone", "price", "currency", "capacity", "room",
-          "sales_end", "one_device", "certificate_min_percent", "language")
+          "sales_end", "one_device", "certificate_min_percent", "language", "waitlist", "offer_hours")
 # The service's (and the API's) names for the form fields that are named differently.
 FORM_FIELD_OF = {"price_amount": "price", "timezone": "time_zone"}
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -28,7 +28,8 @@ LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 _WORDS = (("ends_at", "the end"), ("starts_at", "the start"), ("price_amount", "the price"),
           ("timezone", "the time zone"), ("capacity", "the number of seats"), ("null for no limit", "empty for no limit"),
           ("sales_end", "the end of sales"), ("certificate_min_percent", "the certificate's share"),
-          ("one_device", "one device per ticket"), ("or null for no certificates", "or empty for no certificates"))
+          ("one_device", "one device per ticket"), ("or null for no certificates", "or empty for no certificates"),
+          ("offer_hours", "the hours an offer holds its seats"))
 
 
 # The form's labels for the names a service message puts in its values, in other languages.
@@ -37,7 +38,8 @@ FIELD_WORDS = {"title": N_("the title"), "description": N_("the description"), "
                "contact_email": N_("the contact email"), "imprint_url": N_("the imprint link"),
                "terms_url": N_("the terms link"), "starts_at": N_("the start"), "ends_at": N_("the end"),
                "sales_start": N_("the start of sales"), "sales_end": N_("the end of sales"), "position": N_("the place"),
-               "price_amount": N_("the price"), "capacity": N_("the number of seats"), "timezone": N_("the time zone")}
+               "price_amount": N_("the price"), "capacity": N_("the number of seats"), "timezone": N_("the time zone"),
+               "offer_hours": N_("the hours an offer holds its seats")}
 
 
 def in_form_words(message: str, lang: str = i18n.DEFAULT) -> str:
@@ -177,6 +179,13 @@ def webinar_input(form: Any, *, editing: bool) -> dict[str, Any]:
         except ValueError:
             errors["certificate_min_percent"] = Text(
                 N_("Enter a whole percent from 1 to 100, or leave it empty for no certificates."))
+    data["waitlist"] = bool(values["waitlist"])
+    hours = values["offer_hours"].strip()
+    if hours:
+        try:
+            data["offer_hours"] = int(hours)
+        except ValueError:
+            errors["offer_hours"] = Text(N_("Enter whole hours from 1 to 168."))
     room = values["room"].strip()
     if room:
         data["room"] = room
@@ -205,6 +214,8 @@ def form_values(webinar: Webinar) -> dict[str, str]:
         "one_device": "on" if webinar.one_device else "",
         "certificate_min_percent": "" if webinar.certificate_min_percent is None else str(webinar.certificate_min_percent),
         "language": webinar.language,
+        "waitlist": "on" if webinar.waitlist else "",
+        "offer_hours": str(webinar.offer_hours),
     }
 
 
@@ -212,7 +223,7 @@ def blank_values(time_zone: str = "UTC", language: str = "en") -> dict[str, str]
     """A new webinar's form: its language is the console's until the organizer picks another."""
     return {"title": "", "description": "", "starts_at": "", "ends_at": "", "time_zone": time_zone,
             "price": "", "currency": "EUR", "capacity": "", "room": "", "sales_end": "",
-            "one_device": "", "certificate_min_percent": "", "language": language}
+            "one_device": "", "certificate_min_percent": "", "language": language, "waitlist": "on", "offer_hours": "12"}
 
 
 def typed_values(form: Any) -> dict[str, str]:

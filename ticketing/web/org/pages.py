@@ -23,6 +23,7 @@ from ticketing.orders import ticket_types
 from ticketing.orders.references import order_reference
 from ticketing.organizers import BILLING_FIELDS, BILLING_SWITCHES, PROFILE_FIELDS, set_console_language, update_profile
 from ticketing.tickets import service as ticket_service
+from ticketing.waitlist import service as waitlist
 from ticketing.web.api.routes import _csv, ticket_json
 from ticketing.web.keys import SESSIONMAKER, SETTINGS, TOKENS
 from ticketing.web.middlewares import status_of
@@ -188,6 +189,7 @@ async def webinar_page(request: web.Request) -> web.Response:
         presence = await attendance.summary(db, organizer, webinar_id, request.app[SETTINGS])
         attended = await attendance.for_tickets(db, webinar_id, request.app[SETTINGS])
         kinds = await ticket_types.types_of(db, webinar_id)
+        _, waitlist_rows = await waitlist.list_entries(db, organizer, webinar_id)
     settings = request.app[SETTINGS]
     lang = console_language(request, organizer)
     return await page(request, "webinar.html", {
@@ -203,6 +205,7 @@ async def webinar_page(request: web.Request) -> web.Response:
         "problems": problems, "orders": orders[:ORDERS_SHOWN], "more_orders": len(orders) > ORDERS_SHOWN,
         "reference": order_reference, "public_url": f"{settings.base_url}/w/{webinar.id}",
         "editable": webinar.status == WebinarStatus.SCHEDULED and webinar.ends_at > utcnow(),
+        "waitlist_rows": waitlist_rows, "waitlist_figures": waitlist.figures(waitlist_rows),
     }, organizer=organizer)
 
 
@@ -484,6 +487,28 @@ async def ticket_action(request: web.Request) -> web.Response:
     except (Conflict, Invalid) as error:
         return await refused(request, organizer, error, back)
     return await _flash_and_go(request, message % {"email": ticket.email}, back)
+
+
+@routes.post("/org/waitlist/{id}/{action:remove|offer}")
+async def waitlist_action(request: web.Request) -> web.Response:
+    """Remove an entry from the waitlist, or offer it seats now; the same calls as the API's."""
+    organizer = await organizer_of(request)
+    entry_id = webinars.parse_id(request.match_info["id"])
+    await checked_form(request)
+    t = words(request, organizer)
+    async with request.app[SESSIONMAKER]() as db:
+        webinar_id = await waitlist.webinar_of_entry(db, organizer, entry_id)
+    try:
+        async with request.app[SESSIONMAKER].begin() as db:
+            if request.match_info["action"] == "offer":
+                entry = await waitlist.offer_by_hand(db, organizer, entry_id, now=utcnow())
+                message = t.gettext("An offer is on its way to %(email)s; its seats are held for them.")
+            else:
+                entry = await waitlist.remove(db, organizer, entry_id, now=utcnow())
+                message = t.gettext("%(email)s is off the waitlist.")
+    except Conflict as refused:
+        return await _flash_and_go(request, refused.message, f"/org/webinars/{webinar_id}#waitlist")
+    return await _flash_and_go(request, message % {"email": entry.email}, f"/org/webinars/{webinar_id}#waitlist")
 
 
 @routes.get("/org/settings")
