@@ -229,10 +229,10 @@ def offer_until(webinar: Webinar, now: dt.datetime) -> dt.datetime | None:
 
 
 async def _offer(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, until: dt.datetime,
-                 now: dt.datetime) -> bool:
+                 now: dt.datetime, default_type: uuid.UUID | None = None) -> bool:
     """Hold the entry's seats for it and mail the offer; False when they are not free."""
-    if not await take_seats(session, webinar.id, {await _type_of(session, entry): entry.quantity},
-                            scheduled_only=True):
+    kind = entry.ticket_type_id or default_type or await _type_of(session, entry)
+    if not await take_seats(session, webinar.id, {kind: entry.quantity}, scheduled_only=True):
         return False
     entry.offered_at, entry.offered_until, entry.held, entry.order_id = now, until, True, None
     code = _fresh_code(entry)
@@ -261,12 +261,13 @@ async def make_offers(session: AsyncSession, webinar_id: uuid.UUID, *, now: dt.d
     if free <= 0:
         return []
     made: list[WaitlistEntry] = []
+    default = (await ticket_types.default_type(session, webinar.id)).id
     query = (select(WaitlistEntry).where(WaitlistEntry.webinar_id == webinar.id, waiting_filter())
              .order_by(*in_line()).with_for_update())
     for entry in await session.scalars(query):
         if free <= 0:
             break
-        if entry.quantity <= free and await _offer(session, webinar, entry, until, now):
+        if entry.quantity <= free and await _offer(session, webinar, entry, until, now, default):
             free -= entry.quantity
             made.append(entry)
     return made
