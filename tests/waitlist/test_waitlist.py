@@ -360,3 +360,16 @@ async def test_the_console_lists_the_waitlist_and_its_forms_act_without_script(w
 
     form = await (await world.client.get(f"/org/webinars/{webinar.id}/edit")).text()
     assert 'name="waitlist"' in form and 'name="offer_hours" type="number" min="1" max="168"' in form
+
+
+async def test_a_german_webinars_waitlist_mails_and_pages_are_german(world):
+    webinar, _ = await world.sold_out(title="Widgets", language="de")
+    response = await world.client.post(f"/w/{webinar.id}/waitlist", data={"email": "ann@example.com"})
+    assert response.status == 202 and "Sehen Sie in Ihr Postfach" in await response.text()
+    await world.worker.run_until_idle()
+    [mail] = world.mails("ann@example.com", "Platz auf der Warteliste bestätigen: Widgets")
+    code = world.code(mail)
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "Um die Warteliste zu verlassen" in text and f"/wl/{code}" in text
+    page = await (await world.client.get(f"/wl/{code}/confirm")).text()
+    assert "Sie sind Nummer 1 auf der Warteliste." in page and "Warteliste verlassen" in page
