@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests import factories
+from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 from tests.org.conftest import csrf_of, sign_in
 from ticketing.db import utcnow
 from ticketing.db.models import Job, Order, OrderStatus, Ticket, WaitlistEntry, WaitlistOutcome, Webinar
@@ -373,3 +374,24 @@ async def test_a_german_webinars_waitlist_mails_and_pages_are_german(world):
     assert "Um die Warteliste zu verlassen" in text and f"/wl/{code}" in text
     page = await (await world.client.get(f"/wl/{code}/confirm")).text()
     assert "Sie sind Nummer 1 auf der Warteliste." in page and "Warteliste verlassen" in page
+
+
+async def test_an_offers_stripe_checkout_ends_with_the_offer(make_settings, smtp, stripe_standin, start_client,
+                                                              sessionmaker, make_worker):
+    settings = make_settings(smtp_url=smtp.url, stripe_secret_key=STRIPE_SECRET_KEY,
+                             stripe_webhook_secret=STRIPE_WEBHOOK_SECRET, stripe_api_base=stripe_standin.url,
+                             jitsi_app_secret=JITSI_APP_SECRET, session_key=SESSION_KEY, checkout_expires_minutes="1440")
+    owner, key = await factories.organizer(sessionmaker)
+    world = World(await start_client(settings), sessionmaker, make_worker(settings), smtp, owner, key)
+    webinar, _ = await world.sold_out(offer_hours=2)
+    await world.join(webinar, "ann@example.com")
+    await world.client.patch(f"/api/webinars/{webinar.id}", json={"capacity": 2},
+                             headers={"Authorization": f"Bearer {key}"})
+    await world.worker.run_until_idle()
+    code = await world.offer_code("ann@example.com")
+    response = await world.client.post(f"/wl/{code}/checkout", data={}, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"].startswith(stripe_standin.url)
+    [session] = stripe_standin.sessions.values()
+    until = (await world.entry("ann@example.com")).offered_until
+    assert session["expires_at"] == int(until.timestamp())  # not the day Checkout would give otherwise
+    assert session["amount_total"] == webinar.price_amount

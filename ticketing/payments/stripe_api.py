@@ -11,7 +11,7 @@ from ticketing.db.models import Order, TicketType, Webinar
 from ticketing.errors import Unavailable
 from ticketing.payments.versions import API_VERSION
 from ticketing.settings import Settings
-from ticketing.webinars.sales import checkout_expires_at
+from ticketing.webinars.sales import MIN_CHECKOUT_WINDOW, checkout_expires_at
 
 
 def create_stripe_client(settings: Settings) -> stripe.StripeClient | None:
@@ -50,12 +50,13 @@ def _line_name(webinar: Webinar, kind: TicketType, unit: int, code: str | None) 
 
 def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, *, now: dt.datetime,
                             lines: list[tuple[TicketType, int, int]] | None = None,
-                            code: str | None = None) -> dict[str, Any]:
+                            code: str | None = None, until: dt.datetime | None = None) -> dict[str, Any]:
     """The Checkout Session for `order`: the prices inline, one line item per ticket type of a
     typed webinar (named "title · type", so Stripe's receipt says what each seat is) at the unit
     price the order fixed, a promo `code` named on every line it priced, our ids in the metadata
     of both the session and its payment intent (refund and dispute events carry the latter). A
-    session never outlives the sales of any type it sells."""
+    session never outlives the sales of any type it sells, nor (as far as Stripe allows: half an
+    hour at least) `until`, the end of the waitlist offer whose held seats it sells."""
     metadata = checkout_metadata(order, webinar)
     if (webinar.typed or code) and lines:
         items = [_line_item(_line_name(webinar, kind, unit, code), webinar.currency, unit, count)
@@ -66,6 +67,8 @@ def checkout_session_params(settings: Settings, order: Order, webinar: Webinar, 
     expires = checkout_expires_at(webinar, now, dt.timedelta(minutes=settings.checkout_expires_minutes))
     if closes is not None:
         expires = min(expires, closes)
+    if until is not None:
+        expires = min(expires, max(until, now + MIN_CHECKOUT_WINDOW))
     params: dict[str, Any] = {
         "mode": "payment",
         "line_items": items,

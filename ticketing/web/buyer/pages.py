@@ -183,9 +183,9 @@ async def checkout(request: web.Request) -> web.Response:
 
 
 async def send_to_payment(request: web.Request, order: Order, webinar: Webinar, chosen, promo: str | None,
-                          browser) -> web.Response:
+                          browser, *, until=None) -> web.Response:
     """303 to the order's Stripe Checkout (or dev test payment); to the success page when a
-    promo code left nothing to pay."""
+    promo code left nothing to pay. `until`: the session ends with the waitlist offer it pays."""
     settings = request.app[SETTINGS]
     if order.expected_amount == 0 and promo:
         return _see_other(request, f"{settings.base_url}/checkout/success?order={order.id}", order, browser)
@@ -194,7 +194,7 @@ async def send_to_payment(request: web.Request, order: Order, webinar: Webinar, 
         session_id = simulated.new_session_id()
         url = f"{settings.base_url}/dev/checkout/{session_id}"
     else:
-        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen, code=promo)
+        params = checkout_session_params(settings, order, webinar, now=utcnow(), lines=chosen, code=promo, until=until)
         session_id, url = await create_checkout_session(client, params, order)
     async with request.app[SESSIONMAKER].begin() as session:
         await orders.attach_checkout_session(session, order.id, session_id)

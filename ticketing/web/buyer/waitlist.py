@@ -140,5 +140,5 @@ async def offer_checkout(request: web.Request) -> web.Response:
             await orders.register_free(session, order, webinar)
         chosen = await orders.priced_lines(session, order)
         applied = promo if order.promo_code_id is not None else None
-    return await pages.send_to_payment(request, order, webinar, chosen, applied, browser)
+    return await pages.send_to_payment(request, order, webinar, chosen, applied, browser, until=entry.offered_until)
 
