@@ -13,7 +13,7 @@ from typing import Any
 from ticketing.db import utcnow
 from ticketing.db.models import Organizer, WaitlistEntry, Webinar
 from ticketing.jobs.registry import JobContext, PermanentError, job, periodic
-from ticketing.mail.compose import BadAddress, waitlist_mail
+from ticketing.mail.compose import waitlist_mail
 from ticketing.mail.jobs import MAIL_ATTEMPTS, _code, _send, _uuid
 from ticketing.tickets.capacity import OFFER_JOB
 from ticketing.tickets.service import hash_code
@@ -71,11 +71,8 @@ async def send_waitlist_mail(ctx: JobContext, payload: dict[str, Any]) -> None:
         logger.info("mail skipped", extra={"kind": f"waitlist_{what}", "entry_id": str(entry_id), "reason": skip})
         return
     key = f"waitlist.{what}.{entry.id}.{entry.code_hash[:12]}"
-    try:
-        await _send(ctx, lambda: waitlist_mail(ctx.settings, entry, webinar, what, code, message_key=key,
-                                               organizer=organizer))
-    except BadAddress as error:
-        raise PermanentError(str(error)) from None
+    await _send(ctx, lambda: waitlist_mail(ctx.settings, entry, webinar, what, code, message_key=key,
+                                           organizer=organizer))
     logger.info("mail sent", extra={"kind": f"waitlist_{what}", "entry_id": str(entry.id)})
 
 
