@@ -165,11 +165,11 @@ async def test_csv_appends_the_attendance_columns(client, settings, sessionmaker
     rows = list(csv.reader(io.StringIO(await response.text())))
     assert rows[0] == ["id", "order_id", "email", "name", "status", "revoked_reason", "created_at", "first_joined_at",
                        "last_joined_at", "join_count", "delivery_status", "delivery_error", "order_dispute",
-                       "session_count", "first_join_at", "last_leave_at",
+                       "invoice_number", "session_count", "first_join_at", "last_leave_at",
                        "minutes_present", "percent_of_scheduled", "present_now", "devices", "shared_link",
                        "ticket_type_id", "ticket_type", "reference"]
-    assert rows[1][13:21] == ["1", factories_iso(s + 5 * MIN), factories_iso(s + 35 * MIN), "30", "50", "no", "0", ""]
-    assert rows[1][22] == "Ticket" and rows[1][23] == order_reference(ann.order_id)
+    assert rows[1][14:22] == ["1", factories_iso(s + 5 * MIN), factories_iso(s + 35 * MIN), "30", "50", "no", "0", ""]
+    assert rows[1][23] == "Ticket" and rows[1][24] == order_reference(ann.order_id)
 
 
 async def test_open_stay_counts_until_now_and_shows_present(client, settings, sessionmaker):
