@@ -8,11 +8,14 @@ purchases for a capacity of `--capacity`: the rest are refunded automatically, a
 buyer gets one mail (the join link, or the refund notice); the counts are checked at the end.
 
     .venv/bin/python -m bench.flash_sale --n 500 [--backend sqlite|postgres|both]
-        [--api-version 2023-10-16] [--floor]
+        [--api-version 2023-10-16] [--floor] [--pending]
 
 `--api-version` renders the events in that Stripe API version (default: the service's own);
 `--floor` then measures, on the same database, the floor program's webhook ingest (as
 `bench.webhooks` does) and prints the flash sale's end-to-end rate as a ratio to it.
+`--pending` first writes every purchase's pending order and checkout session as the purchase
+page does (not timed), so each webhook completes an order of ours: the path whose seat lock
+spans BEGIN to COMMIT.
     .venv/bin/python -m bench.flash_sale --scale-out --n 2000 --capacity 1500
 """
 
@@ -121,11 +124,38 @@ async def _create_webinar(base: str, key: str, capacity: int | None = None) -> d
             return await response.json()
 
 
-def _purchases(base: str, webinar: dict, n: int, api_version: str) -> list:
+async def _pending_orders(url: str, webinar_id: str, n: int) -> list[tuple[str, str]]:
+    """N pending orders of one seat with their checkout sessions, written as the purchase route
+    writes them (the order with the browser's key, then the session id): (order id, session id)."""
+    import uuid
+
+    from ticketing.db import create_engine, create_sessionmaker
+    from ticketing.orders import service as orders
+    from ticketing.tickets import sealing
+
+    engine = create_engine(url)
+    made = []
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        for i in range(n):
+            async with sessionmaker.begin() as session:
+                order, _ = await orders.start_order(session, uuid.UUID(webinar_id), 1, f"buyer{i}@example.com",
+                                                    browser_key=sealing.public_key(sealing.new_private_key()))
+                session_id = simulated.new_session_id()
+                await orders.attach_checkout_session(session, order.id, session_id)
+            made.append((str(order.id), session_id))
+    finally:
+        await engine.dispose()
+    return made
+
+
+def _purchases(base: str, webinar: dict, n: int, api_version: str,
+               pending: list[tuple[str, str]] | None = None) -> list:
     requests = []
     for i in range(n):
+        order_id, session_id = pending[i] if pending else (None, simulated.new_session_id())
         event = simulated.checkout_completed_event(
-            session_id=simulated.new_session_id(), webinar_id=webinar["id"], quantity=1,
+            session_id=session_id, webinar_id=webinar["id"], quantity=1, order_id=order_id,
             email=f"buyer{i}@example.com", amount_total=webinar["price_amount"], currency=webinar["currency"].lower(),
             api_version=api_version,
         )
@@ -180,7 +210,7 @@ def _own_cpu() -> float:
 
 
 def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capacity: int | None = None,
-        log_level: str = "INFO", api_version: str = API_VERSION, floor: bool = False) -> dict:
+        log_level: str = "INFO", api_version: str = API_VERSION, floor: bool = False, pending: bool = False) -> dict:
     sink = Sink()
     sink.start()
     try:
@@ -201,7 +231,8 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
                 try:
                     settle(service.pid)
                     webinar = asyncio.run(_create_webinar(base, key, capacity))
-                    requests = _purchases(base, webinar, n, api_version)
+                    made = asyncio.run(_pending_orders(url, webinar["id"], n)) if pending else None
+                    requests = _purchases(base, webinar, n, api_version, made)
                     cpu_before = cpu_seconds(service.pid) + (cpu_seconds(extra.pid) if extra else 0)
                     each_before = cpu_seconds_each(service.pid)
                     postgres_before = command_cpu_seconds("postgres")
@@ -235,6 +266,7 @@ def run(backend: str, n: int, concurrency: int, *, scale_out: bool = False, capa
             figures = {
                 "backend": backend,
                 "api_version": api_version,
+                "pending_orders": pending,
                 "scale_out": scale_out,
                 "purchases": n,
                 "capacity": capacity,
@@ -283,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"the Stripe API version the events are rendered in (default {API_VERSION})")
     parser.add_argument("--floor", action="store_true",
                         help="then measure the floor's webhook ingest on the same database, and the ratio to it")
+    parser.add_argument("--pending", action="store_true",
+                        help="first write each purchase's pending order and checkout session as the purchase page "
+                             "does, so every webhook completes an order of ours (default: sessions made elsewhere)")
     args = parser.parse_args(argv)
     if args.scale_out:
         capacity = args.capacity if args.capacity is not None else args.n * 3 // 4
@@ -296,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
         run(backend, args.n, args.concurrency, capacity=args.capacity, log_level=args.log_level,
-            api_version=args.api_version, floor=args.floor)
+            api_version=args.api_version, floor=args.floor, pending=args.pending)
 
 
 if __name__ == "__main__":
