@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.dialect import insert
 from ticketing.db.models import Organizer, TicketType, WaitlistEntry, WaitlistOutcome, Webinar, WebinarStatus
-from ticketing.errors import Conflict, Invalid, NotFound
+from ticketing.errors import N_, Conflict, Invalid, NotFound, Text
 from ticketing.inputs import email_address, has_control
 from ticketing.jobs import enqueue
 from ticketing.orders import ticket_types
@@ -378,7 +378,7 @@ async def remove(session: AsyncSession, organizer: Organizer, entry_id: uuid.UUI
     the entry has an outcome."""
     entry = await _own_entry(session, organizer, entry_id)
     if entry.outcome is not None:
-        raise Conflict(f"this entry is off the list already ({entry.outcome.value})", reason="ended")
+        raise Conflict(Text(N_("this entry is off the list already")), reason="ended")
     await _end(session, entry, WaitlistOutcome.REMOVED, now)
     return entry
 
@@ -390,18 +390,20 @@ async def offer_by_hand(session: AsyncSession, organizer: Organizer, entry_id: u
     entry = await _own_entry(session, organizer, entry_id)
     webinar = await get_webinar(session, entry.webinar_id, for_update=True)
     if entry.outcome is not None:
-        raise Conflict(f"this entry is off the list already ({entry.outcome.value})", reason="ended")
+        raise Conflict(Text(N_("this entry is off the list already")), reason="ended")
     if entry.confirmed_at is None:
-        raise Conflict("this entry is not confirmed yet", reason="unconfirmed")
+        raise Conflict(Text(N_("this entry is not confirmed yet")), reason="unconfirmed")
     if entry.offered_at is not None:
-        raise Conflict("this entry has an offer already", reason="offered")
+        raise Conflict(Text(N_("this entry has an offer already")), reason="offered")
     refuse_if_closed(webinar, now)
     until = offer_until(webinar, now)
     if until is None:
-        raise Conflict("too little time is left before sales close to make an offer", reason="sales_closing")
+        raise Conflict(Text(N_("too little time is left before sales close to make an offer")),
+                       reason="sales_closing")
     left = seats_left(webinar)
     if left is not None and left < entry.quantity or not await _offer(session, webinar, entry, until, now):
-        raise Conflict(f"no {entry.quantity} seat(s) are free to offer; only {left or 0} are", reason="no_seats")
+        raise Conflict(Text(N_("not enough seats are free for this entry (it waits for %(num)d, free now: %(left)d)"),
+                            num=entry.quantity, left=left or 0), reason="no_seats")
     return entry
 
 

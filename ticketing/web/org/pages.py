@@ -507,7 +507,8 @@ async def waitlist_action(request: web.Request) -> web.Response:
                 entry = await waitlist.remove(db, organizer, entry_id, now=utcnow())
                 message = t.gettext("%(email)s is off the waitlist.")
     except Conflict as refused:
-        return await _flash_and_go(request, refused.message, f"/org/webinars/{webinar_id}#waitlist")
+        return await _flash_and_go(request, forms.in_form_words(refused.message, console_language(request, organizer)),
+                                   f"/org/webinars/{webinar_id}#waitlist")
     return await _flash_and_go(request, message % {"email": entry.email}, f"/org/webinars/{webinar_id}#waitlist")
 
 
