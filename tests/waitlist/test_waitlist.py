@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import uuid
 
 import pytest
 from sqlalchemy import func, select, update
@@ -14,7 +15,17 @@ from tests import factories
 from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 from tests.org.conftest import csrf_of, sign_in
 from ticketing.db import utcnow
-from ticketing.db.models import Job, Order, OrderStatus, Ticket, WaitlistEntry, WaitlistOutcome, Webinar
+from ticketing.db.models import (
+    Job,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Ticket,
+    TicketType,
+    WaitlistEntry,
+    WaitlistOutcome,
+    Webinar,
+)
 from ticketing.jobs import enqueue
 from ticketing.orders import ticket_types
 from ticketing.tickets.capacity import free_seats
@@ -395,3 +406,82 @@ async def test_an_offers_stripe_checkout_ends_with_the_offer(make_settings, smtp
     until = (await world.entry("ann@example.com")).offered_until
     assert session["expires_at"] == int(until.timestamp())  # not the day Checkout would give otherwise
     assert session["amount_total"] == webinar.price_amount
+
+
+async def _buy(world, webinar, lines: dict[str, int]) -> tuple[dict, Order]:
+    """A public checkout of seats by type, paid."""
+    response = await world.client.post(f"/w/{webinar.id}/checkout", json={"types": lines}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    session_id = response.headers["Location"].rsplit("/", 1)[1]
+    async with world.sessionmaker() as db:
+        order = await db.scalar(select(Order).where(Order.stripe_session_id == session_id))
+    obj = factories.checkout_session(webinar, quantity=order.quantity, session_id=session_id, order_id=order.id,
+                                     amount_total=order.expected_amount, email=order.email or "buyer@example.com")
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    assert (await world.order(order.id)).status == OrderStatus.PAID
+    return obj, order
+
+
+async def test_a_sold_out_type_has_its_own_waitlist_beside_the_types_on_sale(world):
+    auth = {"Authorization": f"Bearer {world.key}"}
+    webinar = await factories.webinar(world.sessionmaker, world.owner, capacity=5)
+    added = await world.client.post(f"/api/webinars/{webinar.id}/ticket-types", headers=auth,
+                                    json={"name": "VIP", "price_amount": 9900, "capacity": 1})
+    assert added.status == 201, await added.text()
+    vip = (await added.json())["id"]
+    async with world.sessionmaker() as db:
+        default = str((await ticket_types.default_type(db, webinar.id)).id)
+    vip_paid, _ = await _buy(world, webinar, {vip: 1})
+
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert "VIP is sold out — join its waitlist" in page and f'name="ticket_type_id" value="{vip}"' in page
+    assert f'id="quantity-{default}"' in page and f'id="quantity-{vip}"' not in page
+    assert 'id="sold-out-waitlist"' not in page
+    # The webinar itself has seats: no list for it, nor for a type that does not exist.
+    refused = await world.client.post(f"/w/{webinar.id}/waitlist", json={"email": "cy@example.com"})
+    assert refused.status == 409
+    unknown = await world.client.post(f"/w/{webinar.id}/waitlist",
+                                      data={"email": "cy@example.com", "ticket_type_id": "nope"})
+    assert unknown.status == 404
+
+    for name in ("ann", "bob"):
+        response = await world.client.post(f"/w/{webinar.id}/waitlist", data={
+            "email": f"{name}@example.com", "quantity": "1", "ticket_type_id": vip})
+        assert response.status == 202, await response.text()
+        await world.worker.run_until_idle()
+        code = world.code(world.mails(f"{name}@example.com", "Confirm your place")[0])
+        assert (await world.client.get(f"/wl/{code}/confirm")).status == 200
+    assert str((await world.entry("bob@example.com")).ticket_type_id) == vip
+    # The other type still sells to the public; a VIP seat that comes free would not.
+    _, standard = await _buy(world, webinar, {default: 1})
+    assert (await world.client.post(f"/w/{webinar.id}/checkout", json={"types": {vip: 1}})).status == 409
+
+    # A seat of the default type coming free is no VIP seat: nobody is offered it.
+    async with world.sessionmaker() as db:
+        ticket = await db.scalar(select(Ticket).where(Ticket.order_id == standard.id))
+    revoked = await world.client.post(f"/api/tickets/{ticket.id}/revoke", json={}, headers=auth)
+    assert revoked.status == 200, await revoked.text()
+    await world.worker.run_until_idle()
+    assert world.mails("ann@example.com", "A seat is free") == []
+    assert not (await world.entry("ann@example.com")).held
+
+    refund = factories.charge(vip_paid["payment_intent"], amount=vip_paid["amount_total"],
+                              amount_refunded=vip_paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    assert (await world.entry("ann@example.com")).held
+    assert not (await world.entry("bob@example.com")).held  # the type has one seat: one offer
+    async with world.sessionmaker() as db:
+        kind = await db.get(TicketType, uuid.UUID(vip))
+        assert kind.seats_taken == 1 and (await db.get(Webinar, webinar.id)).seats_taken == 1
+
+    obj, order = await world.pay_offer(await world.offer_code("ann@example.com"), webinar)
+    async with world.sessionmaker() as db:
+        lines = (await db.execute(select(OrderLine.ticket_type_id, OrderLine.quantity)
+                                  .where(OrderLine.order_id == order.id))).all()
+    assert [(str(type_id), count) for type_id, count in lines] == [(vip, 1)]
+    assert order.expected_amount == 9900
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
+    async with world.sessionmaker() as db:
+        assert (await db.get(TicketType, uuid.UUID(vip))).seats_taken == 1

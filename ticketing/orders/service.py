@@ -37,7 +37,7 @@ from ticketing.tickets.service import issue_tickets, order_tickets, revoke_ticke
 from ticketing.webinars.minimums import describe as describe_amount
 from ticketing.webinars.minimums import minimum_charge
 from ticketing.webinars.sales import is_on_sale, refuse_if_closed
-from ticketing.webinars.service import get_webinar, seats_left, waitlist_waiting
+from ticketing.webinars.service import get_webinar, seats_left, types_waited_for, waitlist_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: in
             await session.flush()
             return order, webinar
         lines = {(await ticket_types.default_type(session, webinar.id)).id: quantity}
+    if not offer and (waited := await types_waited_for(session, webinar)) and waited & lines.keys():
+        refuse_if_closed(webinar, now)
+        raise SoldOut("this ticket type is sold out; join its waitlist on the webinar's page")
     chosen = await _checked_lines(session, webinar, lines, now=now, promo=promo, held=offer)
     quantity = sum(count for _, count in chosen)
     order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)

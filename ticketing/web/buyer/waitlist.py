@@ -3,10 +3,12 @@ the person's own page (place in line, leaving) and an offer's checkout or declin
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from ticketing.db import utcnow
-from ticketing.errors import Invalid
+from ticketing.errors import Invalid, NotFound
 from ticketing.inputs import email_address
 from ticketing.orders import service as orders
 from ticketing.orders import ticket_types
@@ -42,17 +44,24 @@ async def join(request: web.Request) -> web.Response:
         raise web.HTTPTooManyRequests(text="Too many requests from your network; try again in a minute.",
                                       headers={"Retry-After": str(wait)})
     email = _text(data, "email")
+    type_id = None
+    if type_text := (_text(data, "ticket_type_id") or "").strip():
+        try:
+            type_id = uuid.UUID(type_text)
+        except ValueError:
+            raise NotFound("this webinar has no such ticket type") from None
     try:
         quantity = pages._whole(data.get("quantity", 1), empty=1)
         if email and email.strip():
             email = email_address(email)
         async with request.app[SESSIONMAKER].begin() as session:
-            await waitlist.join(session, webinar_id, email, name=_text(data, "name"), quantity=quantity, now=utcnow())
+            await waitlist.join(session, webinar_id, email, name=_text(data, "name"), quantity=quantity,
+                                ticket_type_id=type_id, now=utcnow())
     except Invalid as problem:
         if is_json:
             raise
         return await pages._webinar_page(request, webinar_id, email=email or "", waitlist_error=_field_message(problem),
-                                         status=422)
+                                         waitlist_type=type_id, status=422)
     if is_json:
         return web.json_response({"status": "sent"}, status=202)
     _, organizer = request[BUYER_PAGE]
