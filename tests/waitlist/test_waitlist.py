@@ -20,6 +20,7 @@ from ticketing.db.models import (
     Order,
     OrderLine,
     OrderStatus,
+    Registration,
     Ticket,
     TicketType,
     WaitlistEntry,
@@ -27,7 +28,7 @@ from ticketing.db.models import (
     Webinar,
 )
 from ticketing.jobs import enqueue
-from ticketing.orders import ticket_types
+from ticketing.orders import registrations, ticket_types
 from ticketing.tickets.capacity import free_seats
 from ticketing.waitlist import service as waitlist
 
@@ -485,3 +486,42 @@ async def test_a_sold_out_type_has_its_own_waitlist_beside_the_types_on_sale(wor
     assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
     async with world.sessionmaker() as db:
         assert (await db.get(TicketType, uuid.UUID(vip))).seats_taken == 1
+
+
+async def test_a_free_webinars_offer_registers_the_held_seat_without_payment(world):
+    webinar = await factories.webinar(world.sessionmaker, world.owner, capacity=1, price_amount=0, title="Gratis")
+    async with world.sessionmaker.begin() as db:
+        await registrations.register(db, webinar.id, "reg@example.com", now=utcnow())
+    async with world.sessionmaker() as db:
+        [job] = list(await db.scalars(select(Job).where(Job.kind == registrations.CONFIRM_MAIL)))
+    assert (await world.client.get(f"/r/{job.payload['code']}")).status == 200
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert "Sold out — join the waitlist" in page
+    two = await world.client.post(f"/w/{webinar.id}/waitlist", data={"email": "ann@example.com", "quantity": "2"})
+    assert two.status == 422
+    await world.join(webinar, "ann@example.com")
+
+    async with world.sessionmaker() as db:
+        ticket = await db.scalar(select(Ticket))
+    revoked = await world.client.post(f"/api/tickets/{ticket.id}/revoke", json={},
+                                      headers={"Authorization": f"Bearer {world.key}"})
+    assert revoked.status == 200, await revoked.text()
+    await world.worker.run_until_idle()
+    code = await world.offer_code("ann@example.com")
+    offer_page = await (await world.client.get(f"/wl/{code}")).text()
+    assert "Register for the held seat" in offer_page and 'name="code"' not in offer_page
+
+    registered = await world.client.post(f"/wl/{code}/checkout", data={}, allow_redirects=False)
+    assert registered.status == 303 and "/checkout/success?order=" in registered.headers["Location"], await registered.text()
+    await world.worker.run_until_idle()
+    entry = await world.entry("ann@example.com")
+    assert entry.outcome == WaitlistOutcome.BOUGHT and not entry.held
+    order = await world.order(entry.order_id)
+    assert order.status == OrderStatus.PAID and order.amount_total == 0
+    assert await world.seats(webinar) == 1  # the hold became the seat
+    async with world.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 1
+        registration = await db.scalar(select(Registration).where(Registration.email == "ann@example.com"))
+        assert registration.order_id == order.id and registration.confirmed_at is not None
+    assert len(world.mails("ann@example.com", "Your order for Gratis")) == 1
+    assert (await world.client.post(f"/wl/{code}/checkout", data={})).status == 409

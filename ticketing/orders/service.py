@@ -151,8 +151,10 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
         raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
     amount = sum(promo_codes.unit_price(promo, kind) * count for kind, count in chosen)
     minimum = minimum_charge(webinar.currency)
-    if amount == 0 and promo is not None:
-        return chosen  # the code makes the order free: it is completed without a payment
+    if amount == 0 and (promo is not None or held):
+        # The code makes the order free, or a waitlist offer holds free seats: it is completed
+        # without a payment.
+        return chosen
     if amount == 0:
         # A Checkout Session in payment mode cannot charge nothing.
         raise Invalid("free seats of this webinar can only be taken together with a paid one", field="quantity")

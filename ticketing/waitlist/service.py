@@ -78,8 +78,7 @@ async def can_join(session: AsyncSession, webinar: Webinar, now: dt.datetime, ki
     is on, sales are open, and no seat is left for the public (all sold or held, or people wait).
     With `kind`, the waitlist of that visible ticket type, sold out on its own (or people wait
     for it) while it is on sale."""
-    # A free webinar's seats go by confirmed registration, first come, with no checkout to hold for.
-    if not webinar.waitlist or webinar.price_amount == 0 and not webinar.typed:
+    if not webinar.waitlist:
         return False
     if sales_state(webinar, now) not in ("on_sale", "sold_out"):
         return False
@@ -124,6 +123,8 @@ async def join(session: AsyncSession, webinar_id: uuid.UUID, email: str | None, 
     if not email or not email.strip():
         raise Invalid("enter the email address the link goes to", field="email")
     email, name, quantity = email_address(email), _name(name), check_quantity(quantity)
+    if quantity != 1 and webinar.price_amount == 0 and not webinar.typed:
+        raise Invalid("a free webinar takes one seat per address; each person joins with their own", field="quantity")
     code, code_hash = new_code()
     key = email_key(email)
     created = await session.execute(

@@ -190,11 +190,12 @@ async def checkout(request: web.Request) -> web.Response:
 
 
 async def send_to_payment(request: web.Request, order: Order, webinar: Webinar, chosen, promo: str | None,
-                          browser, *, until=None) -> web.Response:
+                          browser, *, until=None, settled: bool = False) -> web.Response:
     """303 to the order's Stripe Checkout (or dev test payment); to the success page when a
-    promo code left nothing to pay. `until`: the session ends with the waitlist offer it pays."""
+    promo code left nothing to pay, or the order is `settled` already (free). `until`: the
+    session ends with the waitlist offer it pays."""
     settings = request.app[SETTINGS]
-    if order.expected_amount == 0 and promo:
+    if order.expected_amount == 0 and (promo or settled):
         return _see_other(request, f"{settings.base_url}/checkout/success?order={order.id}", order, browser)
     client = request.app[STRIPE]
     if client is None:

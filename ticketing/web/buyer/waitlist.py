@@ -10,8 +10,8 @@ from aiohttp import web
 from ticketing.db import utcnow
 from ticketing.errors import Invalid, NotFound
 from ticketing.inputs import email_address
+from ticketing.orders import registrations, ticket_types
 from ticketing.orders import service as orders
-from ticketing.orders import ticket_types
 from ticketing.tickets import sealing
 from ticketing.waitlist import service as waitlist
 from ticketing.web.buyer import pages
@@ -145,9 +145,15 @@ async def offer_checkout(request: web.Request) -> web.Response:
             session, webinar.id, entry.quantity, entry.email, browser_key=sealing.public_key(browser),
             lines=waitlist.offer_lines(entry, default), code=promo, offer=True)
         entry.order_id = order.id
-        if promo and order.expected_amount == 0:
+        # Nothing to pay (a free webinar, or a code that takes the whole price): the held seats
+        # are the person's at once; their address was confirmed when they joined the list.
+        free = order.expected_amount == 0
+        if free:
             await orders.register_free(session, order, webinar)
+            if webinar.price_amount == 0 and not webinar.typed:
+                await registrations.register_offered(session, webinar, order, now=now)
         chosen = await orders.priced_lines(session, order)
         applied = promo if order.promo_code_id is not None else None
-    return await pages.send_to_payment(request, order, webinar, chosen, applied, browser, until=entry.offered_until)
+    return await pages.send_to_payment(request, order, webinar, chosen, applied, browser, until=entry.offered_until,
+                                       settled=free)
 
