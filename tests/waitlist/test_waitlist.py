@@ -525,3 +525,58 @@ async def test_a_free_webinars_offer_registers_the_held_seat_without_payment(wor
         assert registration.order_id == order.id and registration.confirmed_at is not None
     assert len(world.mails("ann@example.com", "Your order for Gratis")) == 1
     assert (await world.client.post(f"/wl/{code}/checkout", data={})).status == 409
+
+
+async def test_a_lost_dispute_frees_the_seat_for_exactly_one_offer(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    dispute = factories.dispute(paid["payment_intent"], amount=paid["amount_total"])
+    for event_type, status in (("charge.dispute.created", "needs_response"), ("charge.dispute.closed", "lost"),
+                               ("charge.dispute.closed", "lost")):
+        event = factories.event(event_type, dict(dispute, status=status))
+        assert (await factories.post_event(world.client, event)).status == 200
+        await world.worker.run_until_idle()
+    assert len(world.mails("ann@example.com", "A seat is free")) == 1
+    assert world.mails("bob@example.com", "A seat is free") == []
+    assert (await world.entry("ann@example.com")).held and not (await world.entry("bob@example.com")).held
+    assert await world.seats(webinar) == 1
+
+
+async def test_a_ticket_revoked_in_the_console_makes_one_offer(world):
+    webinar, _ = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    await sign_in(world.client, world.sessionmaker, world.owner.email)
+    async with world.sessionmaker() as db:
+        ticket = await db.scalar(select(Ticket))
+    confirm = await (await world.client.get(f"/org/tickets/{ticket.id}/revoke")).text()
+    revoked = await world.client.post(f"/org/tickets/{ticket.id}/revoke", data={"csrf_token": csrf_of(confirm)})
+    assert revoked.status == 200 and "is revoked" in await revoked.text()
+    await world.worker.run_until_idle()
+    again = await world.client.post(f"/org/tickets/{ticket.id}/revoke", data={"csrf_token": csrf_of(confirm)})
+    assert again.status in (200, 409)
+    await world.worker.run_until_idle()
+    assert len(world.mails("ann@example.com", "A seat is free")) == 1
+    assert world.mails("bob@example.com", "A seat is free") == []
+    assert await world.seats(webinar) == 1
+
+
+async def test_the_waitlist_switched_off_makes_no_offers_and_sells_freed_seats_again(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    patched = await world.client.patch(f"/api/webinars/{webinar.id}", json={"waitlist": False},
+                                       headers={"Authorization": f"Bearer {world.key}"})
+    assert patched.status == 200
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert 'id="sold-out-waitlist"' not in page and "This webinar is sold out." in page
+
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    assert world.mails("ann@example.com", "A seat is free") == []
+    assert not (await world.entry("ann@example.com")).held and await world.seats(webinar) == 0
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert 'data-state="on_sale"' in page and 'id="sold-out-waitlist"' not in page
+    bought = await world.client.post(f"/w/{webinar.id}/checkout", json={"quantity": 1}, allow_redirects=False)
+    assert bought.status == 303
