@@ -27,10 +27,12 @@ from ticketing.db.models import (
     WaitlistOutcome,
     Webinar,
 )
+from ticketing.errors import Conflict
 from ticketing.jobs import enqueue
 from ticketing.orders import registrations, ticket_types
 from ticketing.tickets.capacity import free_seats
 from ticketing.waitlist import service as waitlist
+from ticketing.webinars import service as webinars
 
 LINK = re.compile(r"/wl/([A-Za-z0-9_-]{40,})(/confirm)?")
 
@@ -580,3 +582,34 @@ async def test_the_waitlist_switched_off_makes_no_offers_and_sells_freed_seats_a
     assert 'data-state="on_sale"' in page and 'id="sold-out-waitlist"' not in page
     bought = await world.client.post(f"/w/{webinar.id}/checkout", json={"quantity": 1}, allow_redirects=False)
     assert bought.status == 303
+
+
+async def test_an_offer_by_hand_beside_the_offer_job_takes_the_locks_in_its_order(world, backend):
+    if backend == "sqlite":
+        pytest.skip("SQLite has one writer at a time: there is no lock order to get wrong")
+    webinar, _ = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    async with world.sessionmaker.begin() as db:
+        await db.execute(update(Webinar).where(Webinar.id == webinar.id).values(capacity=2))
+    bob = await world.entry("bob@example.com")
+    async with world.sessionmaker() as db:
+        owner = await db.get(type(world.owner), world.owner.id)
+
+    async def by_hand():
+        async with world.sessionmaker.begin() as db:
+            return await waitlist.offer_by_hand(db, owner, bob.id, now=utcnow())
+
+    # The offer job has the webinar's row when the organizer offers Bob a seat by hand: the job
+    # goes on to lock the entries in line, Bob's among them.
+    async with world.sessionmaker.begin() as job:
+        await webinars.get_webinar(job, webinar.id, for_update=True)
+        hand = asyncio.create_task(by_hand())
+        await asyncio.sleep(0.3)
+        made = await waitlist.make_offers(job, webinar.id, now=utcnow())
+        assert [entry.email for entry in made] == ["ann@example.com"]
+    with pytest.raises(Conflict) as refused:
+        await hand
+    assert refused.value.reason == "no_seats"
+    assert (await world.entry("ann@example.com")).held and not (await world.entry("bob@example.com")).held
+    assert await world.seats(webinar) == 2

@@ -387,7 +387,9 @@ async def webinar_of_entry(session: AsyncSession, organizer: Organizer, entry_id
 
 
 async def _own_entry(session: AsyncSession, organizer: Organizer, entry_id: uuid.UUID) -> WaitlistEntry:
-    entry = await session.scalar(select(WaitlistEntry).where(WaitlistEntry.id == entry_id).with_for_update())
+    # populate_existing: an entry read before the lock (offer_by_hand) is read again under it.
+    entry = await session.scalar(select(WaitlistEntry).where(WaitlistEntry.id == entry_id).with_for_update()
+                                 .execution_options(populate_existing=True))
     if entry is None:
         raise NotFound("no such waitlist entry")
     await get_own_webinar(session, organizer, entry.webinar_id)
@@ -408,8 +410,10 @@ async def offer_by_hand(session: AsyncSession, organizer: Organizer, entry_id: u
                         now: dt.datetime) -> WaitlistEntry:
     """Offer seats to a chosen confirmed entry, out of turn. Conflict, with the reason, when it
     cannot be made: not confirmed, offered or ended already, sales closed, or too few seats free."""
+    # The webinar's row before the entry's, as the offer job takes them: the other order deadlocks.
+    webinar_id = await webinar_of_entry(session, organizer, entry_id)
+    webinar = await get_webinar(session, webinar_id, for_update=True)
     entry = await _own_entry(session, organizer, entry_id)
-    webinar = await get_webinar(session, entry.webinar_id, for_update=True)
     if entry.outcome is not None:
         raise Conflict(f"this entry is off the list already ({entry.outcome.value})", reason="ended")
     if entry.confirmed_at is None:
