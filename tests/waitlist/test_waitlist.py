@@ -613,3 +613,24 @@ async def test_an_offer_by_hand_beside_the_offer_job_takes_the_locks_in_its_orde
     assert refused.value.reason == "no_seats"
     assert (await world.entry("ann@example.com")).held and not (await world.entry("bob@example.com")).held
     assert await world.seats(webinar) == 2
+
+
+async def test_an_offer_paid_through_an_earlier_checkout_of_it_keeps_its_seat(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    code = await world.offer_code("ann@example.com")
+    # Two checkouts of one offer (a second tab, a second click); Ann pays in the first.
+    first, first_order = await world.pay_offer(code, webinar)
+    second, second_order = await world.pay_offer(code, webinar)
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", first))).status == 200
+    assert (await world.order(first_order.id)).status == OrderStatus.PAID
+    assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
+    assert await world.seats(webinar) == 1
+    # Paying the other one too buys nothing twice: it is refunded as oversold.
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", second))).status == 200
+    late = await world.order(second_order.id)
+    assert late.status == OrderStatus.OVERSOLD and late.refund_requested_at is not None
+    assert await world.seats(webinar) == 1

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
@@ -342,19 +342,38 @@ async def _convert_hold(session: AsyncSession, order: Order) -> bool:
     """True when the order is the checkout of a waitlist offer whose seats are still held for
     it: they are the order's now (taken already, so not taken again). The conditional UPDATE
     decides against an offer expiring at the same moment: exactly one of them wins."""
+    return await _convert(session, WaitlistEntry.order_id == order.id)
+
+
+async def _convert(session: AsyncSession, which) -> bool:
     result = await session.execute(
-        update(WaitlistEntry).where(WaitlistEntry.order_id == order.id, WaitlistEntry.held.is_(True),
-                                    WaitlistEntry.outcome.is_(None))
+        update(WaitlistEntry).where(which, WaitlistEntry.held.is_(True), WaitlistEntry.outcome.is_(None))
         .values(held=False, outcome=WaitlistOutcome.BOUGHT, ended_at=utcnow())
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+async def _convert_earlier_checkout(session: AsyncSession, order: Order, lines: list[tuple[TicketType, int]]) -> bool:
+    """True when the order is an earlier checkout of an offer still held (a second click or tab
+    started another, which the entry now names): exactly the held seats, by the offered address,
+    started during the offer. Without this its payment would find the seats taken, by the hold
+    made for this very person, and be refunded."""
+    if not order.email or len(lines) != 1:
+        return False
+    kind, count = lines[0]
+    return await _convert(session, and_(
+        WaitlistEntry.webinar_id == order.webinar_id, WaitlistEntry.email_key == order.email.strip().lower(),
+        WaitlistEntry.quantity == count, WaitlistEntry.offered_at <= order.created_at,
+        WaitlistEntry.order_id.is_not(None),
+        WaitlistEntry.ticket_type_id == kind.id if not kind.is_default
+        else or_(WaitlistEntry.ticket_type_id.is_(None), WaitlistEntry.ticket_type_id == kind.id)))
 
 
 async def _seats_for(session: AsyncSession, order: Order, webinar: Webinar) -> list[tuple[TicketType, int]] | None:
     """The order's seats by type once they are the order's (held for its offer, or taken now);
     None when the webinar or a type is full."""
     lines = await order_lines(session, order)
-    if await _convert_hold(session, order):
+    if await _convert_hold(session, order) or await _convert_earlier_checkout(session, order, lines):
         return lines
     if not await take_seats(session, webinar.id, _counts(lines)):
         return None
