@@ -634,3 +634,36 @@ async def test_an_offer_paid_through_an_earlier_checkout_of_it_keeps_its_seat(wo
     late = await world.order(second_order.id)
     assert late.status == OrderStatus.OVERSOLD and late.refund_requested_at is not None
     assert await world.seats(webinar) == 1
+
+
+async def test_refunding_an_offers_order_offers_its_seat_again_and_a_removed_offer_paid_late_is_refunded(world):
+    webinar, [paid] = await world.sold_out()
+    for name in ("ann", "bob", "cy"):
+        await world.join(webinar, f"{name}@example.com")
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    obj, order = await world.pay_offer(await world.offer_code("ann@example.com"), webinar)
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
+
+    # Ann's order, bought through the offer, refunded: its seat is offered once, to Bob.
+    ann_refund = factories.charge(obj["payment_intent"], amount=obj["amount_total"], amount_refunded=obj["amount_total"])
+    for _ in range(2):
+        assert (await factories.post_event(world.client, factories.event("charge.refunded", ann_refund))).status == 200
+        await world.worker.run_until_idle()
+    assert (await world.entry("bob@example.com")).held and not (await world.entry("cy@example.com")).held
+    assert await world.seats(webinar) == 1
+
+    # Bob starts paying, the organizer removes him meanwhile: Cy gets the seat, Bob's payment is refunded.
+    bob_obj, bob_order = await world.pay_offer(await world.offer_code("bob@example.com"), webinar)
+    removed = await world.client.delete(f"/api/waitlist/{(await world.entry('bob@example.com')).id}",
+                                        headers={"Authorization": f"Bearer {world.key}"})
+    assert removed.status == 204
+    await world.worker.run_until_idle()
+    assert (await world.entry("cy@example.com")).held
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", bob_obj))).status == 200
+    late = await world.order(bob_order.id)
+    assert late.status == OrderStatus.OVERSOLD and late.refund_requested_at is not None
+    assert (await world.entry("bob@example.com")).outcome == WaitlistOutcome.REMOVED
+    assert (await world.entry("cy@example.com")).held and await world.seats(webinar) == 1
