@@ -667,3 +667,35 @@ async def test_refunding_an_offers_order_offers_its_seat_again_and_a_removed_off
     assert late.status == OrderStatus.OVERSOLD and late.refund_requested_at is not None
     assert (await world.entry("bob@example.com")).outcome == WaitlistOutcome.REMOVED
     assert (await world.entry("cy@example.com")).held and await world.seats(webinar) == 1
+
+
+async def test_an_offer_running_out_as_its_payment_arrives_ends_one_way_only(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    obj, order = await world.pay_offer(await world.offer_code("ann@example.com"), webinar)
+    ann = await world.entry("ann@example.com")
+    async with world.sessionmaker.begin() as db:
+        await db.execute(update(WaitlistEntry).where(WaitlistEntry.id == ann.id)
+                         .values(offered_until=utcnow() - dt.timedelta(seconds=1)))
+
+    async def expire():
+        async with world.sessionmaker.begin() as db:
+            return await waitlist.expire_offer(db, ann.id, now=utcnow())
+
+    expired, answer = await asyncio.gather(
+        expire(), factories.post_event(world.client, factories.event("checkout.session.completed", obj)))
+    assert answer.status == 200
+    await world.worker.run_until_idle()
+    ann, bob, bought = await world.entry("ann@example.com"), await world.entry("bob@example.com"), await world.order(order.id)
+    # Either Ann has the seat (paid first, or just after it ran out with the seat still free) and
+    # Bob waits, or the seat went to Bob and Ann's payment is refunded: never both, never neither.
+    if ann.outcome == WaitlistOutcome.BOUGHT:
+        assert not bob.held and bought.status == OrderStatus.PAID
+    else:
+        assert expired and ann.outcome == WaitlistOutcome.EXPIRED and bob.held
+        assert bought.status == OrderStatus.OVERSOLD and bought.refund_requested_at is not None
+    assert await world.seats(webinar) == 1

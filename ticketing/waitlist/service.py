@@ -302,8 +302,12 @@ async def expire_offer(session: AsyncSession, entry_id: uuid.UUID, *, now: dt.da
         return False
     if entry.offered_until > now:
         return False
+    # The new link is set before `_end` writes the entry, so the row is written once: PostgreSQL
+    # checks the order_id key again on a second write in one transaction, waiting on the order's
+    # row, which a payment settling this offer holds while it waits for this entry (a deadlock).
+    code = _fresh_code(entry)
     await _end(session, entry, WaitlistOutcome.EXPIRED, now)
-    await _mail(session, entry, EXPIRED, _fresh_code(entry))
+    await _mail(session, entry, EXPIRED, code)
     return True
 
 
