@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import uuid
 
 import pytest
 from sqlalchemy import func, select, update
@@ -14,11 +15,24 @@ from tests import factories
 from tests.conftest import JITSI_APP_SECRET, SESSION_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 from tests.org.conftest import csrf_of, sign_in
 from ticketing.db import utcnow
-from ticketing.db.models import Job, Order, OrderStatus, Ticket, WaitlistEntry, WaitlistOutcome, Webinar
+from ticketing.db.models import (
+    Job,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Registration,
+    Ticket,
+    TicketType,
+    WaitlistEntry,
+    WaitlistOutcome,
+    Webinar,
+)
+from ticketing.errors import Conflict
 from ticketing.jobs import enqueue
-from ticketing.orders import ticket_types
+from ticketing.orders import registrations, ticket_types
 from ticketing.tickets.capacity import free_seats
 from ticketing.waitlist import service as waitlist
+from ticketing.webinars import service as webinars
 
 LINK = re.compile(r"/wl/([A-Za-z0-9_-]{40,})(/confirm)?")
 
@@ -395,3 +409,293 @@ async def test_an_offers_stripe_checkout_ends_with_the_offer(make_settings, smtp
     until = (await world.entry("ann@example.com")).offered_until
     assert session["expires_at"] == int(until.timestamp())  # not the day Checkout would give otherwise
     assert session["amount_total"] == webinar.price_amount
+
+
+async def _buy(world, webinar, lines: dict[str, int]) -> tuple[dict, Order]:
+    """A public checkout of seats by type, paid."""
+    response = await world.client.post(f"/w/{webinar.id}/checkout", json={"types": lines}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    session_id = response.headers["Location"].rsplit("/", 1)[1]
+    async with world.sessionmaker() as db:
+        order = await db.scalar(select(Order).where(Order.stripe_session_id == session_id))
+    obj = factories.checkout_session(webinar, quantity=order.quantity, session_id=session_id, order_id=order.id,
+                                     amount_total=order.expected_amount, email=order.email or "buyer@example.com")
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    assert (await world.order(order.id)).status == OrderStatus.PAID
+    return obj, order
+
+
+async def test_a_sold_out_type_has_its_own_waitlist_beside_the_types_on_sale(world):
+    auth = {"Authorization": f"Bearer {world.key}"}
+    webinar = await factories.webinar(world.sessionmaker, world.owner, capacity=5)
+    added = await world.client.post(f"/api/webinars/{webinar.id}/ticket-types", headers=auth,
+                                    json={"name": "VIP", "price_amount": 9900, "capacity": 1})
+    assert added.status == 201, await added.text()
+    vip = (await added.json())["id"]
+    async with world.sessionmaker() as db:
+        default = str((await ticket_types.default_type(db, webinar.id)).id)
+    vip_paid, _ = await _buy(world, webinar, {vip: 1})
+
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert "VIP is sold out — join its waitlist" in page and f'name="ticket_type_id" value="{vip}"' in page
+    assert f'id="quantity-{default}"' in page and f'id="quantity-{vip}"' not in page
+    assert 'id="sold-out-waitlist"' not in page
+    # The webinar itself has seats: no list for it, nor for a type that does not exist.
+    refused = await world.client.post(f"/w/{webinar.id}/waitlist", json={"email": "cy@example.com"})
+    assert refused.status == 409
+    unknown = await world.client.post(f"/w/{webinar.id}/waitlist",
+                                      data={"email": "cy@example.com", "ticket_type_id": "nope"})
+    assert unknown.status == 404
+
+    for name in ("ann", "bob"):
+        response = await world.client.post(f"/w/{webinar.id}/waitlist", data={
+            "email": f"{name}@example.com", "quantity": "1", "ticket_type_id": vip})
+        assert response.status == 202, await response.text()
+        await world.worker.run_until_idle()
+        code = world.code(world.mails(f"{name}@example.com", "Confirm your place")[0])
+        assert (await world.client.get(f"/wl/{code}/confirm")).status == 200
+    assert str((await world.entry("bob@example.com")).ticket_type_id) == vip
+    # The other type still sells to the public; a VIP seat that comes free would not.
+    _, standard = await _buy(world, webinar, {default: 1})
+    assert (await world.client.post(f"/w/{webinar.id}/checkout", json={"types": {vip: 1}})).status == 409
+
+    # A seat of the default type coming free is no VIP seat: nobody is offered it.
+    async with world.sessionmaker() as db:
+        ticket = await db.scalar(select(Ticket).where(Ticket.order_id == standard.id))
+    revoked = await world.client.post(f"/api/tickets/{ticket.id}/revoke", json={}, headers=auth)
+    assert revoked.status == 200, await revoked.text()
+    await world.worker.run_until_idle()
+    assert world.mails("ann@example.com", "A seat is free") == []
+    assert not (await world.entry("ann@example.com")).held
+
+    refund = factories.charge(vip_paid["payment_intent"], amount=vip_paid["amount_total"],
+                              amount_refunded=vip_paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    assert (await world.entry("ann@example.com")).held
+    assert not (await world.entry("bob@example.com")).held  # the type has one seat: one offer
+    async with world.sessionmaker() as db:
+        kind = await db.get(TicketType, uuid.UUID(vip))
+        assert kind.seats_taken == 1 and (await db.get(Webinar, webinar.id)).seats_taken == 1
+
+    obj, order = await world.pay_offer(await world.offer_code("ann@example.com"), webinar)
+    async with world.sessionmaker() as db:
+        lines = (await db.execute(select(OrderLine.ticket_type_id, OrderLine.quantity)
+                                  .where(OrderLine.order_id == order.id))).all()
+    assert [(str(type_id), count) for type_id, count in lines] == [(vip, 1)]
+    assert order.expected_amount == 9900
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
+    async with world.sessionmaker() as db:
+        assert (await db.get(TicketType, uuid.UUID(vip))).seats_taken == 1
+
+
+async def test_a_free_webinars_offer_registers_the_held_seat_without_payment(world):
+    webinar = await factories.webinar(world.sessionmaker, world.owner, capacity=1, price_amount=0, title="Gratis")
+    async with world.sessionmaker.begin() as db:
+        await registrations.register(db, webinar.id, "reg@example.com", now=utcnow())
+    async with world.sessionmaker() as db:
+        [job] = list(await db.scalars(select(Job).where(Job.kind == registrations.CONFIRM_MAIL)))
+    assert (await world.client.get(f"/r/{job.payload['code']}")).status == 200
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert "Sold out — join the waitlist" in page
+    two = await world.client.post(f"/w/{webinar.id}/waitlist", data={"email": "ann@example.com", "quantity": "2"})
+    assert two.status == 422
+    await world.join(webinar, "ann@example.com")
+
+    async with world.sessionmaker() as db:
+        ticket = await db.scalar(select(Ticket))
+    revoked = await world.client.post(f"/api/tickets/{ticket.id}/revoke", json={},
+                                      headers={"Authorization": f"Bearer {world.key}"})
+    assert revoked.status == 200, await revoked.text()
+    await world.worker.run_until_idle()
+    code = await world.offer_code("ann@example.com")
+    offer_page = await (await world.client.get(f"/wl/{code}")).text()
+    assert "Register for the held seat" in offer_page and 'name="code"' not in offer_page
+
+    registered = await world.client.post(f"/wl/{code}/checkout", data={}, allow_redirects=False)
+    assert registered.status == 303 and "/checkout/success?order=" in registered.headers["Location"], await registered.text()
+    await world.worker.run_until_idle()
+    entry = await world.entry("ann@example.com")
+    assert entry.outcome == WaitlistOutcome.BOUGHT and not entry.held
+    order = await world.order(entry.order_id)
+    assert order.status == OrderStatus.PAID and order.amount_total == 0
+    assert await world.seats(webinar) == 1  # the hold became the seat
+    async with world.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(Ticket).where(Ticket.order_id == order.id)) == 1
+        registration = await db.scalar(select(Registration).where(Registration.email == "ann@example.com"))
+        assert registration.order_id == order.id and registration.confirmed_at is not None
+    assert len(world.mails("ann@example.com", "Your order for Gratis")) == 1
+    assert (await world.client.post(f"/wl/{code}/checkout", data={})).status == 409
+
+
+async def test_a_lost_dispute_frees_the_seat_for_exactly_one_offer(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    dispute = factories.dispute(paid["payment_intent"], amount=paid["amount_total"])
+    for event_type, status in (("charge.dispute.created", "needs_response"), ("charge.dispute.closed", "lost"),
+                               ("charge.dispute.closed", "lost")):
+        event = factories.event(event_type, dict(dispute, status=status))
+        assert (await factories.post_event(world.client, event)).status == 200
+        await world.worker.run_until_idle()
+    assert len(world.mails("ann@example.com", "A seat is free")) == 1
+    assert world.mails("bob@example.com", "A seat is free") == []
+    assert (await world.entry("ann@example.com")).held and not (await world.entry("bob@example.com")).held
+    assert await world.seats(webinar) == 1
+
+
+async def test_a_ticket_revoked_in_the_console_makes_one_offer(world):
+    webinar, _ = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    await sign_in(world.client, world.sessionmaker, world.owner.email)
+    async with world.sessionmaker() as db:
+        ticket = await db.scalar(select(Ticket))
+    confirm = await (await world.client.get(f"/org/tickets/{ticket.id}/revoke")).text()
+    revoked = await world.client.post(f"/org/tickets/{ticket.id}/revoke", data={"csrf_token": csrf_of(confirm)})
+    assert revoked.status == 200 and "is revoked" in await revoked.text()
+    await world.worker.run_until_idle()
+    again = await world.client.post(f"/org/tickets/{ticket.id}/revoke", data={"csrf_token": csrf_of(confirm)})
+    assert again.status in (200, 409)
+    await world.worker.run_until_idle()
+    assert len(world.mails("ann@example.com", "A seat is free")) == 1
+    assert world.mails("bob@example.com", "A seat is free") == []
+    assert await world.seats(webinar) == 1
+
+
+async def test_the_waitlist_switched_off_makes_no_offers_and_sells_freed_seats_again(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    patched = await world.client.patch(f"/api/webinars/{webinar.id}", json={"waitlist": False},
+                                       headers={"Authorization": f"Bearer {world.key}"})
+    assert patched.status == 200
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert 'id="sold-out-waitlist"' not in page and "This webinar is sold out." in page
+
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    assert world.mails("ann@example.com", "A seat is free") == []
+    assert not (await world.entry("ann@example.com")).held and await world.seats(webinar) == 0
+    page = await (await world.client.get(f"/w/{webinar.id}")).text()
+    assert 'data-state="on_sale"' in page and 'id="sold-out-waitlist"' not in page
+    bought = await world.client.post(f"/w/{webinar.id}/checkout", json={"quantity": 1}, allow_redirects=False)
+    assert bought.status == 303
+
+
+async def test_an_offer_by_hand_beside_the_offer_job_takes_the_locks_in_its_order(world, backend):
+    if backend == "sqlite":
+        pytest.skip("SQLite has one writer at a time: there is no lock order to get wrong")
+    webinar, _ = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    async with world.sessionmaker.begin() as db:
+        await db.execute(update(Webinar).where(Webinar.id == webinar.id).values(capacity=2))
+    bob = await world.entry("bob@example.com")
+    async with world.sessionmaker() as db:
+        owner = await db.get(type(world.owner), world.owner.id)
+
+    async def by_hand():
+        async with world.sessionmaker.begin() as db:
+            return await waitlist.offer_by_hand(db, owner, bob.id, now=utcnow())
+
+    # The offer job has the webinar's row when the organizer offers Bob a seat by hand: the job
+    # goes on to lock the entries in line, Bob's among them.
+    async with world.sessionmaker.begin() as job:
+        await webinars.get_webinar(job, webinar.id, for_update=True)
+        hand = asyncio.create_task(by_hand())
+        await asyncio.sleep(0.3)
+        made = await waitlist.make_offers(job, webinar.id, now=utcnow())
+        assert [entry.email for entry in made] == ["ann@example.com"]
+    with pytest.raises(Conflict) as refused:
+        await hand
+    assert refused.value.reason == "no_seats"
+    assert (await world.entry("ann@example.com")).held and not (await world.entry("bob@example.com")).held
+    assert await world.seats(webinar) == 2
+
+
+async def test_an_offer_paid_through_an_earlier_checkout_of_it_keeps_its_seat(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    code = await world.offer_code("ann@example.com")
+    # Two checkouts of one offer (a second tab, a second click); Ann pays in the first.
+    first, first_order = await world.pay_offer(code, webinar)
+    second, second_order = await world.pay_offer(code, webinar)
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", first))).status == 200
+    assert (await world.order(first_order.id)).status == OrderStatus.PAID
+    assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
+    assert await world.seats(webinar) == 1
+    # Paying the other one too buys nothing twice: it is refunded as oversold.
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", second))).status == 200
+    late = await world.order(second_order.id)
+    assert late.status == OrderStatus.OVERSOLD and late.refund_requested_at is not None
+    assert await world.seats(webinar) == 1
+
+
+async def test_refunding_an_offers_order_offers_its_seat_again_and_a_removed_offer_paid_late_is_refunded(world):
+    webinar, [paid] = await world.sold_out()
+    for name in ("ann", "bob", "cy"):
+        await world.join(webinar, f"{name}@example.com")
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    obj, order = await world.pay_offer(await world.offer_code("ann@example.com"), webinar)
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
+
+    # Ann's order, bought through the offer, refunded: its seat is offered once, to Bob.
+    ann_refund = factories.charge(obj["payment_intent"], amount=obj["amount_total"], amount_refunded=obj["amount_total"])
+    for _ in range(2):
+        assert (await factories.post_event(world.client, factories.event("charge.refunded", ann_refund))).status == 200
+        await world.worker.run_until_idle()
+    assert (await world.entry("bob@example.com")).held and not (await world.entry("cy@example.com")).held
+    assert await world.seats(webinar) == 1
+
+    # Bob starts paying, the organizer removes him meanwhile: Cy gets the seat, Bob's payment is refunded.
+    bob_obj, bob_order = await world.pay_offer(await world.offer_code("bob@example.com"), webinar)
+    removed = await world.client.delete(f"/api/waitlist/{(await world.entry('bob@example.com')).id}",
+                                        headers={"Authorization": f"Bearer {world.key}"})
+    assert removed.status == 204
+    await world.worker.run_until_idle()
+    assert (await world.entry("cy@example.com")).held
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", bob_obj))).status == 200
+    late = await world.order(bob_order.id)
+    assert late.status == OrderStatus.OVERSOLD and late.refund_requested_at is not None
+    assert (await world.entry("bob@example.com")).outcome == WaitlistOutcome.REMOVED
+    assert (await world.entry("cy@example.com")).held and await world.seats(webinar) == 1
+
+
+async def test_an_offer_running_out_as_its_payment_arrives_ends_one_way_only(world):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    obj, order = await world.pay_offer(await world.offer_code("ann@example.com"), webinar)
+    ann = await world.entry("ann@example.com")
+    async with world.sessionmaker.begin() as db:
+        await db.execute(update(WaitlistEntry).where(WaitlistEntry.id == ann.id)
+                         .values(offered_until=utcnow() - dt.timedelta(seconds=1)))
+
+    async def expire():
+        async with world.sessionmaker.begin() as db:
+            return await waitlist.expire_offer(db, ann.id, now=utcnow())
+
+    expired, answer = await asyncio.gather(
+        expire(), factories.post_event(world.client, factories.event("checkout.session.completed", obj)))
+    assert answer.status == 200
+    await world.worker.run_until_idle()
+    ann, bob, bought = await world.entry("ann@example.com"), await world.entry("bob@example.com"), await world.order(order.id)
+    # Either Ann has the seat (paid first, or just after it ran out with the seat still free) and
+    # Bob waits, or the seat went to Bob and Ann's payment is refunded: never both, never neither.
+    if ann.outcome == WaitlistOutcome.BOUGHT:
+        assert not bob.held and bought.status == OrderStatus.PAID
+    else:
+        assert expired and ann.outcome == WaitlistOutcome.EXPIRED and bob.held
+        assert bought.status == OrderStatus.OVERSOLD and bought.refund_requested_at is not None
+    assert await world.seats(webinar) == 1

@@ -15,11 +15,11 @@ import hmac
 import secrets
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.dialect import insert
-from ticketing.db.models import Registration, TicketStatus, Webinar, WebinarStatus
+from ticketing.db.models import Order, Registration, TicketStatus, Webinar, WebinarStatus
 from ticketing.errors import Conflict, Invalid, NotFound
 from ticketing.inputs import email_address
 from ticketing.jobs import enqueue
@@ -90,6 +90,24 @@ async def register(session: AsyncSession, webinar_id: uuid.UUID, email: str | No
         registration.sent_at = now
         await reissue(session, ticket, webinar, "mail.resend", f"mail.resend:{ticket.id}:{secrets.token_hex(8)}", now=now,
                       reason="resent")
+
+
+async def register_offered(session: AsyncSession, webinar: Webinar, order: Order, *, now: dt.datetime) -> None:
+    """Record the free seat a waitlist offer held, settled in `order`, as the confirmed
+    registration of its address: the address was confirmed when it joined the list, and the
+    same address registering again then gets its join link, as any registered address does."""
+    assert order.email is not None
+    key = email_key(order.email)
+    _, code_hash = new_code()
+    await session.execute(
+        insert(session, Registration)
+        .values(id=uuid.uuid4(), webinar_id=webinar.id, email=order.email, email_key=key, code_hash=code_hash,
+                order_id=order.id, confirmed_at=now, sent_at=now, created_at=now)
+        .on_conflict_do_nothing(index_elements=["webinar_id", "email_key"]))
+    await session.execute(
+        update(Registration).where(Registration.webinar_id == webinar.id, Registration.email_key == key,
+                                   Registration.order_id.is_(None))
+        .values(order_id=order.id, confirmed_at=now, code_hash=code_hash))
 
 
 @dataclasses.dataclass(frozen=True)

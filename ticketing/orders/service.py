@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db import utcnow
@@ -37,7 +37,7 @@ from ticketing.tickets.service import issue_tickets, order_tickets, revoke_ticke
 from ticketing.webinars.minimums import describe as describe_amount
 from ticketing.webinars.minimums import minimum_charge
 from ticketing.webinars.sales import is_on_sale, refuse_if_closed
-from ticketing.webinars.service import get_webinar, seats_left, waitlist_waiting
+from ticketing.webinars.service import get_webinar, seats_left, types_waited_for, waitlist_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ async def start_order(session: AsyncSession, webinar_id: uuid.UUID, quantity: in
             await session.flush()
             return order, webinar
         lines = {(await ticket_types.default_type(session, webinar.id)).id: quantity}
+    if not offer and (waited := await types_waited_for(session, webinar)) and waited & lines.keys():
+        refuse_if_closed(webinar, now)
+        raise SoldOut("this ticket type is sold out; join its waitlist on the webinar's page")
     chosen = await _checked_lines(session, webinar, lines, now=now, promo=promo, held=offer)
     quantity = sum(count for _, count in chosen)
     order = Order(**_new_order(webinar, quantity), email=email, browser_key=browser_key)
@@ -148,8 +151,10 @@ async def _checked_lines(session: AsyncSession, webinar: Webinar, lines: dict[uu
         raise SoldOut("this webinar is sold out" if left == 0 else f"only {left} seats are left")
     amount = sum(promo_codes.unit_price(promo, kind) * count for kind, count in chosen)
     minimum = minimum_charge(webinar.currency)
-    if amount == 0 and promo is not None:
-        return chosen  # the code makes the order free: it is completed without a payment
+    if amount == 0 and (promo is not None or held):
+        # The code makes the order free, or a waitlist offer holds free seats: it is completed
+        # without a payment.
+        return chosen
     if amount == 0:
         # A Checkout Session in payment mode cannot charge nothing.
         raise Invalid("free seats of this webinar can only be taken together with a paid one", field="quantity")
@@ -337,19 +342,38 @@ async def _convert_hold(session: AsyncSession, order: Order) -> bool:
     """True when the order is the checkout of a waitlist offer whose seats are still held for
     it: they are the order's now (taken already, so not taken again). The conditional UPDATE
     decides against an offer expiring at the same moment: exactly one of them wins."""
+    return await _convert(session, WaitlistEntry.order_id == order.id)
+
+
+async def _convert(session: AsyncSession, which) -> bool:
     result = await session.execute(
-        update(WaitlistEntry).where(WaitlistEntry.order_id == order.id, WaitlistEntry.held.is_(True),
-                                    WaitlistEntry.outcome.is_(None))
+        update(WaitlistEntry).where(which, WaitlistEntry.held.is_(True), WaitlistEntry.outcome.is_(None))
         .values(held=False, outcome=WaitlistOutcome.BOUGHT, ended_at=utcnow())
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+async def _convert_earlier_checkout(session: AsyncSession, order: Order, lines: list[tuple[TicketType, int]]) -> bool:
+    """True when the order is an earlier checkout of an offer still held (a second click or tab
+    started another, which the entry now names): exactly the held seats, by the offered address,
+    started during the offer. Without this its payment would find the seats taken, by the hold
+    made for this very person, and be refunded."""
+    if not order.email or len(lines) != 1:
+        return False
+    kind, count = lines[0]
+    return await _convert(session, and_(
+        WaitlistEntry.webinar_id == order.webinar_id, WaitlistEntry.email_key == order.email.strip().lower(),
+        WaitlistEntry.quantity == count, WaitlistEntry.offered_at <= order.created_at,
+        WaitlistEntry.order_id.is_not(None),
+        WaitlistEntry.ticket_type_id == kind.id if not kind.is_default
+        else or_(WaitlistEntry.ticket_type_id.is_(None), WaitlistEntry.ticket_type_id == kind.id)))
 
 
 async def _seats_for(session: AsyncSession, order: Order, webinar: Webinar) -> list[tuple[TicketType, int]] | None:
     """The order's seats by type once they are the order's (held for its offer, or taken now);
     None when the webinar or a type is full."""
     lines = await order_lines(session, order)
-    if await _convert_hold(session, order):
+    if await _convert_hold(session, order) or await _convert_earlier_checkout(session, order, lines):
         return lines
     if not await take_seats(session, webinar.id, _counts(lines)):
         return None

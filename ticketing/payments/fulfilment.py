@@ -147,8 +147,11 @@ def _statements(dialect: str) -> types.SimpleNamespace:
                    ORDERS.c.disputed_at.is_(None), ORDERS.c.stripe_payment_intent_id.is_(None),
                    # A promo code's use is counted by the full path's `settle`.
                    ORDERS.c.promo_code_id.is_(None),
-                   # An offer's checkout converts seats held for it: `settle` knows how.
+                   # An offer's checkout converts seats held for it: `settle` knows how. So may
+                   # an earlier checkout of the offer, which the entry no longer names.
                    ~exists().where(OFFERS.c.order_id == ORDERS.c.id),
+                   ~exists().where(OFFERS.c.webinar_id == ORDERS.c.webinar_id, OFFERS.c.held.is_(True),
+                                   OFFERS.c.email_key == func.lower(ORDERS.c.email)),
                    ORDERS.c.expected_amount == new.amount_total),
     ).returning(ORDERS.c.quantity, ORDERS.c.email, ORDERS.c.buyer_name, ORDERS.c.browser_key)
     order_values = (update(ORDERS).where(ORDERS.c.id == bindparam("o_id", type_=ORDERS.c.id.type))

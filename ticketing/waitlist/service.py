@@ -26,10 +26,11 @@ from ticketing.inputs import email_address, has_control
 from ticketing.jobs import enqueue
 from ticketing.orders import ticket_types
 from ticketing.orders.service import check_quantity
+from ticketing.orders.ticket_types import type_on_sale
 from ticketing.tickets.capacity import OFFER_JOB, free_seats, take_seats
 from ticketing.tickets.service import hash_code, new_code
 from ticketing.webinars.sales import MIN_CHECKOUT_WINDOW, checkout_closes_at, refuse_if_closed, sales_state
-from ticketing.webinars.service import get_own_webinar, get_webinar, seats_left, waitlist_waiting
+from ticketing.webinars.service import get_own_webinar, get_webinar, seats_left, types_waited_for, waitlist_waiting
 
 MAIL_JOB = "waitlist.mail"
 EXPIRE_JOB = "waitlist.expire"
@@ -72,13 +73,21 @@ def _fresh_code(entry: WaitlistEntry) -> str:
     return code
 
 
-async def can_join(session: AsyncSession, webinar: Webinar, now: dt.datetime) -> bool:
+async def can_join(session: AsyncSession, webinar: Webinar, now: dt.datetime, kind: TicketType | None = None) -> bool:
     """Whether the webinar's page offers the waitlist instead of Buy: a paid webinar whose list
-    is on, sales are open, and no seat is left for the public (all sold or held, or people wait)."""
-    # A free webinar's seats go by confirmed registration, first come, with no checkout to hold for.
-    if not webinar.waitlist or webinar.capacity is None or webinar.price_amount == 0 and not webinar.typed:
+    is on, sales are open, and no seat is left for the public (all sold or held, or people wait).
+    With `kind`, the waitlist of that visible ticket type, sold out on its own (or people wait
+    for it) while it is on sale."""
+    if not webinar.waitlist:
         return False
     if sales_state(webinar, now) not in ("on_sale", "sold_out"):
+        return False
+    if kind is not None:
+        if not webinar.typed or kind.hidden or kind.webinar_id != webinar.id or not type_on_sale(kind, webinar, now):
+            return False
+        return (ticket_types.seats_left(kind, webinar) == 0
+                or kind.id in await types_waited_for(session, webinar))
+    if webinar.capacity is None:
         return False
     return seats_left(webinar) == 0 or await waitlist_waiting(session, webinar)
 
@@ -103,16 +112,19 @@ async def join(session: AsyncSession, webinar_id: uuid.UUID, email: str | None, 
     """
     webinar = await get_webinar(session, webinar_id)
     refuse_if_closed(webinar, now)
-    if not await can_join(session, webinar, now):
+    kind = None
+    if ticket_type_id is not None:
+        kind = await session.get(TicketType, ticket_type_id)
+        if kind is None or kind.webinar_id != webinar.id or kind.hidden:
+            raise NotFound("this webinar has no such ticket type")
+    if not await can_join(session, webinar, now, kind):
         raise Conflict("seats of this webinar are on sale; buy one instead" if webinar.waitlist
                        else "this webinar has no waitlist", reason="no_waitlist")
     if not email or not email.strip():
         raise Invalid("enter the email address the link goes to", field="email")
     email, name, quantity = email_address(email), _name(name), check_quantity(quantity)
-    if ticket_type_id is not None:
-        kind = await session.get(TicketType, ticket_type_id)
-        if kind is None or kind.webinar_id != webinar.id or kind.hidden:
-            raise NotFound("this webinar has no such ticket type")
+    if quantity != 1 and webinar.price_amount == 0 and not webinar.typed:
+        raise Invalid("a free webinar takes one seat per address; each person joins with their own", field="quantity")
     code, code_hash = new_code()
     key = email_key(email)
     created = await session.execute(
@@ -174,9 +186,16 @@ async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
         return None
     ahead = await session.scalar(
         select(func.count()).select_from(WaitlistEntry)
-        .where(WaitlistEntry.webinar_id == entry.webinar_id, waiting_filter(),
+        .where(WaitlistEntry.webinar_id == entry.webinar_id, waiting_filter(), _same_list(entry),
                tuple_(*in_line()) < tuple_(entry.confirmed_at, entry.id)))
     return (ahead or 0) + 1
+
+
+def _same_list(entry: WaitlistEntry):
+    """The entries of the list `entry` is on: its ticket type's, or the webinar's own."""
+    if entry.ticket_type_id is None:
+        return WaitlistEntry.ticket_type_id.is_(None)
+    return WaitlistEntry.ticket_type_id == entry.ticket_type_id
 
 
 async def place(session: AsyncSession, code: str) -> Place:
@@ -262,8 +281,10 @@ async def make_offers(session: AsyncSession, webinar_id: uuid.UUID, *, now: dt.d
         return []
     made: list[WaitlistEntry] = []
     default = (await ticket_types.default_type(session, webinar.id)).id
+    # A type's people first: seats of a type that came free are theirs; whatever is left of the
+    # webinar's seats goes to those waiting for the webinar. `take_seats` keeps both capacities.
     query = (select(WaitlistEntry).where(WaitlistEntry.webinar_id == webinar.id, waiting_filter())
-             .order_by(*in_line()).with_for_update())
+             .order_by(WaitlistEntry.ticket_type_id.is_(None), *in_line()).with_for_update())
     for entry in await session.scalars(query):
         if free <= 0:
             break
@@ -281,8 +302,12 @@ async def expire_offer(session: AsyncSession, entry_id: uuid.UUID, *, now: dt.da
         return False
     if entry.offered_until > now:
         return False
+    # The new link is set before `_end` writes the entry, so the row is written once: PostgreSQL
+    # checks the order_id key again on a second write in one transaction, waiting on the order's
+    # row, which a payment settling this offer holds while it waits for this entry (a deadlock).
+    code = _fresh_code(entry)
     await _end(session, entry, WaitlistOutcome.EXPIRED, now)
-    await _mail(session, entry, EXPIRED, _fresh_code(entry))
+    await _mail(session, entry, EXPIRED, code)
     return True
 
 
@@ -366,7 +391,9 @@ async def webinar_of_entry(session: AsyncSession, organizer: Organizer, entry_id
 
 
 async def _own_entry(session: AsyncSession, organizer: Organizer, entry_id: uuid.UUID) -> WaitlistEntry:
-    entry = await session.scalar(select(WaitlistEntry).where(WaitlistEntry.id == entry_id).with_for_update())
+    # populate_existing: an entry read before the lock (offer_by_hand) is read again under it.
+    entry = await session.scalar(select(WaitlistEntry).where(WaitlistEntry.id == entry_id).with_for_update()
+                                 .execution_options(populate_existing=True))
     if entry is None:
         raise NotFound("no such waitlist entry")
     await get_own_webinar(session, organizer, entry.webinar_id)
@@ -387,8 +414,10 @@ async def offer_by_hand(session: AsyncSession, organizer: Organizer, entry_id: u
                         now: dt.datetime) -> WaitlistEntry:
     """Offer seats to a chosen confirmed entry, out of turn. Conflict, with the reason, when it
     cannot be made: not confirmed, offered or ended already, sales closed, or too few seats free."""
+    # The webinar's row before the entry's, as the offer job takes them: the other order deadlocks.
+    webinar_id = await webinar_of_entry(session, organizer, entry_id)
+    webinar = await get_webinar(session, webinar_id, for_update=True)
     entry = await _own_entry(session, organizer, entry_id)
-    webinar = await get_webinar(session, entry.webinar_id, for_update=True)
     if entry.outcome is not None:
         raise Conflict(Text(N_("this entry is off the list already")), reason="ended")
     if entry.confirmed_at is None:

@@ -394,13 +394,26 @@ async def list_orders(session: AsyncSession, organizer: Organizer, webinar_id: u
 
 
 async def waitlist_waiting(session: AsyncSession, webinar: Webinar) -> bool:
-    """True while confirmed people wait on the webinar's waitlist without an offer: seats that
-    come free are theirs, so the public sees the webinar sold out."""
+    """True while confirmed people wait on the webinar's own waitlist (not a type's) without an
+    offer: seats that come free are theirs, so the public sees the webinar sold out."""
     if not webinar.waitlist:
         return False
-    query = select(WaitlistEntry.id).where(WaitlistEntry.webinar_id == webinar.id, WaitlistEntry.confirmed_at.is_not(None),
-                                           WaitlistEntry.outcome.is_(None), WaitlistEntry.offered_at.is_(None))
+    query = select(WaitlistEntry.id).where(WaitlistEntry.webinar_id == webinar.id, WaitlistEntry.ticket_type_id.is_(None),
+                                           WaitlistEntry.confirmed_at.is_not(None), WaitlistEntry.outcome.is_(None),
+                                           WaitlistEntry.offered_at.is_(None))
     return await session.scalar(query.limit(1)) is not None
+
+
+async def types_waited_for(session: AsyncSession, webinar: Webinar) -> frozenset[uuid.UUID]:
+    """The ticket types whose own waitlist has confirmed people waiting without an offer: their
+    freed seats are the waiting people's, so the public sees those types sold out."""
+    if not webinar.waitlist:
+        return frozenset()
+    query = (select(WaitlistEntry.ticket_type_id).distinct()
+             .where(WaitlistEntry.webinar_id == webinar.id, WaitlistEntry.ticket_type_id.is_not(None),
+                    WaitlistEntry.confirmed_at.is_not(None), WaitlistEntry.outcome.is_(None),
+                    WaitlistEntry.offered_at.is_(None)))
+    return frozenset(await session.scalars(query))
 
 
 def seats_left(webinar: Webinar) -> int | None:

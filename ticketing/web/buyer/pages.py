@@ -3,6 +3,7 @@ the buyer's order page (assigning seats), and dev mode's test-payment page."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -42,7 +43,8 @@ async def webinar_page(request: web.Request) -> web.Response:
 
 async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: str = "", email_error: bool = False,
                         code_text: str | None = None, code_error: DomainError | None = None,
-                        waitlist_error: str | None = None, status: int = 200) -> web.Response:
+                        waitlist_error: str | None = None, waitlist_type: uuid.UUID | None = None,
+                        status: int = 200) -> web.Response:
     if code_text is None:
         code_text = request.query.get("code", "").strip()[:64]
     now = utcnow()
@@ -54,13 +56,17 @@ async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: s
         default = await ticket_types.default_type(session, webinar.id)
         waiting = await webinars.waitlist_waiting(session, webinar)
         waitlist_open = await waitlist.can_join(session, webinar, now)
+        waited = await webinars.types_waited_for(session, webinar)
+        waitlist_types = [kind for kind in kinds if not waitlist_open and await waitlist.can_join(session, webinar, now, kind)]
         if code_text and code_error is None:
             try:
                 code = await promo_codes.find_code(session, webinar, code_text, now=now)
             except (NotFound, Conflict) as problem:
                 code_error = problem
     revealed = frozenset(code.ticket_type_ids) if code is not None else frozenset()
-    offers = ticket_types.offers(kinds, webinar, now, revealed=revealed)
+    # A type whose freed seats belong to the people waiting for it is sold out to the public.
+    offers = [dataclasses.replace(offer, on_sale=False, seats_left=0) if offer.kind.id in waited else offer
+              for offer in ticket_types.offers(kinds, webinar, now, revealed=revealed)]
     prices = {kind.id: promo_codes.unit_price(code, kind) for kind in [*kinds, default]}
     return render_page(request, "buyer/webinar.html", {
         "code": code_text, "code_applied": code is not None,
@@ -69,7 +75,8 @@ async def _webinar_page(request: web.Request, webinar_id: uuid.UUID, *, email: s
         "seats_left": 0 if waiting else webinars.seats_left(webinar),
         # Freed seats belong to the people in line: the public sees the webinar sold out.
         "sales": "sold_out" if waiting and sales.sales_state(webinar, now) == "on_sale" else sales.sales_state(webinar, now),
-        "waitlist_open": waitlist_open, "waitlist_error": waitlist_error,
+        "waitlist_open": waitlist_open, "waitlist_error": waitlist_error, "waitlist_types": waitlist_types,
+        "waitlist_type": waitlist_type,
         "sales_close": sales.checkout_closes_at(webinar),
         "max_quantity": orders.MAX_QUANTITY,
         "offers": offers,
@@ -183,11 +190,12 @@ async def checkout(request: web.Request) -> web.Response:
 
 
 async def send_to_payment(request: web.Request, order: Order, webinar: Webinar, chosen, promo: str | None,
-                          browser, *, until=None) -> web.Response:
+                          browser, *, until=None, settled: bool = False) -> web.Response:
     """303 to the order's Stripe Checkout (or dev test payment); to the success page when a
-    promo code left nothing to pay. `until`: the session ends with the waitlist offer it pays."""
+    promo code left nothing to pay, or the order is `settled` already (free). `until`: the
+    session ends with the waitlist offer it pays."""
     settings = request.app[SETTINGS]
-    if order.expected_amount == 0 and promo:
+    if order.expected_amount == 0 and (promo or settled):
         return _see_other(request, f"{settings.base_url}/checkout/success?order={order.id}", order, browser)
     client = request.app[STRIPE]
     if client is None:

@@ -3,13 +3,15 @@ the person's own page (place in line, leaving) and an offer's checkout or declin
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from ticketing.db import utcnow
-from ticketing.errors import Invalid
+from ticketing.errors import Invalid, NotFound
 from ticketing.inputs import email_address
+from ticketing.orders import registrations, ticket_types
 from ticketing.orders import service as orders
-from ticketing.orders import ticket_types
 from ticketing.tickets import sealing
 from ticketing.waitlist import service as waitlist
 from ticketing.web.buyer import pages
@@ -42,17 +44,24 @@ async def join(request: web.Request) -> web.Response:
         raise web.HTTPTooManyRequests(text="Too many requests from your network; try again in a minute.",
                                       headers={"Retry-After": str(wait)})
     email = _text(data, "email")
+    type_id = None
+    if type_text := (_text(data, "ticket_type_id") or "").strip():
+        try:
+            type_id = uuid.UUID(type_text)
+        except ValueError:
+            raise NotFound("this webinar has no such ticket type") from None
     try:
         quantity = pages._whole(data.get("quantity", 1), empty=1)
         if email and email.strip():
             email = email_address(email)
         async with request.app[SESSIONMAKER].begin() as session:
-            await waitlist.join(session, webinar_id, email, name=_text(data, "name"), quantity=quantity, now=utcnow())
+            await waitlist.join(session, webinar_id, email, name=_text(data, "name"), quantity=quantity,
+                                ticket_type_id=type_id, now=utcnow())
     except Invalid as problem:
         if is_json:
             raise
         return await pages._webinar_page(request, webinar_id, email=email or "", waitlist_error=_field_message(problem),
-                                         status=422)
+                                         waitlist_type=type_id, status=422)
     if is_json:
         return web.json_response({"status": "sent"}, status=202)
     _, organizer = request[BUYER_PAGE]
@@ -136,9 +145,15 @@ async def offer_checkout(request: web.Request) -> web.Response:
             session, webinar.id, entry.quantity, entry.email, browser_key=sealing.public_key(browser),
             lines=waitlist.offer_lines(entry, default), code=promo, offer=True)
         entry.order_id = order.id
-        if promo and order.expected_amount == 0:
+        # Nothing to pay (a free webinar, or a code that takes the whole price): the held seats
+        # are the person's at once; their address was confirmed when they joined the list.
+        free = order.expected_amount == 0
+        if free:
             await orders.register_free(session, order, webinar)
+            if webinar.price_amount == 0 and not webinar.typed:
+                await registrations.register_offered(session, webinar, order, now=now)
         chosen = await orders.priced_lines(session, order)
         applied = promo if order.promo_code_id is not None else None
-    return await pages.send_to_payment(request, order, webinar, chosen, applied, browser, until=entry.offered_until)
+    return await pages.send_to_payment(request, order, webinar, chosen, applied, browser, until=entry.offered_until,
+                                       settled=free)
 
