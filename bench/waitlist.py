@@ -52,7 +52,7 @@ async def _raise_capacity(base: str, key: str, webinar_id: str, capacity: int) -
 
 def run(backend: str, seats: int, waiting: int) -> dict:
     sink = Sink()
-    sink.controller.start()
+    sink.start()
     try:
         with database(backend) as (url, var_dir):
             port = free_port()
@@ -85,7 +85,7 @@ def run(backend: str, seats: int, waiting: int) -> dict:
                 "offers_per_second": round(seats / seconds, 1), "worker_cpu_ms_per_offer": round(1000 * cpu / seats, 2),
                 "extra_mails": extra, "load": load_average()}
     finally:
-        sink.controller.stop()
+        sink.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
