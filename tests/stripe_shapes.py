@@ -74,3 +74,27 @@ def dispute(version: str, payment_intent: str | None, *, amount: int, status: st
     obj.update({"id": "dp_" + secrets.token_hex(12), "amount": amount, "status": status,
                 "charge": charge_id or "ch_" + secrets.token_hex(12), "payment_intent": payment_intent})
     return obj
+
+
+def invoice(version: str, invoice_id: str, *, order_id: str | None = None, amount: int) -> dict[str, Any]:
+    """A paid one-off invoice of a Checkout Session, numbered, with its hosted page and PDF."""
+    obj = shapes(version)["invoice"]
+    token = secrets.token_hex(8)
+    obj.update({"id": invoice_id, "amount_due": amount, "amount_paid": amount, "subtotal": amount, "total": amount,
+                "number": "INV-" + token.upper(), "metadata": {"order_id": order_id} if order_id else {},
+                "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_test/{token}",
+                "invoice_pdf": f"https://pay.stripe.com/invoice/acct_test/{token}/pdf"})
+    return obj
+
+
+def credit_note(version: str, invoice_id: str, *, amount: int) -> dict[str, Any]:
+    """A credit note issued against `invoice_id` after a refund of `amount`."""
+    obj = shapes(version)["credit_note"]
+    token, refund = secrets.token_hex(8), "re_" + secrets.token_hex(12)
+    obj.update({"id": "cn_" + token, "invoice": invoice_id, "amount": amount, "subtotal": amount, "total": amount,
+                "number": "CN-" + token.upper(), "pdf": f"https://pay.stripe.com/credit_notes/acct_test/{token}/pdf"})
+    if "refunds" in obj:  # from 2025-03-31.basil a list; before, one refund id
+        obj["refunds"] = [{"amount_refunded": amount, "refund": refund}]
+    else:
+        obj["refund"] = refund
+    return obj

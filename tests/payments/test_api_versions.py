@@ -89,6 +89,13 @@ async def test_every_handled_type_gives_the_same_outcome_without_a_warning(clien
         assert await post("checkout.session.completed", failing) == "order_pending"
         assert await post("checkout.session.async_payment_failed", failing) == "order_failed"
 
+        invoiced = dict(stripe_shapes.session(version, webinar), invoice="in_" + uuid.uuid4().hex[:24])
+        assert await post("checkout.session.completed", invoiced) == "order_paid"
+        bill = stripe_shapes.invoice(version, invoiced["invoice"], amount=2500)
+        assert await post("invoice.paid", bill) == "invoice_recorded"
+        note = stripe_shapes.credit_note(version, invoiced["invoice"], amount=2500)
+        assert await post("credit_note.created", note) == "credit_note_recorded"
+
         expired = stripe_shapes.session(version, webinar, payment_status="unpaid", status="expired")
         assert (expired["payment_intent"] is None) == stripe_shapes.introduces_intent_on_payment(version)
         assert await post("checkout.session.expired", expired) == "order_expired"
@@ -100,6 +107,8 @@ async def test_every_handled_type_gives_the_same_outcome_without_a_warning(clien
     assert {s["id"]: orders[s["id"]].status for s in (refunded, disputed, later, failing, expired)} == {
         refunded["id"]: OrderStatus.REFUNDED, disputed["id"]: OrderStatus.DISPUTED, later["id"]: OrderStatus.PAID,
         failing["id"]: OrderStatus.FAILED, expired["id"]: OrderStatus.EXPIRED}
+    assert (orders[invoiced["id"]].invoice_number, orders[invoiced["id"]].invoice_pdf,
+            orders[invoiced["id"]].credit_note_number) == (bill["number"], bill["invoice_pdf"], note["number"])
     assert orders[refunded["id"]].email == "buyer@example.com"
     assert sorted((t.order_id == orders[later["id"]].id, t.status) for t in tickets) == sorted(
-        [(False, TicketStatus.REVOKED)] * 3 + [(True, TicketStatus.VALID)])
+        [(False, TicketStatus.REVOKED)] * 3 + [(False, TicketStatus.VALID), (True, TicketStatus.VALID)])
