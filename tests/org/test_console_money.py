@@ -102,6 +102,9 @@ async def test_a_late_order_is_among_those_to_look_at_as_in_the_api(client, sess
     page = await (await client.get(f"/org/webinars/{webinar.id}")).text()
     section = page[page.index('id="problems-heading"'):page.index('id="attendees-heading"')]
     assert "tardy@example.com" in section and "late" in section and order.problem in section
+    german = await (await client.get(f"/org/webinars/{webinar.id}", headers={"Accept-Language": "de"})).text()
+    section = german[german.index('id="problems-heading"'):german.index('id="attendees-heading"')]
+    assert "nach Verkaufsende bezahlt; automatisch erstattet" in section and order.problem not in section
 
 
 async def test_free_registrations_awaiting_confirmation_are_counted(client, sessionmaker, ada):

@@ -29,7 +29,7 @@ from ticketing.db.models import (
     Webinar,
     WebinarStatus,
 )
-from ticketing.errors import Conflict, Invalid, NotFound, SoldOut
+from ticketing.errors import N_, Conflict, Invalid, NotFound, SoldOut
 from ticketing.jobs import enqueue
 from ticketing.orders import promo_codes, ticket_types
 from ticketing.tickets.capacity import take_seats
@@ -268,7 +268,14 @@ async def request_refund(session: AsyncSession, order: Order, reason: str) -> No
 
 
 # Why a payment came too late, by the reason its refund job and mail carry.
-LATE_PROBLEMS = {"ended": "paid after the webinar had ended", "sales_closed": "paid after sales had closed"}
+# Whole sentences, so that the console can say them in the organizer's language.
+LATE_PROBLEMS = {
+    ("ended", True): N_("paid after the webinar had ended; refunded automatically"),
+    ("ended", False): N_("paid after the webinar had ended; no ticket issued"),
+    ("sales_closed", True): N_("paid after sales had closed; refunded automatically"),
+    ("sales_closed", False): N_("paid after sales had closed; no ticket issued"),
+}
+OVERSOLD_PROBLEM = N_("paid after the webinar sold out; refunded automatically")
 
 
 def late_payment(order: Order, webinar: Webinar, *, now: dt.datetime) -> str | None:
@@ -430,7 +437,7 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
     elif (late := late_payment(order, webinar, now=utcnow()) or await _type_closed(session, order, webinar)):
         status = OrderStatus.LATE
         refund = (order.amount_total or 0) > 0  # a free order has nothing to give back
-        order.problem = f"{LATE_PROBLEMS[late]}; {'refunded automatically' if refund else 'no ticket issued'}"
+        order.problem = LATE_PROBLEMS[late, refund]
         logger.warning("order paid too late", extra={"order_id": str(order.id), "reason": late})
         if refund:
             await request_refund(session, order, late)
@@ -439,7 +446,7 @@ async def settle(session: AsyncSession, order: Order, *, webinar: Webinar | None
         status = OrderStatus.PAID
     else:
         status = OrderStatus.OVERSOLD
-        order.problem = "paid after the webinar sold out; refunded automatically"
+        order.problem = OVERSOLD_PROBLEM
         logger.warning("order oversold", extra={"order_id": str(order.id)})
         await request_refund(session, order, "oversold")
 
@@ -472,7 +479,8 @@ def buyer_outcome(order: Order) -> tuple[str, str | None]:
     if status in REFUNDED_STATUSES:
         reason = REFUNDED_STATUSES[status]
         if status == OrderStatus.LATE:
-            reason = "ended" if (order.problem or "").startswith(LATE_PROBLEMS["ended"]) else "sales_closed"
+            ended = order.problem in (LATE_PROBLEMS["ended", True], LATE_PROBLEMS["ended", False])
+            reason = "ended" if ended else "sales_closed"
         return "refunded", reason
     return status.value, None
 
