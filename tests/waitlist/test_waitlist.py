@@ -510,6 +510,11 @@ async def test_a_free_webinars_offer_registers_the_held_seat_without_payment(wor
     assert revoked.status == 200, await revoked.text()
     await world.worker.run_until_idle()
     code = await world.offer_code("ann@example.com")
+    [offer] = world.mails("ann@example.com", "A seat is free for you")
+    text = offer.get_body(preferencelist=("plain",)).get_content()
+    html = offer.get_body(preferencelist=("html",)).get_content()
+    assert "yours to register for until" in text and "buy" not in text.lower()
+    assert "Register or decline" in html and "buy" not in html.lower()
     offer_page = await (await world.client.get(f"/wl/{code}")).text()
     assert "Register for the held seat" in offer_page and 'name="code"' not in offer_page
 
