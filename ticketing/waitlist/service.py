@@ -321,20 +321,31 @@ async def due_offers(session: AsyncSession, *, now: dt.datetime, limit: int = 50
 async def close_lists(session: AsyncSession, *, now: dt.datetime, limit: int = 500) -> int:
     """Close the lists of webinars whose checkouts have closed (or that are cancelled or over):
     everyone still waiting, confirmed or not, is out with `closed`, and the confirmed are told.
-    Offers already out run to their (shortened) end. Returns how many entries it closed."""
-    query = (select(WaitlistEntry, Webinar).join(Webinar, Webinar.id == WaitlistEntry.webinar_id)
-             .where(WaitlistEntry.outcome.is_(None), WaitlistEntry.offered_at.is_(None),
-                    or_(Webinar.status != WebinarStatus.SCHEDULED, Webinar.ends_at <= now,
-                        func.coalesce(Webinar.sales_end, Webinar.ends_at) <= now + MIN_WINDOW_LOOKAHEAD))
-             .limit(limit).with_for_update(of=WaitlistEntry))
+    Offers already out run to their (shortened) end. Returns how many entries it closed.
+
+    Each webinar's row is locked before its entries, in the order the offer job takes them, so
+    the two never wait on each other."""
+    due = (select(WaitlistEntry.webinar_id).join(Webinar, Webinar.id == WaitlistEntry.webinar_id)
+           .where(WaitlistEntry.outcome.is_(None), WaitlistEntry.offered_at.is_(None),
+                  or_(Webinar.status != WebinarStatus.SCHEDULED, Webinar.ends_at <= now,
+                      func.coalesce(Webinar.sales_end, Webinar.ends_at) <= now + MIN_WINDOW_LOOKAHEAD))
+           .distinct())
     closed = 0
-    for entry, webinar in (await session.execute(query)).all():
+    for webinar_id in sorted(await session.scalars(due)):
+        webinar = await get_webinar(session, webinar_id, for_update=True)
         if sales_state(webinar, now) in ("on_sale", "sold_out"):
             continue
-        entry.outcome, entry.ended_at = WaitlistOutcome.CLOSED, now
-        if entry.confirmed_at is not None:
-            await _mail(session, entry, CLOSED, _fresh_code(entry))
-        closed += 1
+        waiting = await session.scalars(
+            select(WaitlistEntry).where(WaitlistEntry.webinar_id == webinar_id, WaitlistEntry.outcome.is_(None),
+                                        WaitlistEntry.offered_at.is_(None))
+            .order_by(*in_line()).limit(limit - closed).with_for_update())
+        for entry in waiting:
+            entry.outcome, entry.ended_at = WaitlistOutcome.CLOSED, now
+            if entry.confirmed_at is not None:
+                await _mail(session, entry, CLOSED, _fresh_code(entry))
+            closed += 1
+        if closed >= limit:
+            break
     await session.flush()
     return closed
 
