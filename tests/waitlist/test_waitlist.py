@@ -22,6 +22,7 @@ from ticketing.db.models import (
     OrderStatus,
     Registration,
     Ticket,
+    TicketStatus,
     TicketType,
     WaitlistEntry,
     WaitlistOutcome,
@@ -704,3 +705,38 @@ async def test_an_offer_running_out_as_its_payment_arrives_ends_one_way_only(wor
         assert expired and ann.outcome == WaitlistOutcome.EXPIRED and bob.held
         assert bought.status == OrderStatus.OVERSOLD and bought.refund_requested_at is not None
     assert await world.seats(webinar) == 1
+
+
+async def test_someone_waiting_for_the_webinar_is_offered_a_seat_of_whichever_type_came_free(world):
+    auth = {"Authorization": f"Bearer {world.key}"}
+    webinar = await factories.webinar(world.sessionmaker, world.owner, capacity=2)
+    added = await world.client.post(f"/api/webinars/{webinar.id}/ticket-types", headers=auth,
+                                    json={"name": "Standard", "price_amount": 3000, "capacity": 1})
+    assert added.status == 201, await added.text()
+    standard = (await added.json())["id"]
+    async with world.sessionmaker() as db:
+        default = str((await ticket_types.default_type(db, webinar.id)).id)
+    limited = await world.client.patch(f"/api/ticket-types/{default}", headers=auth, json={"capacity": 1})
+    assert limited.status == 200, await limited.text()
+    await _buy(world, webinar, {default: 1})
+    standard_paid, _ = await _buy(world, webinar, {standard: 1})
+    await world.join(webinar, "ann@example.com")
+    assert (await world.entry("ann@example.com")).ticket_type_id is None
+
+    # The seat that comes free is a Standard one; the default type stays full.
+    refund = factories.charge(standard_paid["payment_intent"], amount=standard_paid["amount_total"],
+                              amount_refunded=standard_paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    entry = await world.entry("ann@example.com")
+    assert entry.held and str(entry.ticket_type_id) == standard
+    assert await world.seats(webinar) == 2
+
+    obj, order = await world.pay_offer(await world.offer_code("ann@example.com"), webinar)
+    assert order.expected_amount == 3000
+    assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    async with world.sessionmaker() as db:
+        [ticket] = list(await db.scalars(select(Ticket).where(Ticket.order_id == order.id)))
+    assert str(ticket.ticket_type_id) == standard and ticket.status == TicketStatus.VALID
+    assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
+    assert await world.seats(webinar) == 2

@@ -250,9 +250,13 @@ def offer_until(webinar: Webinar, now: dt.datetime) -> dt.datetime | None:
 async def _offer(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, until: dt.datetime,
                  now: dt.datetime, default_type: uuid.UUID | None = None) -> bool:
     """Hold the entry's seats for it and mail the offer; False when they are not free."""
-    kind = entry.ticket_type_id or default_type or await _type_of(session, entry)
-    if not await take_seats(session, webinar.id, {kind: entry.quantity}, scheduled_only=True):
+    for kind in await _kinds_for(session, webinar, entry, now, default_type):
+        if await take_seats(session, webinar.id, {kind: entry.quantity}, scheduled_only=True):
+            break
+    else:
         return False
+    # The offer sells (and its end gives back) seats of the type they were held in.
+    entry.ticket_type_id = entry.ticket_type_id or (kind if webinar.typed else None)
     entry.offered_at, entry.offered_until, entry.held, entry.order_id = now, until, True, None
     code = _fresh_code(entry)
     await session.flush()
@@ -260,6 +264,19 @@ async def _offer(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, 
     await enqueue(session, EXPIRE_JOB, {"entry_id": str(entry.id)}, due_at=until,
                   dedupe_key=f"{EXPIRE_JOB}:{entry.id}:{until.isoformat()}")
     return True
+
+
+async def _kinds_for(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, now: dt.datetime,
+                     default_type: uuid.UUID | None) -> list[uuid.UUID]:
+    """The types whose seats may be held for the entry, in the order to try them: its own type;
+    for someone waiting for the webinar, the default type first, then the others a buyer could
+    check out now, in page order."""
+    if entry.ticket_type_id is not None:
+        return [entry.ticket_type_id]
+    if not webinar.typed:
+        return [default_type or await _type_of(session, entry)]
+    kinds = [k for k in await ticket_types.types_of(session, webinar.id) if ticket_types.checkout_open(k, webinar, now)]
+    return [k.id for k in sorted(kinds, key=lambda k: not k.is_default)]
 
 
 async def make_offers(session: AsyncSession, webinar_id: uuid.UUID, *, now: dt.datetime) -> list[WaitlistEntry]:
