@@ -130,3 +130,14 @@ async def test_the_list_counts_uses_held_uses_and_revenue_net_of_refunds(client,
     assert '<td data-label="Uses" class="num uses">2</td>' in row
     assert '<td data-label="Reserved" class="num reserved">1</td>' in row
     assert "€16.00" in row  # 10.00 + 10.00 - 4.00 refunded
+
+
+@pytest.mark.parametrize("amount", ["1e999999", "9" * 5000, "1e-999999"])
+async def test_an_amount_no_price_can_have_is_refused_beside_its_field(client, sessionmaker, ada, amount):
+    organizer, _ = ada
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=2500)
+    csrf = csrf_of(await (await client.get("/org/promo-codes/new")).text())
+    response = await client.post("/org/promo-codes", data=_form(
+        csrf_token=csrf, discount_kind="amount_off", discount=amount, webinar_id=str(webinar.id)))
+    assert response.status == 422 and "Enter an amount like 5.00" in await response.text()
+    assert await _codes(sessionmaker) == []

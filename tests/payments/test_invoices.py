@@ -430,3 +430,22 @@ async def test_the_order_mail_goes_without_the_invoice_when_stripe_does_not_answ
     assert "Invoice" not in mail.get_body(preferencelist=("plain",)).get_content()
     # The lookup job is still queued: the order page gets the invoice later.
     assert len(await _jobs(sessionmaker, KIND)) == 1
+
+
+@pytest.mark.parametrize("charged, tax, outcome", [
+    (2975, 475, OrderStatus.PAID),  # prices without tax: Stripe Tax adds it on top
+    (2500, 399, OrderStatus.PAID),  # prices with tax: it is inside the amount
+    (2975, 0, OrderStatus.FLAGGED),  # more than asked, and no tax to explain it
+    (2975, 300, OrderStatus.FLAGGED),
+])
+async def test_tax_stripe_adds_on_top_of_the_price_is_no_wrong_payment(client, sessionmaker, charged, tax, outcome):
+    organizer, _ = await factories.organizer(sessionmaker)
+    webinar = await factories.webinar(sessionmaker, organizer, price_amount=2500)
+    obj = factories.checkout_session(webinar, amount_total=charged, total_details={
+        "amount_discount": 0, "amount_shipping": 0, "amount_tax": tax})
+    assert (await factories.post_event(client, factories.event("checkout.session.completed", obj))).status == 200
+    order = await _order(sessionmaker, stripe_session_id=obj["id"])
+    assert (order.status, order.amount_total, order.amount_tax) == (outcome, charged, tax)
+    async with sessionmaker() as session:
+        tickets = list(await session.scalars(select(Ticket).where(Ticket.order_id == order.id)))
+    assert len(tickets) == (1 if outcome == OrderStatus.PAID else 0)

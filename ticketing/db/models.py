@@ -209,6 +209,9 @@ class Order(Base):
     # What the buyer was asked to pay, and what Stripe says was paid.
     expected_amount: Mapped[int | None] = mapped_column(BigInteger)
     amount_total: Mapped[int | None] = mapped_column(BigInteger)
+    # Stripe Tax's part of amount_total (Checkout's total_details.amount_tax): on top of the
+    # expected amount when prices exclude tax, inside it when they include it.
+    amount_tax: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus), default=OrderStatus.PENDING)

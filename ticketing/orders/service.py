@@ -254,7 +254,8 @@ def _payment_problem(order: Order, webinar: Webinar) -> str | None:
     currency = (order.currency or "").lower()
     if currency != webinar.currency:
         return f"paid in {currency.upper() or 'an unknown currency'}, the webinar is priced in {webinar.currency.upper()}"
-    if order.amount_total != expected:
+    # Stripe Tax adds its tax on top of prices stated without it.
+    if order.amount_total not in (expected, expected + (order.amount_tax or 0)):
         return f"paid {order.amount_total} {currency.upper()}, expected {expected} for {order.quantity} seat(s)"
     return None
 

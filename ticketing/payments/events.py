@@ -156,6 +156,10 @@ def _record_checkout_facts(order: Order, obj: dict[str, Any], event_type: str, n
         order.buyer_name = plain(name).strip()[:200]
     if isinstance(obj.get("amount_total"), int):
         order.amount_total = obj["amount_total"]
+    details = obj.get("total_details")
+    tax = details.get("amount_tax") if isinstance(details, dict) else None
+    if isinstance(tax, int) and not isinstance(tax, bool) and tax >= 0:
+        order.amount_tax = tax
     # What Stripe says was charged; anything but a currency code cannot match the price.
     currency = obj.get("currency")
     order.currency = currency.lower() if isinstance(currency, str) and len(currency) == 3 else None

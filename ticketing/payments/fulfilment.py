@@ -321,8 +321,10 @@ def plain_checkout(event: dict[str, Any], settings: Settings) -> _Checkout | Non
     if not is_supported(event.get("api_version")):
         return None  # the full path reads it and logs the version once
     obj = event.get("data", {}).get("object")
-    # An invoice to record (and perhaps look up) is the full path's business.
+    # An invoice to record (and perhaps look up), or Stripe Tax's part, is the full path's business.
     if not isinstance(obj, dict) or obj.get("payment_status") != "paid" or obj.get("invoice"):
+        return None
+    if isinstance(obj.get("total_details"), dict) and obj["total_details"].get("amount_tax"):
         return None
     session_id, metadata = _id(obj.get("id")), obj.get("metadata") or {}
     if session_id is None or len(session_id) > 255 or not isinstance(metadata, dict):

@@ -41,10 +41,16 @@ def paid_amount(order: Order) -> int:
 
 async def ticket_share(session: AsyncSession, order: Order, ticket: Ticket | None) -> int:
     """One seat's part of what was paid: the unit price of its ticket type in an order with
-    lines, else an even share (the order's remainder goes with the last refund)."""
+    lines (with its share of any tax Stripe Tax added on top), else an even share (the order's
+    remainder goes with the last refund)."""
     unit = None if ticket is None else await session.scalar(select(OrderLine.unit_amount).where(
         OrderLine.order_id == order.id, OrderLine.ticket_type_id == ticket.ticket_type_id))
-    return unit if unit is not None else paid_amount(order) // order.quantity
+    if unit is None:
+        return paid_amount(order) // order.quantity
+    expected = order.expected_amount
+    if order.amount_tax and expected and paid_amount(order) > expected:
+        return unit * paid_amount(order) // expected  # the seat's tax, added on top, goes back too
+    return unit
 
 
 def idempotency_key(order_id: uuid.UUID, ticket_id: uuid.UUID | None) -> str:

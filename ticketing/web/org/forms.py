@@ -125,11 +125,12 @@ def _price(text: str, currency: str, errors: dict[str, str]) -> int | None:
     if "," in text and "." not in text:
         text = text.replace(",", ".")
     try:
-        amount = Decimal(text or "x")
+        # No price has 30 digits; a longer number would only cost time (or overflow) to scale.
+        amount = Decimal(text if text and len(text) <= 30 else "x")
     except InvalidOperation:
         errors["price"] = Text(N_("Enter a price like 25.00 (0 for free)."))
         return None
-    if not amount.is_finite():
+    if not amount.is_finite() or abs(amount.adjusted()) > 30:
         errors["price"] = Text(N_("Enter a price like 25.00 (0 for free)."))
         return None
     places = get_currency_precision(currency.upper()) if currency.strip() else 2
