@@ -34,6 +34,7 @@ from ticketing.orders import registrations, ticket_types
 from ticketing.tickets.capacity import free_seats
 from ticketing.waitlist import service as waitlist
 from ticketing.webinars import service as webinars
+from ticketing.webinars.sales import MIN_CHECKOUT_WINDOW
 
 LINK = re.compile(r"/wl/([A-Za-z0-9_-]{40,})(/confirm)?")
 
@@ -740,3 +741,57 @@ async def test_someone_waiting_for_the_webinar_is_offered_a_seat_of_whichever_ty
     assert str(ticket.ticket_type_id) == standard and ticket.status == TicketStatus.VALID
     assert (await world.entry("ann@example.com")).outcome == WaitlistOutcome.BOUGHT
     assert await world.seats(webinar) == 2
+
+
+async def test_joining_again_while_in_line_mails_a_working_link_and_keeps_the_place(world):
+    webinar, _ = await world.sold_out()
+    first = await world.join(webinar, "ann@example.com")
+    await world.join(webinar, "bob@example.com")
+    async with world.sessionmaker.begin() as db:  # a while later: the resend pause is over
+        await db.execute(update(WaitlistEntry).values(sent_at=utcnow() - dt.timedelta(hours=1)))
+    again = await world.client.post(f"/w/{webinar.id}/waitlist", data={"email": "ann@example.com", "quantity": "1"})
+    assert again.status == 202
+    await world.worker.run_until_idle()
+    mails = world.mails("ann@example.com", "Confirm your place")
+    assert len(mails) == 2
+    fresh = world.code(mails[-1])
+    assert fresh != first and (await world.client.get(f"/wl/{first}")).status == 404
+    page = await world.client.get(f"/wl/{fresh}")
+    assert page.status == 200
+    entry = await world.entry("ann@example.com")
+    assert entry.confirmed_at is not None and entry.outcome is None  # still first in line
+
+
+async def test_a_types_offer_ends_with_its_checkouts_and_a_closed_type_gets_none(world):
+    auth = {"Authorization": f"Bearer {world.key}"}
+    webinar = await factories.webinar(world.sessionmaker, world.owner, capacity=5)
+    vip_end = (utcnow() + dt.timedelta(hours=2)).replace(microsecond=0)
+    added = await world.client.post(f"/api/webinars/{webinar.id}/ticket-types", headers=auth, json={
+        "name": "VIP", "price_amount": 9900, "capacity": 1, "sales_end": vip_end.isoformat()})
+    assert added.status == 201, await added.text()
+    vip = (await added.json())["id"]
+    vip_paid, _ = await _buy(world, webinar, {vip: 1})
+    for name in ("ann", "bob"):
+        response = await world.client.post(f"/w/{webinar.id}/waitlist", data={
+            "email": f"{name}@example.com", "quantity": "1", "ticket_type_id": vip})
+        assert response.status == 202, await response.text()
+        await world.worker.run_until_idle()
+        code = world.code(world.mails(f"{name}@example.com", "Confirm your place")[0])
+        assert (await world.client.get(f"/wl/{code}/confirm")).status == 200
+
+    refund = factories.charge(vip_paid["payment_intent"], amount=vip_paid["amount_total"],
+                              amount_refunded=vip_paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    ann = await world.entry("ann@example.com")
+    # Twelve hours by the webinar's setting, cut to the last moment a VIP checkout can start.
+    assert ann.held and ann.offered_until == vip_end - MIN_CHECKOUT_WINDOW
+
+    async with world.sessionmaker.begin() as db:  # VIP sales have closed since
+        await db.execute(update(TicketType).where(TicketType.id == uuid.UUID(vip))
+                         .values(sales_end=utcnow() - dt.timedelta(minutes=1)))
+    left = await world.client.post(f"/wl/{await world.offer_code('ann@example.com')}/leave", data={})
+    assert left.status in (200, 303), await left.text()
+    await world.worker.run_until_idle()
+    assert not (await world.entry("bob@example.com")).held
+    assert world.mails("bob@example.com", "A seat is free") == []

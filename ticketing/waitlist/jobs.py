@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from ticketing.db import utcnow
-from ticketing.db.models import Organizer, WaitlistEntry, Webinar
+from ticketing.db.models import Organizer, WaitlistEntry, WaitlistOutcome, Webinar
 from ticketing.jobs.registry import JobContext, PermanentError, job, periodic
 from ticketing.mail.compose import waitlist_mail
 from ticketing.mail.jobs import MAIL_ATTEMPTS, _code, _send, _uuid
@@ -48,10 +48,13 @@ def _still_current(entry: WaitlistEntry | None, what: str, code: str) -> str | N
         return "the entry no longer exists"
     if entry.code_hash != hash_code(code):
         return "a newer link replaced this one"
-    if what == waitlist.CONFIRM and (entry.confirmed_at is not None or entry.outcome is not None):
-        return "confirmed or ended already"
+    # A confirmed person who joins again gets their (new) link; the confirm link shows the place.
+    if what == waitlist.CONFIRM and entry.outcome is not None:
+        return "ended already"
     if what == waitlist.OFFER and (entry.outcome is not None or not entry.held):
         return "the offer is over"
+    if what == waitlist.EXPIRED and entry.outcome != WaitlistOutcome.EXPIRED:
+        return "the offer was bought after all"
     return None
 
 

@@ -20,7 +20,16 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.db.dialect import insert
-from ticketing.db.models import Organizer, TicketType, WaitlistEntry, WaitlistOutcome, Webinar, WebinarStatus
+from ticketing.db.models import (
+    Order,
+    OrderStatus,
+    Organizer,
+    TicketType,
+    WaitlistEntry,
+    WaitlistOutcome,
+    Webinar,
+    WebinarStatus,
+)
 from ticketing.errors import N_, Conflict, Invalid, NotFound, Text
 from ticketing.inputs import email_address, has_control
 from ticketing.jobs import enqueue
@@ -142,6 +151,9 @@ async def join(session: AsyncSession, webinar_id: uuid.UUID, email: str | None, 
         return  # too soon, or an offer is out: its mail has the link
     if entry.outcome in (WaitlistOutcome.BOUGHT, WaitlistOutcome.REMOVED):
         return
+    if entry.outcome == WaitlistOutcome.EXPIRED and entry.order_id is not None and await session.scalar(
+            select(Order.status).where(Order.id == entry.order_id)) == OrderStatus.PENDING:
+        return  # its checkout may still be paid (Stripe's half hour): that payment keeps the seats
     if entry.outcome is not None:
         # Back in line after leaving or letting an offer run out: at the end, confirmed anew.
         entry.outcome, entry.confirmed_at, entry.offered_at, entry.offered_until = None, None, None, None
@@ -228,10 +240,12 @@ async def _end(session: AsyncSession, entry: WaitlistEntry, outcome: WaitlistOut
 
 async def leave(session: AsyncSession, code: str, *, now: dt.datetime) -> Place:
     """Leave the list (or decline the offer): seats held for it are offered to the next at once."""
-    entry = await _entry_of_code(session, code, lock=True)
+    webinar = await get_webinar(session, (await _entry_of_code(session, code)).webinar_id, for_update=True)
+    entry = await _entry_of_code(session, code, lock=True)  # after the webinar, as the offer job
     if entry.outcome is None:
         await _end(session, entry, WaitlistOutcome.DECLINED, now)
-    return Place(entry, await get_webinar(session, entry.webinar_id), None)
+        await session.refresh(webinar)  # its seats changed under the ORM's feet
+    return Place(entry, webinar, None)
 
 
 async def _type_of(session: AsyncSession, entry: WaitlistEntry) -> uuid.UUID:
@@ -250,8 +264,9 @@ def offer_until(webinar: Webinar, now: dt.datetime) -> dt.datetime | None:
 async def _offer(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, until: dt.datetime,
                  now: dt.datetime, default_type: uuid.UUID | None = None) -> bool:
     """Hold the entry's seats for it and mail the offer; False when they are not free."""
-    for kind in await _kinds_for(session, webinar, entry, now, default_type):
+    for kind, ends in await _kinds_for(session, webinar, entry, until, now, default_type):
         if await take_seats(session, webinar.id, {kind: entry.quantity}, scheduled_only=True):
+            until = ends
             break
     else:
         return False
@@ -266,17 +281,26 @@ async def _offer(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, 
     return True
 
 
-async def _kinds_for(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, now: dt.datetime,
-                     default_type: uuid.UUID | None) -> list[uuid.UUID]:
-    """The types whose seats may be held for the entry, in the order to try them: its own type;
-    for someone waiting for the webinar, the default type first, then the others a buyer could
-    check out now, in page order."""
-    if entry.ticket_type_id is not None:
-        return [entry.ticket_type_id]
+async def _kinds_for(session: AsyncSession, webinar: Webinar, entry: WaitlistEntry, until: dt.datetime,
+                     now: dt.datetime, default_type: uuid.UUID | None) -> list[tuple[uuid.UUID, dt.datetime]]:
+    """The types whose seats may be held for the entry, in the order to try them, each with
+    when its offer runs out (`until`, or sooner when the type's own checkouts close first): its
+    own type; for someone waiting for the webinar, the default type first, then the others, in
+    page order. Only types a checkout could be started for, with an offer's shortest time left:
+    an offer nobody can buy would hold seats for nothing."""
     if not webinar.typed:
-        return [default_type or await _type_of(session, entry)]
-    kinds = [k for k in await ticket_types.types_of(session, webinar.id) if ticket_types.checkout_open(k, webinar, now)]
-    return [k.id for k in sorted(kinds, key=lambda k: not k.is_default)]
+        return [(entry.ticket_type_id or default_type or await _type_of(session, entry), until)]
+    kinds = await ticket_types.types_of(session, webinar.id)
+    own = entry.ticket_type_id is not None
+    kinds = [k for k in kinds if k.id == entry.ticket_type_id] if own else sorted(kinds, key=lambda k: not k.is_default)
+    found = []
+    for kind in kinds:
+        if not ticket_types.checkout_open(kind, webinar, now, revealed=own):
+            continue
+        closes = ticket_types.type_sales_end(kind, webinar) - (MIN_CHECKOUT_WINDOW if kind.price_amount else dt.timedelta())
+        if min(until, closes) - now >= SHORTEST_OFFER:
+            found.append((kind.id, min(until, closes)))
+    return found
 
 
 async def make_offers(session: AsyncSession, webinar_id: uuid.UUID, *, now: dt.datetime) -> list[WaitlistEntry]:
@@ -314,6 +338,12 @@ async def make_offers(session: AsyncSession, webinar_id: uuid.UUID, *, now: dt.d
 async def expire_offer(session: AsyncSession, entry_id: uuid.UUID, *, now: dt.datetime) -> bool:
     """Let the entry's offer run out if its time is up and it is still held: its seats go to the
     next in line. True when this call expired it (a second call, or a paid offer, does nothing)."""
+    webinar_id = await session.scalar(select(WaitlistEntry.webinar_id).where(WaitlistEntry.id == entry_id))
+    if webinar_id is None:
+        return False
+    # The webinar's row before the entry's, as the offer job, an offer by hand and a late
+    # payment taking seats lock them.
+    await get_webinar(session, webinar_id, for_update=True)
     entry = await session.scalar(select(WaitlistEntry).where(WaitlistEntry.id == entry_id).with_for_update())
     if entry is None or entry.outcome is not None or not entry.held or entry.offered_until is None:
         return False
@@ -431,6 +461,7 @@ async def _own_entry(session: AsyncSession, organizer: Organizer, entry_id: uuid
 async def remove(session: AsyncSession, organizer: Organizer, entry_id: uuid.UUID, *, now: dt.datetime) -> WaitlistEntry:
     """Take an entry off the list; an offer's held seats go to the next in line. Conflict once
     the entry has an outcome."""
+    await get_webinar(session, await webinar_of_entry(session, organizer, entry_id), for_update=True)
     entry = await _own_entry(session, organizer, entry_id)
     if entry.outcome is not None:
         raise Conflict(Text(N_("this entry is off the list already")), reason="ended")
