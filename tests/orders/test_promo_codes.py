@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests import factories
 from ticketing.db import utcnow
@@ -167,6 +167,32 @@ async def test_an_expired_checkout_releases_its_use(start_client, settings, sess
     again = await client.post(f"/w/{webinar['id']}/checkout", allow_redirects=False,
                               data={"email": "b@example.com", "code": "ONCE"})
     assert again.status == 303, await again.text()
+
+
+async def test_a_payment_refunded_for_want_of_a_seat_gives_its_use_back(start_client, settings, sessionmaker):
+    client = await start_client(settings)
+    _, api_key = await factories.organizer(sessionmaker)
+    webinar = await _webinar(client, api_key, price_amount=2500, capacity=1)
+    await _code(client, api_key, code="ONCE", amount_off=500, max_uses=1)
+    started = await client.post(f"/w/{webinar['id']}/checkout", allow_redirects=False,
+                                data={"email": "a@example.com", "code": "once"})
+    assert started.status == 303, await started.text()
+    async with sessionmaker() as session:
+        [order] = list(await session.scalars(select(Order)))
+    async with sessionmaker.begin() as session:  # the last seat went to someone else meanwhile
+        await session.execute(update(Webinar).where(Webinar.id == order.webinar_id).values(seats_taken=1))
+    row = await _row(sessionmaker, Webinar, webinar["id"])
+    paid = factories.event("checkout.session.completed", factories.checkout_session(
+        row, amount_total=2000, session_id=order.stripe_session_id, order_id=order.id))
+    assert (await factories.post_event(client, paid)).status == 200
+    async with sessionmaker() as session:
+        code = await session.scalar(select(PromoCode))
+        assert (await session.get(Order, order.id)).status == OrderStatus.OVERSOLD
+    assert (code.uses_reserved, code.uses_paid, code.revenue) == (0, 0, 0)
+    again = await client.post(f"/w/{webinar['id']}/checkout", allow_redirects=False,
+                              data={"email": "b@example.com", "code": "ONCE"})
+    assert again.status == 409  # sold out, but not "used up"
+    assert "used up" not in await again.text()
 
 
 async def test_concurrent_checkouts_never_use_a_code_more_often_than_allowed(start_client, settings, sessionmaker):

@@ -4,10 +4,11 @@ forms that add, change and delete codes through the same service as /api/promo-c
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests import factories
 from tests.org.conftest import csrf_of
+from ticketing.db import utcnow
 from ticketing.db.models import Order, OrderStatus, PromoCode
 from ticketing.orders import promo_codes
 
@@ -130,6 +131,12 @@ async def test_the_list_counts_uses_held_uses_and_revenue_net_of_refunds(client,
     assert '<td data-label="Uses" class="num uses">2</td>' in row
     assert '<td data-label="Reserved" class="num reserved">1</td>' in row
     assert "€16.00" in row  # 10.00 + 10.00 - 4.00 refunded
+
+    # The second order's chargeback is lost: its money is gone too.
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Order).where(Order.id == paid[1].id).values(dispute_lost_at=utcnow()))
+    text = await (await client.get("/org/promo-codes")).text()
+    assert "€6.00" in text.split('id="code-half"')[1].split("</tr>")[0]
 
 
 @pytest.mark.parametrize("amount", ["1e999999", "9" * 5000, "1e-999999"])

@@ -795,3 +795,28 @@ async def test_a_types_offer_ends_with_its_checkouts_and_a_closed_type_gets_none
     await world.worker.run_until_idle()
     assert not (await world.entry("bob@example.com")).held
     assert world.mails("bob@example.com", "A seat is free") == []
+
+
+@pytest.mark.parametrize("newer_first", [True, False])
+async def test_paying_both_checkouts_of_an_offer_buys_once_even_with_seats_to_spare(world, newer_first):
+    webinar, [paid] = await world.sold_out()
+    await world.join(webinar, "ann@example.com")
+    refund = factories.charge(paid["payment_intent"], amount=paid["amount_total"], amount_refunded=paid["amount_total"])
+    assert (await factories.post_event(world.client, factories.event("charge.refunded", refund))).status == 200
+    await world.worker.run_until_idle()
+    code = await world.offer_code("ann@example.com")
+    first, first_order = await world.pay_offer(code, webinar)
+    second, second_order = await world.pay_offer(code, webinar)
+    async with world.sessionmaker.begin() as db:  # seats to spare: the second could take them
+        await db.execute(update(Webinar).where(Webinar.id == webinar.id).values(capacity=5))
+
+    (bought, bought_order), (other, other_order) = (
+        ((second, second_order), (first, first_order)) if newer_first else ((first, first_order), (second, second_order)))
+    for obj in (bought, other):
+        assert (await factories.post_event(world.client, factories.event("checkout.session.completed", obj))).status == 200
+    assert (await world.order(bought_order.id)).status == OrderStatus.PAID
+    late = await world.order(other_order.id)
+    assert late.status == OrderStatus.OVERSOLD and late.refund_requested_at is not None
+    entry = await world.entry("ann@example.com")
+    assert entry.outcome == WaitlistOutcome.BOUGHT and entry.order_id == bought_order.id
+    assert await world.seats(webinar) == 1

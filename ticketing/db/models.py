@@ -212,6 +212,8 @@ class Order(Base):
     # Stripe Tax's part of amount_total (Checkout's total_details.amount_tax): on top of the
     # expected amount when prices exclude tax, inside it when they include it.
     amount_tax: Mapped[int | None] = mapped_column(BigInteger)
+    # The waitlist entry whose offer this order is a checkout of (a second tab makes a second one).
+    waitlist_entry_id: Mapped[uuid.UUID | None] = mapped_column()
     currency: Mapped[str | None] = mapped_column(String(3))
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus), default=OrderStatus.PENDING)

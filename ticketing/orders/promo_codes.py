@@ -156,13 +156,15 @@ async def list_codes(session: AsyncSession, organizer: Organizer) -> list[PromoC
 
 
 async def net_revenue(session: AsyncSession, organizer: Organizer) -> dict[uuid.UUID, dict[str, int]]:
-    """What each of the organizer's codes brought, less what was refunded since, by currency:
-    the paid orders that used it (its `revenue` counts them as paid, before any refund)."""
+    """What each of the organizer's codes brought, less what was refunded or lost to a chargeback
+    since, by currency: the paid orders that used it (its `revenue` counts them as paid, before
+    any refund)."""
     rows = await session.execute(
         select(Order.promo_code_id, Order.currency,
                func.sum(func.coalesce(Order.amount_total, 0) - Order.amount_refunded))
         .join(PromoCode, PromoCode.id == Order.promo_code_id)
-        .where(PromoCode.organizer_id == organizer.id, Order.promo_use == "used")
+        # A chargeback lost is money taken back as surely as a refund.
+        .where(PromoCode.organizer_id == organizer.id, Order.promo_use == "used", Order.dispute_lost_at.is_(None))
         .group_by(Order.promo_code_id, Order.currency))
     figures: dict[uuid.UUID, dict[str, int]] = {}
     for code_id, currency, amount in rows:
@@ -278,12 +280,14 @@ async def reserve(session: AsyncSession, code: PromoCode, order: Order) -> None:
 
 async def account(session: AsyncSession, order: Order, status: OrderStatus) -> None:
     """Move the order's use of its code on by its status: used once paid, released when the
-    checkout expired or failed. Idempotent; the caller holds the order's lock (see `settle`)."""
+    checkout expired or failed, or the payment was refunded at once because it came too late or
+    found no seat left (nobody kept what the code priced). Idempotent; the caller holds the
+    order's lock (see `settle`)."""
     if order.promo_code_id is None or order.promo_use != "reserved":
         return
     if status == OrderStatus.PENDING:
         return
-    if status in (OrderStatus.EXPIRED, OrderStatus.FAILED):
+    if status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.OVERSOLD, OrderStatus.LATE):
         values: dict[str, Any] = {"uses_reserved": PromoCode.uses_reserved - 1}
         order.promo_use = "released"
     else:

@@ -350,13 +350,13 @@ async def _convert_hold(session: AsyncSession, order: Order) -> bool:
     """True when the order is the checkout of a waitlist offer whose seats are still held for
     it: they are the order's now (taken already, so not taken again). The conditional UPDATE
     decides against an offer expiring at the same moment: exactly one of them wins."""
-    return await _convert(session, WaitlistEntry.order_id == order.id)
+    return await _convert(session, order, WaitlistEntry.order_id == order.id)
 
 
-async def _convert(session: AsyncSession, which) -> bool:
+async def _convert(session: AsyncSession, order: Order, which) -> bool:
     result = await session.execute(
         update(WaitlistEntry).where(which, WaitlistEntry.held.is_(True), WaitlistEntry.outcome.is_(None))
-        .values(held=False, outcome=WaitlistOutcome.BOUGHT, ended_at=utcnow())
+        .values(held=False, outcome=WaitlistOutcome.BOUGHT, ended_at=utcnow(), order_id=order.id)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
 
@@ -369,7 +369,7 @@ async def _convert_earlier_checkout(session: AsyncSession, order: Order, lines: 
     if not order.email or len(lines) != 1:
         return False
     kind, count = lines[0]
-    return await _convert(session, and_(
+    return await _convert(session, order, and_(
         WaitlistEntry.webinar_id == order.webinar_id, WaitlistEntry.email_key == order.email.strip().lower(),
         WaitlistEntry.quantity == count, WaitlistEntry.offered_at <= order.created_at,
         WaitlistEntry.order_id.is_not(None),
@@ -383,6 +383,11 @@ async def _seats_for(session: AsyncSession, order: Order, webinar: Webinar) -> l
     lines = await order_lines(session, order)
     if await _convert_hold(session, order) or await _convert_earlier_checkout(session, order, lines):
         return lines
+    if order.waitlist_entry_id is not None and await session.scalar(
+            select(WaitlistEntry.id).where(WaitlistEntry.id == order.waitlist_entry_id,
+                                           WaitlistEntry.outcome == WaitlistOutcome.BOUGHT,
+                                           WaitlistEntry.order_id != order.id)) is not None:
+        return None  # another checkout of the same offer bought it: this payment is refunded
     if not await take_seats(session, webinar.id, _counts(lines)):
         return None
     # An offer paid after it ran out still counts as bought when seats were left for it.

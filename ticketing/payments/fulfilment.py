@@ -149,7 +149,7 @@ def _statements(dialect: str) -> types.SimpleNamespace:
                    ORDERS.c.promo_code_id.is_(None),
                    # An offer's checkout converts seats held for it: `settle` knows how. So may
                    # an earlier checkout of the offer, which the entry no longer names.
-                   ~exists().where(OFFERS.c.order_id == ORDERS.c.id),
+                   ORDERS.c.waitlist_entry_id.is_(None), ~exists().where(OFFERS.c.order_id == ORDERS.c.id),
                    ~exists().where(OFFERS.c.webinar_id == ORDERS.c.webinar_id, OFFERS.c.held.is_(True),
                                    OFFERS.c.email_key == func.lower(ORDERS.c.email)),
                    ORDERS.c.expected_amount == new.amount_total),

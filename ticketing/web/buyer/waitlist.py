@@ -144,7 +144,7 @@ async def offer_checkout(request: web.Request) -> web.Response:
         order, webinar = await orders.start_order(
             session, webinar.id, entry.quantity, entry.email, browser_key=sealing.public_key(browser),
             lines=waitlist.offer_lines(entry, default), code=promo, offer=True)
-        entry.order_id = order.id
+        entry.order_id, order.waitlist_entry_id = order.id, entry.id
         # Nothing to pay (a free webinar, or a code that takes the whole price): the held seats
         # are the person's at once; their address was confirmed when they joined the list.
         free = order.expected_amount == 0
