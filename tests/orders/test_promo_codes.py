@@ -139,6 +139,7 @@ async def test_a_code_prices_the_checkout_names_itself_on_the_line_and_counts_wh
     [counted] = got["promo_codes"]
     assert counted["id"] == code["id"]
     assert counted["uses"] == 1 and counted["uses_reserved"] == 0 and counted["revenue"] == 4000
+    assert counted["net_revenue"] == {"eur": 4000}
 
 
 async def test_an_expired_checkout_releases_its_use(start_client, settings, sessionmaker):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -146,9 +147,11 @@ async def delete_ticket_type(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def promo_code_json(code: PromoCode) -> dict[str, Any]:
+def promo_code_json(code: PromoCode, net: dict[uuid.UUID, dict[str, int]]) -> dict[str, Any]:
     """A code as the organizer sees it: its terms, its paid uses (`uses`), the uses held by open
-    checkouts (`uses_reserved`) and what its paid orders brought (`revenue`, minor units)."""
+    checkouts (`uses_reserved`), what its paid orders brought (`revenue`, minor units, as paid)
+    and what stays of it after refunds and lost chargebacks, by currency (`net_revenue`: a code
+    for all of an organizer's webinars may sell in several)."""
     return {
         "id": str(code.id),
         "code": code.code,
@@ -163,6 +166,7 @@ def promo_code_json(code: PromoCode) -> dict[str, Any]:
         "uses": code.uses_paid,
         "uses_reserved": code.uses_reserved,
         "revenue": code.revenue,
+        "net_revenue": net.get(code.id, {}),
         "created_at": code.created_at,
     }
 
@@ -172,7 +176,8 @@ async def list_promo_codes(request: web.Request) -> web.Response:
     organizer = await authenticate(request)
     async with request.app[SESSIONMAKER]() as session:
         codes = await promo_codes.list_codes(session, organizer)
-    return json_response({"promo_codes": [promo_code_json(code) for code in codes]})
+        net = await promo_codes.net_revenue(session, organizer)
+    return json_response({"promo_codes": [promo_code_json(code, net) for code in codes]})
 
 
 @routes.post("/api/promo-codes")
@@ -181,7 +186,7 @@ async def create_promo_code(request: web.Request) -> web.Response:
     data = await read_json(request)
     async with request.app[SESSIONMAKER].begin() as session:
         code = await promo_codes.create_code(session, organizer, data)
-    response = json_response(promo_code_json(code), status=201)
+    response = json_response(promo_code_json(code, {}), status=201)
     response.headers["Location"] = f"/api/promo-codes/{code.id}"
     return response
 
@@ -193,7 +198,8 @@ async def update_promo_code(request: web.Request) -> web.Response:
     data = await read_json(request)
     async with request.app[SESSIONMAKER].begin() as session:
         code = await promo_codes.update_code(session, organizer, code_id, data)
-    return json_response(promo_code_json(code))
+        net = await promo_codes.net_revenue(session, organizer)
+    return json_response(promo_code_json(code, net))
 
 
 @routes.delete("/api/promo-codes/{id}")
