@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -102,6 +104,14 @@ async def webinar_calendar(request: web.Request) -> web.Response:
 TYPE_FIELD = "quantity."
 
 
+def _text(data: Mapping[str, Any], name: str) -> str | None:
+    """A form or JSON field that must be text when given."""
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise Invalid(f"{name} must be a string", field=name)
+    return value
+
+
 def _whole(value: object, *, empty: int) -> object:
     if isinstance(value, str):
         try:
@@ -138,12 +148,7 @@ async def _checkout_input(request: web.Request) -> tuple[int, str | None, dict[u
     else:
         data = await read_form(request)
     quantity = _whole(data.get("quantity", 1), empty=1)
-    email = data.get("email")
-    if email is not None and not isinstance(email, str):
-        raise Invalid("email must be a string", field="email")
-    code = data.get("code")
-    if code is not None and not isinstance(code, str):
-        raise Invalid("code must be a string", field="code")
+    email, code = _text(data, "email"), _text(data, "code")
     return (quantity, email_address(email) if email and email.strip() else None, _type_lines(data),
             code.strip() if code and code.strip() else None)
 

@@ -23,13 +23,6 @@ from ticketing.webinars import service as webinars
 routes = web.RouteTableDef()
 
 
-def _text(data: dict, name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise Invalid(f"{name} must be a string", field=name)
-    return value
-
-
 @routes.post("/w/{id}/waitlist")
 async def join(request: web.Request) -> web.Response:
     """Join the waitlist of a sold-out webinar: a confirmation link goes to the address."""
@@ -43,9 +36,9 @@ async def join(request: web.Request) -> web.Response:
     if wait:
         raise web.HTTPTooManyRequests(text="Too many requests from your network; try again in a minute.",
                                       headers={"Retry-After": str(wait)})
-    email = _text(data, "email")
+    email = pages._text(data, "email")
     type_id = None
-    if type_text := (_text(data, "ticket_type_id") or "").strip():
+    if type_text := (pages._text(data, "ticket_type_id") or "").strip():
         try:
             type_id = uuid.UUID(type_text)
         except ValueError:
@@ -55,7 +48,7 @@ async def join(request: web.Request) -> web.Response:
         if email and email.strip():
             email = email_address(email)
         async with request.app[SESSIONMAKER].begin() as session:
-            await waitlist.join(session, webinar_id, email, name=_text(data, "name"), quantity=quantity,
+            await waitlist.join(session, webinar_id, email, name=pages._text(data, "name"), quantity=quantity,
                                 ticket_type_id=type_id, now=utcnow())
     except Invalid as problem:
         if is_json:
@@ -135,7 +128,7 @@ async def offer_checkout(request: web.Request) -> web.Response:
     """Checkout for exactly the seats the offer holds, at today's price (a promo code applies)."""
     code = await _with_webinar(request)
     data = await read_form(request)
-    promo = (_text(data, "code") or "").strip() or None
+    promo = (pages._text(data, "code") or "").strip() or None
     browser = sealing.new_private_key()
     now = utcnow()
     async with request.app[SESSIONMAKER].begin() as session:
